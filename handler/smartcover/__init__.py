@@ -1,0 +1,1 @@
+"""SmartCover callback handler: CI SmartCover notifications in, covers moved or tagged in COS."""

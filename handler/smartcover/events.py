@@ -1,0 +1,157 @@
+"""SCF event shapes -> one :class:`Request`.
+
+Shapes are told apart by small ``infer`` checks tried in order (as Mangum does):
+
+* API Gateway trigger (SCF doc 583/12513): has ``requestContext`` and ``httpMethod``; ``body`` a
+  string; ``isBase64Encoded`` only when Base64 passthrough is on; ``queryString`` values may be a
+  list (repeated key) or ``true`` (key without value).
+* Function URL (SCF doc 583/96099): ``httpMethod``, lower-case ``headers`` with
+  ``x-scf-remote-addr``, ``queryString``; no ``requestContext``.
+* Direct invocation (``scf invoke``, console test, TDMQ bridge): the event *is* the callback, as a
+  string (XML or JSON) or an already-decoded dict. Only callers with CAM permission to invoke the
+  function can do this, so it carries no URL token.
+
+Header names are looked up case-insensitively (stored lower-case). Size is checked before any
+decoding work.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from .errors import BadRequest, PayloadTooLarge
+
+HTTP_APIGW = "apigw"
+HTTP_FUNCTION_URL = "function_url"
+DIRECT = "direct"
+
+
+@dataclass(frozen=True)
+class Request:
+    """A normalised invocation.
+
+    ``headers`` has lower-case names; ``query`` maps each name to a tuple of values (``""`` for a
+    key without value); ``body`` is the raw bytes (already Base64-decoded); ``tree`` holds a
+    direct invocation's already-decoded dict (then ``body`` is empty).
+    """
+
+    shape: str
+    method: str = "POST"
+    path: str = "/"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
+    body: bytes = b""
+    tree: Optional[Dict[str, Any]] = None
+    source_ip: str = ""
+    request_id: str = ""
+
+    @property
+    def is_http(self) -> bool:
+        """True for API Gateway and Function URL events (reachable from the internet)."""
+        return self.shape != DIRECT
+
+    def header(self, name: str) -> str:
+        """Header value by case-insensitive name, ``""`` when absent."""
+        return self.headers.get(name.lower(), "")
+
+    def param(self, name: str) -> str:
+        """First query-string value of ``name``, ``""`` when absent."""
+        values = self.query.get(name)
+        return values[0] if values else ""
+
+
+def from_event(event: Any, context: Optional[Mapping[str, Any]], max_body: int) -> Request:
+    """Normalise an SCF ``event``.
+
+    Raises:
+        PayloadTooLarge: the body exceeds ``max_body`` bytes (checked before Base64 decoding).
+        BadRequest: an event of no known shape, or a body that is not a string / valid Base64.
+    """
+    request_id = str((context or {}).get("request_id") or "")
+    if isinstance(event, (str, bytes)):
+        return Request(shape=DIRECT, body=_sized(event, max_body), request_id=request_id)
+    if not isinstance(event, dict):
+        raise BadRequest("event is neither an HTTP event nor a callback")
+    if "httpMethod" in event and ("headers" in event or "body" in event):
+        return _http(event, max_body, request_id)
+    if "EventName" in event or "JobsDetail" in event or "Response" in event:
+        if len(json.dumps(event, default=str)) > max_body:
+            raise PayloadTooLarge(f"callback larger than {max_body} bytes")
+        return Request(shape=DIRECT, tree=event, request_id=request_id)
+    raise BadRequest("event is neither an HTTP event nor a callback")
+
+
+def _http(event: Dict[str, Any], max_body: int, request_id: str) -> Request:
+    ctx = event.get("requestContext")
+    shape = HTTP_APIGW if isinstance(ctx, dict) else HTTP_FUNCTION_URL
+    if isinstance(ctx, dict) and ctx.get("requestId"):
+        request_id = str(ctx["requestId"])
+    headers = _headers(event.get("headers"))
+    raw = event.get("body")
+    if raw is None:
+        raw = ""
+    if not isinstance(raw, str):
+        raise BadRequest("HTTP body must be a string")
+    if event.get("isBase64Encoded") is True:
+        if len(raw) > (max_body * 4) // 3 + 4:
+            raise PayloadTooLarge(f"body larger than {max_body} bytes")
+        try:
+            body = base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("body is not valid Base64") from None
+        body = _sized(body, max_body)
+    else:
+        body = _sized(raw, max_body)
+    source_ip = headers.get("x-scf-remote-addr", "")
+    if isinstance(ctx, dict):
+        source_ip = str(ctx.get("sourceIp") or source_ip)
+    return Request(
+        shape=shape,
+        method=str(event.get("httpMethod") or "").upper(),
+        path=str(event.get("path") or "/"),
+        headers=headers,
+        query=_query(event.get("queryString"), event.get("queryStringParameters")),
+        body=body,
+        source_ip=source_ip,
+        request_id=request_id,
+    )
+
+
+def _sized(body: Any, max_body: int) -> bytes:
+    if isinstance(body, str):
+        if len(body) > max_body:  # a character is at least one byte
+            raise PayloadTooLarge(f"body larger than {max_body} bytes")
+        body = body.encode("utf-8", "surrogatepass")
+    if len(body) > max_body:
+        raise PayloadTooLarge(f"body larger than {max_body} bytes")
+    return body
+
+
+def _headers(raw: Any) -> Dict[str, str]:
+    if not isinstance(raw, dict):
+        return {}
+    out = {}
+    for name, value in raw.items():
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        out[str(name).lower()] = "" if value is None else str(value)
+    return out
+
+
+def _query(*sources: Any) -> Dict[str, Tuple[str, ...]]:
+    out: Dict[str, Tuple[str, ...]] = {}
+    for raw in sources:
+        if not isinstance(raw, dict):
+            continue
+        for name, value in raw.items():
+            if str(name) in out:
+                continue
+            if isinstance(value, list):
+                values = tuple("" if v is True or v is None else str(v) for v in value)
+            else:
+                values = ("" if value is True or value is None else str(value),)
+            out[str(name)] = values
+    return out

@@ -1,0 +1,142 @@
+"""Typed, immutable model of a CI job-finished notification (and of CI's job query answer).
+
+Covers every node of CI's "Intelligent Thumbnail" callback document (CI doc, SmartCover callback
+content; samples in shared/samples/). XML and JSON forms of the same callback parse to equal
+objects (see :mod:`smartcover.parse`). Times are timezone-aware ``datetime``; numbers ``int``;
+booleans ``bool``; absent optional nodes ``None``; repeated nodes tuples (a single item is a tuple
+of one).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional, Tuple
+
+
+@dataclass(frozen=True)
+class CosHeader:
+    """One ``Input.CosHeaders`` entry (present for workflow-triggered jobs)."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Input:
+    """``JobsDetail.Input``: the source video. ``bucket`` is ``name-APPID``."""
+
+    bucket: str
+    object: str
+    region: str
+    cos_headers: Tuple[CosHeader, ...] = ()
+
+
+@dataclass(frozen=True)
+class Md5Info:
+    """``OutputFile.Md5Info``: MD5 of one output object (empty in SmartCover samples)."""
+
+    object_name: str
+    md5: str
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """``MediaResult.OutputFile``: what the job wrote. Key of a cover = ``object_prefix + name``."""
+
+    bucket: str
+    region: str
+    object_names: Tuple[str, ...]
+    object_prefix: str = ""
+    md5_info: Tuple[Md5Info, ...] = ()
+
+    @property
+    def keys(self) -> Tuple[str, ...]:
+        """Full object keys of the outputs, in CI's order."""
+        return tuple(self.object_prefix + name for name in self.object_names)
+
+
+@dataclass(frozen=True)
+class Output:
+    """``Operation.Output``: where the job was told to write; ``object`` is the key template."""
+
+    bucket: str
+    region: str
+    object: str
+
+
+@dataclass(frozen=True)
+class SmartCover:
+    """``Operation.SmartCover`` parameters: Count 1-10, Format jpg/png/webp, Width/Height pixels."""
+
+    count: Optional[int] = None
+    delete_duplicates: Optional[bool] = None
+    format: Optional[str] = None
+    width: Optional[int] = None
+    height: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """``Operation.MediaInfo``: format and stream containers (empty for SmartCover).
+
+    Non-empty containers are kept as sorted ``(name, text)`` pairs of their leaf nodes so that
+    the model stays immutable and comparable without modelling every media job type.
+    """
+
+    format: Tuple[Tuple[str, str], ...] = ()
+    audio: Tuple[Tuple[str, str], ...] = ()
+    subtitle: Tuple[Tuple[str, str], ...] = ()
+    video: Tuple[Tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Operation:
+    """``JobsDetail.Operation``."""
+
+    media_info: MediaInfo = MediaInfo()
+    output_file: Optional[OutputFile] = None
+    output: Optional[Output] = None
+    smart_cover: Optional[SmartCover] = None
+    user_data: str = ""
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """``JobsDetail.Workflow`` (present when a workflow triggered the job)."""
+
+    name: str = ""
+    run_id: str = ""
+    workflow_id: str = ""
+    workflow_name: str = ""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One ``JobsDetail``. ``state``: Submitted, Running, Success, Failed, Pause, Cancel."""
+
+    job_id: str
+    state: str
+    tag: str
+    code: str = ""
+    message: str = ""
+    queue_id: str = ""
+    creation_time: Optional[datetime] = None
+    start_time: Optional[datetime] = None
+    end_time: Optional[datetime] = None
+    input: Optional[Input] = None
+    operation: Operation = Operation()
+    workflow: Optional[Workflow] = None
+
+
+@dataclass(frozen=True)
+class Callback:
+    """The whole notification: ``EventName`` (TaskFinish, WorkflowFinish, ...) and its jobs.
+
+    ``jobs`` is empty for events that carry no ``JobsDetail`` (e.g. WorkflowFinish).
+    ``next_token`` and ``non_exist_job_ids`` are filled only for CI job-query answers.
+    """
+
+    event_name: str
+    jobs: Tuple[Job, ...] = ()
+    next_token: str = ""
+    non_exist_job_ids: Tuple[str, ...] = ()

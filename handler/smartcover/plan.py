@@ -1,0 +1,219 @@
+"""Pure core: decide, from a parsed callback and the configuration, what to do in COS.
+
+No I/O here. :func:`plan` validates everything a callback names before the shell makes any COS
+call: buckets and regions against ``SMARTCOVER_ALLOWED_*`` (403), and every object key against
+the job's own ``Output.Object`` template and the key rules of :func:`templates.key_problem`
+(422). A callback is accepted or refused whole, so a refused callback causes no COS request.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+from .config import Config, valid_bucket, valid_region
+from .errors import Forbidden, Unprocessable
+from .model import Callback, Job
+from .tags import Tags, fit_value
+from .templates import key_problem, output_pattern, render, split_key
+
+SMARTCOVER = "SmartCover"
+TASK_FINISH = "TaskFinish"
+TAG_JOB = "smartcover:jobid"
+TAG_INDEX = "smartcover:index"
+TAG_INPUT = "smartcover:input"
+TAG_RUN = "smartcover:runid"
+TAG_STATE = "smartcover:state"
+TAG_ERROR = "smartcover:error"
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One COS object: bucket (``name-APPID``), region, decoded key."""
+
+    bucket: str
+    region: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class CoverPlan:
+    """What to do with one cover.
+
+    ``action``: ``tag`` (tags set on the source), ``copy`` or ``move`` (to ``target``, tags set
+    on the copy). ``tags`` are the tags this function adds; ``identity`` the two that mark an
+    object as written by this function for this job and cover (used to recognise its own writes).
+    """
+
+    index: int
+    source: ObjectRef
+    action: str
+    target: Optional[ObjectRef]
+    tags: Tags
+
+    @property
+    def identity(self) -> Tags:
+        """``smartcover:jobid`` and ``smartcover:index`` of this cover."""
+        return tuple((k, v) for k, v in self.tags if k in (TAG_JOB, TAG_INDEX))
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """One job's disposition: ``act`` (covers follow), ``ignored`` or ``failed`` (job not Success)."""
+
+    job: Job
+    disposition: str
+    reason: str = ""
+    covers: Tuple[CoverPlan, ...] = ()
+    manifest: Optional[ObjectRef] = None
+    failure_tags: Tags = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The whole callback's plan; ``reason`` explains an ignored event."""
+
+    event_name: str
+    jobs: Tuple[JobPlan, ...] = ()
+    reason: str = ""
+
+    @property
+    def covers(self) -> Tuple[CoverPlan, ...]:
+        """All covers of jobs to act on."""
+        return tuple(c for j in self.jobs if j.disposition == "act" for c in j.covers)
+
+
+def plan(callback: Callback, config: Config) -> Plan:
+    """Validate ``callback`` against ``config`` and return the plan.
+
+    Raises:
+        Forbidden: a bucket or region outside the allowed sets (or not a valid name).
+        Unprocessable: object names that do not fit the job, or targets that would collide.
+    """
+    if callback.event_name != TASK_FINISH:
+        return Plan(callback.event_name, reason=f"event {callback.event_name or '(none)'} is not handled")
+    jobs = tuple(_plan_job(job, config) for job in callback.jobs)
+    targets = [c.target for j in jobs for c in j.covers if c.target]
+    if len(set(targets)) != len(targets):
+        raise Unprocessable("two covers would be written to the same target key")
+    return Plan(callback.event_name, jobs)
+
+
+def _plan_job(job: Job, config: Config) -> JobPlan:
+    if job.tag != SMARTCOVER:
+        return JobPlan(job, "ignored", f"job tag {job.tag or '(none)'} is not SmartCover")
+    if job.state != "Success":
+        return _failed(job, config)
+    op = job.operation
+    out, result = op.output, op.output_file
+    if not out or not result or not result.object_names:
+        raise Unprocessable(f"job {job.job_id}: no Output or MediaResult.OutputFile")
+    _allowed(result.bucket, result.region, config)
+    _allowed(out.bucket, out.region, config)
+    if (out.bucket, out.region) != (result.bucket, result.region):
+        raise Unprocessable(f"job {job.job_id}: output bucket differs from the job's Output")
+    if job.input:
+        _allowed(job.input.bucket, job.input.region, config)
+    target_bucket = config.target_bucket or result.bucket
+    target_region = config.target_region or result.region
+    if config.copies:
+        _allowed(target_bucket, target_region, config)
+
+    values = _job_values(job)
+    try:
+        pattern = output_pattern(out.object, values)
+    except ValueError as exc:
+        raise Unprocessable(f"job {job.job_id}: {exc}") from None
+    count = op.smart_cover.count if op.smart_cover else None
+    if count is not None and len(result.object_names) > count:
+        raise Unprocessable(f"job {job.job_id}: more covers than its Count")
+
+    covers = []
+    seen = set()
+    for key in result.keys:
+        problem = key_problem(key)
+        if problem:
+            raise Unprocessable(f"job {job.job_id}: {problem}")
+        match = pattern.match(key)
+        if not match:
+            raise Unprocessable(f"job {job.job_id}: cover key does not fit the job's Output.Object template")
+        index = int(match.group("n")) if "n" in pattern.groupindex else 0
+        if index in seen:
+            raise Unprocessable(f"job {job.job_id}: cover index {index} appears twice")
+        seen.add(index)
+        source = ObjectRef(result.bucket, result.region, key)
+        tags = _cover_tags(job, index, config)
+        if not config.copies:
+            covers.append(CoverPlan(index, source, "tag", None, tags))
+            continue
+        parts = split_key(key)
+        target_key = render(config.target_key or "", dict(values, Number=str(index), number=str(index),
+                                                          OutputPath=parts["Path"], OutputName=parts["Name"],
+                                                          OutputNameAndExt=parts["NameAndExt"],
+                                                          ext=parts["Ext"] or (op.smart_cover.format if op.smart_cover and op.smart_cover.format else "")))
+        problem = key_problem(target_key)
+        if problem:
+            raise Unprocessable(f"job {job.job_id}: target key: {problem}")
+        target = ObjectRef(target_bucket, target_region, target_key)
+        if target == source:
+            raise Unprocessable(f"job {job.job_id}: target key equals the cover's own key")
+        covers.append(CoverPlan(index, source, "move" if config.moves else "copy", target, tags))
+
+    manifest = None
+    if config.manifest_key:
+        key = render(config.manifest_key, values)
+        problem = key_problem(key)
+        if problem:
+            raise Unprocessable(f"job {job.job_id}: manifest key: {problem}")
+        manifest = ObjectRef(target_bucket, target_region, key)
+    return JobPlan(job, "act", covers=tuple(sorted(covers, key=lambda c: c.index)), manifest=manifest)
+
+
+def _failed(job: Job, config: Config) -> JobPlan:
+    reason = f"job state {job.state or '(none)'}" + (f", code {job.code}" if job.code and job.code != "Success" else "")
+    tags: Tags = ()
+    if config.on_failure == "tag" and job.input and job.state in ("Failed", "Cancel"):
+        _allowed(job.input.bucket, job.input.region, config)
+        if key_problem(job.input.object):
+            raise Unprocessable(f"job {job.job_id}: input key: {key_problem(job.input.object)}")
+        tags = ((TAG_JOB, job.job_id), (TAG_STATE, job.state))
+        code = fit_value(job.code[:128]) if job.code else None
+        if code:
+            tags += ((TAG_ERROR, code),)
+    return JobPlan(job, "failed", reason, failure_tags=tags)
+
+
+def _allowed(bucket: str, region: str, config: Config) -> None:
+    if not valid_bucket(bucket) or not valid_region(region):
+        raise Forbidden("callback names an invalid bucket or region")
+    if config.allowed_buckets is not None and bucket not in config.allowed_buckets:
+        raise Forbidden("callback names a bucket outside SMARTCOVER_ALLOWED_BUCKETS")
+    if config.allowed_regions is not None and region not in config.allowed_regions:
+        raise Forbidden("callback names a region outside SMARTCOVER_ALLOWED_REGIONS")
+
+
+def _job_values(job: Job) -> Dict[str, str]:
+    parts = split_key(job.input.object) if job.input else {"Path": "", "Name": "", "NameAndExt": ""}
+    return {
+        "InputPath": parts["Path"],
+        "InputName": parts["Name"],
+        "InputNameAndExt": parts["NameAndExt"],
+        "jobid": job.job_id,
+        "RunId": job.workflow.run_id if job.workflow else "",
+    }
+
+
+def _cover_tags(job: Job, index: int, config: Config) -> Tags:
+    tags: Tags = ((TAG_JOB, job.job_id), (TAG_INDEX, str(index)))
+    if "tag" not in config.actions:
+        return tags
+    source = fit_value(job.input.object) if job.input and job.input.object else None
+    if source:
+        tags += ((TAG_INPUT, source),)
+    if job.workflow and job.workflow.run_id:
+        run = fit_value(job.workflow.run_id)
+        if run:
+            tags += ((TAG_RUN, run),)
+    return tags + tuple(config.tags)

@@ -1,0 +1,43 @@
+"""SCF integration responses (SCF doc 583/12513): the only shape the function ever returns.
+
+``{"isBase64Encoded": False, "statusCode": int, "headers": {...}, "body": str}``; the body is
+always a JSON document. Any other shape makes the gateway answer "Invalid scf response format".
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict
+
+HEADERS = {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store"}
+
+
+def respond(status: int, body: Dict[str, Any]) -> Dict[str, Any]:
+    """Build an integration response with ``body`` serialised as compact JSON."""
+    return {
+        "isBase64Encoded": False,
+        "statusCode": int(status),
+        "headers": dict(HEADERS),
+        "body": json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str),
+    }
+
+
+def error(status: int, code: str, message: str, request_id: str = "") -> Dict[str, Any]:
+    """An error answer: ``{"status", "error", "message"[, "requestId"]}``."""
+    body = {"status": status, "error": code, "message": message}
+    if request_id:
+        body["requestId"] = request_id
+    return respond(status, body)
+
+
+def is_valid(answer: Any) -> bool:
+    """True when ``answer`` has exactly the integration response shape (used by tests/fuzzing)."""
+    return (
+        isinstance(answer, dict)
+        and set(answer) == {"isBase64Encoded", "statusCode", "headers", "body"}
+        and answer["isBase64Encoded"] is False
+        and type(answer["statusCode"]) is int
+        and 100 <= answer["statusCode"] <= 599
+        and isinstance(answer["headers"], dict)
+        and all(isinstance(k, str) and isinstance(v, (str, list)) for k, v in answer["headers"].items())
+        and isinstance(answer["body"], str)
+    )

@@ -1,0 +1,89 @@
+"""COS object tags: parse, validate, encode and merge, within COS's limits.
+
+COS rules (COS API doc 436/35709 PUT Object tagging, 436/42998 tag limits): at most 10 tags per
+object; key 1-128 characters, value 0-256; letters, digits, space and ``+ - _ = . : /`` (some pages
+add ``@``, accepted here too). ``x-cos-tagging`` carries them URL-encoded as ``k1=v1&k2=v2``.
+"""
+from __future__ import annotations
+
+import base64
+import re
+from typing import Iterable, Mapping, Optional, Tuple
+from urllib.parse import quote, unquote
+
+Tags = Tuple[Tuple[str, str], ...]
+"""An ordered, immutable tag set: ``(("key", "value"), ...)``."""
+
+MAX_TAGS = 10
+MAX_KEY = 128
+MAX_VALUE = 256
+_CHARS = re.compile(r"^[A-Za-z0-9 +\-_=.:/@]*$")
+
+
+class TagLimitError(ValueError):
+    """The merged tag set would exceed COS's 10 tags per object."""
+
+
+def tag_problem(key: str, value: str) -> Optional[str]:
+    """Say what is wrong with one tag under COS rules, or ``None`` if it is valid."""
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY:
+        return f"tag key must be 1-{MAX_KEY} characters"
+    if not isinstance(value, str) or len(value) > MAX_VALUE:
+        return f"tag value must be at most {MAX_VALUE} characters"
+    if not _CHARS.match(key) or not _CHARS.match(value):
+        return "tags may use letters, digits, space and + - _ = . : / @ only"
+    return None
+
+
+def parse_tagging(raw: str) -> Tags:
+    """Parse ``k1=v1&k2=v2`` (each part URL-encoded, ``+`` kept literally as COS does).
+
+    Raises:
+        ValueError: an empty part, a repeated key, more than 10 tags, or a tag outside COS rules.
+    """
+    tags = []
+    for part in raw.split("&"):
+        if "=" not in part or not part.split("=", 1)[0]:
+            raise ValueError("use k1=v1&k2=v2")
+        key, value = (unquote(x, errors="strict") for x in part.split("=", 1))
+        problem = tag_problem(key, value)
+        if problem:
+            raise ValueError(problem)
+        tags.append((key, value))
+    if len({k for k, _ in tags}) != len(tags):
+        raise ValueError("a tag key is repeated")
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags")
+    return tuple(tags)
+
+
+def encode_tagging(tags: Iterable[Tuple[str, str]]) -> str:
+    """Encode for the ``x-cos-tagging`` header: ``quote(k)=quote(v)`` joined by ``&``."""
+    return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags)
+
+
+def fit_value(text: str) -> Optional[str]:
+    """Make ``text`` a valid tag value: as is when it fits; else ``b64:`` + URL-safe Base64 of
+    its UTF-8 bytes (reversible, all characters allowed); ``None`` if even that exceeds 256."""
+    if tag_problem("k", text) is None:
+        return text
+    encoded = "b64:" + base64.urlsafe_b64encode(text.encode("utf-8", "surrogatepass")).decode("ascii")
+    return encoded if len(encoded) <= MAX_VALUE else None
+
+
+def merge(existing: Iterable[Tuple[str, str]], ours: Iterable[Tuple[str, str]]) -> Tags:
+    """Keep ``existing`` tags and add or update ``ours`` (ours win on the same key).
+
+    Raises:
+        TagLimitError: when the result would have more than 10 tags.
+    """
+    merged = dict(existing)
+    merged.update(ours)
+    if len(merged) > MAX_TAGS:
+        raise TagLimitError(f"object would carry {len(merged)} tags; COS allows {MAX_TAGS}")
+    return tuple(merged.items())
+
+
+def from_mapping(tags: Mapping[str, str]) -> Tags:
+    """Freeze a tag dict into :data:`Tags` order-preserving."""
+    return tuple((str(k), str(v)) for k, v in tags.items())
