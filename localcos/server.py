@@ -1,0 +1,338 @@
+"""The HTTP front end: `LocalCOS`, a COS-compatible server on 127.0.0.1 for tests and demos.
+
+Each request is parsed, classified (router), authenticated (signature), checked against fault rules
+(faults), performed (cosapi/ciapi/ssm) and recorded as a `RequestRecord`.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import socketserver
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from . import router, ssm
+from .faults import Fault, FaultSet
+from .protocol import COSError, Request, RequestRecord, Response, error_body, new_request_id
+from .signature import Authenticator
+from .store import StoredObject, Store
+
+log = logging.getLogger("localcos")
+DEFAULT_CREDENTIALS = {"AKIDLOCALTEST": "local-secret-key"}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "LocalCOS/1.0"
+
+    def version_string(self):
+        return self.server_version
+
+    def setup(self):
+        super().setup()
+        with self.server.conn_lock:
+            self.server.conns.add(self.connection)
+
+    def finish(self):
+        with self.server.conn_lock:
+            self.server.conns.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def log_message(self, fmt, *args):
+        log.debug("%s - " + fmt, self.address_string(), *args)
+
+    def send_error(self, code, message=None, explain=None):
+        """Protocol-level errors (bad request line, ...) as COS error XML, then close."""
+        self.close_connection = True
+        body = error_body("InvalidRequest" if code < 500 else "InternalError", message or "Bad request",
+                          "/", new_request_id())
+        self.send_response(code, message)
+        for name, value in (("Content-Type", "application/xml"), ("Content-Length", str(len(body))),
+                            ("Connection", "close")):
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _serve(self):
+        app: LocalCOS = self.server.localcos
+        try:
+            body = self._read_body()
+        except ValueError:
+            self.send_error(400, "Bad request body")
+            return
+        target = self.path
+        if target.startswith(("http://", "https://")):
+            parts = urlsplit(target)
+            target = parts.path + ("?" + parts.query if parts.query else "")
+        raw_path, _, raw_query = target.partition("?")
+        req = Request(method=self.command, host=self.headers.get("Host", ""), path=unquote(raw_path) or "/",
+                      query=dict(parse_qsl(raw_query, keep_blank_values=True)),
+                      headers={k.lower(): v for k, v in self.headers.items()}, body=body,
+                      request_id=new_request_id())
+        slot = app._open_record()
+        try:
+            resp, reset = app._process(req)
+        except Exception:
+            log.exception("localcos: unexpected error on %s %s", self.command, self.path)
+            resp, reset = app._error(req, COSError(500, "InternalError", "Internal error.")), False
+        if reset:
+            self._reset()
+        else:
+            self._send(req, resp)
+        app._close_record(slot, req, 0 if reset else resp.status)
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_OPTIONS = do_PATCH = _serve
+
+    def _send(self, req: Request, resp: Response):
+        self.send_response(resp.status)
+        headers = {"x-cos-request-id": req.request_id, **resp.headers, "Content-Length": str(len(resp.body))}
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD" and resp.body:
+            self.wfile.write(resp.body)
+
+    def _reset(self):
+        """Abort the connection with a TCP RST (SO_LINGER 0), sending nothing."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        finally:
+            self.connection.close()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self):
+        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); skip it.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
+class LocalCOS:
+    """A COS-compatible HTTP server on 127.0.0.1 (object API, CI job queries, SSM GetSecretValue).
+
+    `credentials` maps SecretId -> SecretKey (default {'AKIDLOCALTEST': 'local-secret-key'});
+    `tokens` maps SecretId -> the security token its requests must carry (None: no token needed);
+    `latency` is seconds slept before answering every request (settable any time); `port` 0 picks a
+    free port. Use `start()`/`stop()` or `with LocalCOS(...) as srv:`.
+    """
+
+    def __init__(self, credentials: dict | None = None, tokens: dict | None = None,
+                 latency: float = 0.0, port: int = 0):
+        self.latency = latency
+        self._port_wanted = port
+        self._store = Store()
+        self._auth = Authenticator(DEFAULT_CREDENTIALS if credentials is None else credentials, tokens)
+        self.credentials = dict(DEFAULT_CREDENTIALS if credentials is None else credentials)
+        self._faults = FaultSet()
+        self._records_lock = threading.Lock()
+        self._records: list = []
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> "LocalCOS":
+        """Bind 127.0.0.1:<port> and serve in a daemon thread; returns self. Idempotent."""
+        if self._httpd is None:
+            httpd = _Server(("127.0.0.1", self._port_wanted), _Handler)
+            httpd.localcos, httpd.conns, httpd.conn_lock = self, set(), threading.Lock()
+            self._httpd = httpd
+            self._thread = threading.Thread(target=httpd.serve_forever, name="localcos", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close the listening socket and every open client connection."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        httpd.shutdown()
+        httpd.server_close()
+        with httpd.conn_lock:
+            for conn in list(httpd.conns):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> "LocalCOS":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (raises RuntimeError before start())."""
+        if self._httpd is None:
+            raise RuntimeError("LocalCOS is not started")
+        return self._httpd.server_address[1]
+
+    @property
+    def endpoint(self) -> str:
+        """'http://127.0.0.1:<port>'."""
+        return f"http://127.0.0.1:{self.port}"
+
+    # ---- state -----------------------------------------------------------------------------------
+    def create_bucket(self, bucket: str, region: str) -> None:
+        """Create bucket `bucket` (e.g. 'test-123456789') in `region` (e.g. 'ap-chongqing')."""
+        self._store.create_bucket(bucket, region)
+
+    def put(self, bucket: str, key: str, body: bytes, tags: dict | None = None,
+            content_type: str = "application/octet-stream", metadata: dict | None = None) -> StoredObject:
+        """Store an object directly (no HTTP, not recorded). `metadata` names are 'x-cos-meta-*'.
+        Raises COSError NoSuchBucket / InvalidTag, ValueError for a metadata name without the prefix."""
+        if any(not k.lower().startswith("x-cos-meta-") for k in metadata or {}):
+            raise ValueError("metadata names must start with 'x-cos-meta-'")
+        return self._store.put(bucket, key, body, content_type=content_type, metadata=metadata, tags=tags)
+
+    def get(self, bucket: str, key: str) -> StoredObject | None:
+        """The stored object or None (COSError NoSuchBucket for an unknown bucket)."""
+        return self._store.get(bucket, key)
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Sorted keys of `bucket` starting with `prefix`."""
+        return self._store.keys(bucket, prefix)
+
+    def tags(self, bucket: str, key: str) -> dict:
+        """Tags of an object; raises COSError NoSuchKey if it does not exist."""
+        return self._store.require(bucket, key).tags
+
+    def add_job(self, bucket: str, job_xml: str) -> list[str]:
+        """Register CI media job(s) from `<JobsDetail>` text (a `<Response>` with several is accepted
+        too); id, tag, state and creation time come from JobId, Tag, State, CreationTime. Returns ids."""
+        return self._store.add_job(bucket, job_xml)
+
+    def set_secret(self, name: str, value: str, version: str = "v1") -> None:
+        """Define SSM secret `name` version `version` (the last one set is 'SSM_Current')."""
+        self._store.set_secret(name, value, version)
+
+    def expire_token(self, ak: str) -> None:
+        """Requests signed by `ak` answer 400 ExpiredToken until `set_token(ak, ...)`."""
+        self._auth.expire_token(ak)
+
+    def set_token(self, ak: str, token: str) -> None:
+        """Require `token` for `ak` from now on and lift any expiry."""
+        self._auth.set_token(ak, token)
+
+    # ---- faults and records ------------------------------------------------------------------------
+    def inject(self, fault: Fault) -> None:
+        """Add a fault rule (checked in insertion order)."""
+        self._faults.add(fault)
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule."""
+        self._faults.clear()
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Snapshot of finished requests in arrival order."""
+        with self._records_lock:
+            return [slot[0] for slot in self._records if slot[0] is not None]
+
+    def writes(self) -> list[RequestRecord]:
+        """Recorded requests whose op changes state (PutObject, PutObjectCopy, PutObjectTagging,
+        DeleteObjectTagging, DeleteObject, DeleteObjects, bucket-level PUT/DELETE and unsupported
+        PUT/POST/DELETE attempts), whatever their status."""
+        return [r for r in self.requests if r.service != "ssm" and router.is_write(r.op, r.method)]
+
+    def clear_requests(self) -> None:
+        """Forget recorded requests."""
+        with self._records_lock:
+            self._records = []
+
+    def _open_record(self) -> list:
+        slot = [None]
+        with self._records_lock:
+            self._records.append(slot)
+        return slot
+
+    def _close_record(self, slot: list, req: Request, status: int) -> None:
+        slot[0] = RequestRecord(req.method, req.host, req.bucket, req.service, req.op, req.key,
+                                dict(req.query), dict(req.headers), status, req.fault)
+
+    # ---- request pipeline ------------------------------------------------------------------------
+    def _error(self, req: Request, err: COSError) -> Response:
+        if req.service == "ssm":
+            return ssm.json_error(err.code, err.message, req.request_id, err.status)
+        body = error_body(err.code, err.message, req.host + req.path, req.request_id)
+        return Response(err.status, body, {"Content-Type": "application/xml"})
+
+    def _process(self, req: Request) -> tuple[Response | None, bool]:
+        """Run one request; returns (response, reset-instead-of-answering)."""
+        if self.latency:
+            time.sleep(self.latency)
+        fault = None
+        try:
+            router.classify(req, self._store)
+            if req.service != "ssm":
+                if req.op == "Unknown":
+                    raise COSError(501, "NotImplemented", "Unknown host; use <bucket>.cos|ci.<region>.myqcloud.com.")
+                self._auth.verify(req)
+                self._store.check_bucket(req.bucket, req.region)
+            fault = self._faults.take(req.op, req.key, req.method)
+            if fault is not None:
+                req.fault = fault.describe()
+                early = self._apply_fault(req, fault)
+                if early is not None:
+                    return early
+            if req.service == "ssm":
+                resp = ssm.handle(self, req)
+            elif req.op in router.HANDLERS:
+                resp = router.HANDLERS[req.op](self, req)
+            else:
+                raise COSError(501, "NotImplemented", f"{req.method} {req.op} is not implemented by localcos.")
+        except COSError as err:
+            resp = self._error(req, err)
+        return resp, bool(fault is not None and fault.reset_after)
+
+    def _apply_fault(self, req: Request, fault: Fault):
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.reset:
+            return None, True
+        if fault.copy_error_body:
+            body = error_body("InternalError", fault.message or "Injected copy failure.",
+                              req.host + req.path, req.request_id)
+            return Response(200, body, {"Content-Type": "application/xml"}), False
+        if fault.empty_body:
+            return Response(200, b"", {}), False
+        if fault.status is not None or fault.code is not None:
+            status, code = fault.error_code()
+            return self._error(req, COSError(status, code, fault.message or "Injected fault.")), False
+        return None
+
+    # Handlers reach state through these names.
+    @property
+    def store(self) -> Store:
+        """The underlying Store (for handlers and advanced tests)."""
+        return self._store
+
+    @property
+    def faults(self) -> FaultSet:
+        """The live fault rules."""
+        return self._faults
