@@ -1,0 +1,178 @@
+"""Shared helpers for the local demo, the tests and the benchmarks (never deployed).
+
+Builds SCF events around callback bodies, seeds a :class:`localcos.LocalCOS` with the objects and
+CI jobs a callback names, and gives the environment the handler needs to talk to it.
+"""
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Dict, Iterable, Mapping, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "tests" / "events"
+if str(ROOT / "handler") not in sys.path:
+    sys.path.insert(0, str(ROOT / "handler"))
+
+SAMPLES = ("smartcover-job-api.xml", "smartcover-workflow.xml", "smartcover-workflow.json")
+SECRET_ID = "AKIDLOCALTEST0000000000000000000000"
+SECRET_KEY = "local-secret-key-0000000000000000"
+SESSION_TOKEN = "local-session-token"
+TOKEN = "local-callback-token-0123456789"
+
+
+def sample(name: str) -> bytes:
+    """Bytes of a file under ``tests/events``."""
+    return (EVENTS / name).read_bytes()
+
+
+def http_event(body: Any, shape: str = "function_url", token: Optional[str] = TOKEN, *, base64_body: bool = False,
+               method: str = "POST", headers: Optional[Mapping[str, str]] = None, query: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Wrap ``body`` (bytes or str) in an SCF event of ``shape`` (``function_url`` or ``apigw``),
+    built from the real event files under ``tests/events``; ``token`` goes in ``?token=``."""
+    name = "function-url-event.json" if shape == "function_url" else "apigw-event.json"
+    event = json.loads(sample(name))
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    if base64_body:
+        event["body"] = base64.b64encode(raw).decode("ascii")
+        event["isBase64Encoded"] = True
+    else:
+        event["body"] = raw.decode("utf-8", "surrogateescape")
+    event["httpMethod"] = method
+    if "requestContext" in event:
+        event["requestContext"]["httpMethod"] = method
+    q = dict(query or {})
+    if token is not None:
+        q["token"] = token
+    event["queryString"] = q
+    if "queryStringParameters" in event:
+        event["queryStringParameters"] = dict(q)
+    event["headers"].update(headers or {})
+    return event
+
+
+def context(request_id: str = "local-request", time_limit_ms: int = 30000) -> Dict[str, Any]:
+    """An SCF ``context`` dict with the keys SCF documents."""
+    return {
+        "request_id": request_id,
+        "function_name": "smartcover-callback",
+        "function_version": "$LATEST",
+        "namespace": "default",
+        "memory_limit_in_mb": 128,
+        "time_limit_in_ms": time_limit_ms,
+        "tencentcloud_region": "ap-chongqing",
+        "tencentcloud_appid": "1250000000",
+        "tencentcloud_uin": "100000000001",
+        "environment": "{}",
+        "environ": "",
+    }
+
+
+def env(server: Any, **overrides: str) -> Dict[str, str]:
+    """Environment for the handler against ``server``: role credentials, endpoint, token."""
+    out = {
+        "TENCENTCLOUD_SECRETID": SECRET_ID,
+        "TENCENTCLOUD_SECRETKEY": SECRET_KEY,
+        "TENCENTCLOUD_SESSIONTOKEN": SESSION_TOKEN,
+        "SMARTCOVER_COS_ENDPOINT": server.endpoint,
+        "SMARTCOVER_TOKEN": TOKEN,
+    }
+    out.update(overrides)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def server(latency: float = 0.0):
+    """A started :class:`localcos.LocalCOS` with the local credentials."""
+    from localcos import LocalCOS
+
+    srv = LocalCOS(credentials={SECRET_ID: SECRET_KEY}, tokens={SECRET_ID: SESSION_TOKEN}, latency=latency)
+    srv.start()
+    return srv
+
+
+def cover_bytes(key: str) -> bytes:
+    """Deterministic stand-in image bytes for ``key`` (a JPEG header and a hash)."""
+    return b"\xff\xd8\xff\xe0" + hashlib.sha256(key.encode("utf-8")).digest() * 8 + b"\xff\xd9"
+
+
+def jobs_detail_xml(body: bytes) -> Iterable[str]:
+    """The ``<JobsDetail>`` elements of an XML callback, as text (for ``LocalCOS.add_job``)."""
+    return re.findall(r"<JobsDetail>.*?</JobsDetail>", body.decode("utf-8"), flags=re.S)
+
+
+def seed(srv: Any, body: bytes, register_job: bool = True) -> None:
+    """Create the buckets a callback names, put its input video and covers, register its jobs."""
+    from smartcover.parse import parse_body
+
+    callback = parse_body(body)
+    for job in callback.jobs:
+        files = job.operation.output_file
+        buckets = {(job.input.bucket, job.input.region)} if job.input else set()
+        if files:
+            buckets.add((files.bucket, files.region))
+        for bucket, region in buckets:
+            _bucket(srv, bucket, region)
+        if job.input and job.input.object:
+            srv.put(job.input.bucket, job.input.object, b"\x00\x00\x00\x18ftypmp42 video", content_type="video/mp4")
+        for key in (files.keys if files else ()):
+            srv.put(files.bucket, key, cover_bytes(key), content_type="image/jpeg")
+        if register_job:
+            srv.add_job(job.input.bucket if job.input else files.bucket, job_xml(job_id=job.job_id, body=body))
+
+
+def job_xml(job_id: str, body: bytes) -> str:
+    """The ``<JobsDetail>`` text for ``job_id``: from an XML body, or from the XML twin of a JSON body."""
+    text = body if body.lstrip().startswith(b"<") else sample("smartcover-workflow.xml")
+    for detail in jobs_detail_xml(text):
+        if f"<JobId>{job_id}</JobId>" in detail:
+            return detail
+    raise KeyError(job_id)
+
+
+def _bucket(srv: Any, bucket: str, region: str) -> None:
+    try:
+        srv.create_bucket(bucket, region)
+    except Exception:  # already there
+        pass
+
+
+def clone(event: Dict[str, Any]) -> Dict[str, Any]:
+    """Deep copy of an event dict (tests mutate copies)."""
+    return copy.deepcopy(event)
+
+
+def _x(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def make_job_xml(job_id: str = "j6842765cf84611ecb8546d80f2baf56f", *, keys: Iterable[str] = (),
+                 template: str = "output/smartcover-${Number}.jpg", bucket: str = "test-123456789",
+                 region: str = "ap-chongqing", input_key: str = "input/demo.mp4", state: str = "Success",
+                 tag: str = "SmartCover", code: str = "Success", message: str = "", prefix: str = "",
+                 creation_time: str = "2022-06-30T15:29:42+0800", run_id: Optional[str] = None) -> str:
+    """A ``<JobsDetail>`` element in CI's layout (as in the official samples) with the given values."""
+    keys = tuple(keys)
+    names = "".join(f"<ObjectName>{_x(k)}</ObjectName>" for k in keys)
+    workflow = (f"<Workflow><Name>SmartCover_1581665960537</Name><RunId>{run_id}</RunId>"
+                f"<WorkflowId>web6ac56c1ef54dbfa44d7f4103203be9</WorkflowId><WorkflowName>workflow-test</WorkflowName></Workflow>"
+                if run_id else "")
+    return (f"<JobsDetail><Code>{_x(code)}</Code><CreationTime>{creation_time}</CreationTime>"
+            f"<EndTime>2022-06-30T15:29:48+0800</EndTime><Input><BucketId>{bucket}</BucketId>"
+            f"<Object>{_x(input_key)}</Object><Region>{region}</Region></Input><JobId>{job_id}</JobId>"
+            f"<Message>{_x(message)}</Message><Operation><MediaInfo><Format/><Stream><Audio/><Subtitle/><Video/></Stream></MediaInfo>"
+            f"<MediaResult><OutputFile><Bucket>{bucket}</Bucket><Md5Info/>{names}<ObjectPrefix>{_x(prefix)}</ObjectPrefix>"
+            f"<Region>{region}</Region></OutputFile></MediaResult><Output><Bucket>{bucket}</Bucket>"
+            f"<Object>{_x(template)}</Object><Region>{region}</Region></Output><SmartCover><Count>{max(1, len(keys))}</Count>"
+            f"<DeleteDuplicates>false</DeleteDuplicates><Format>jpg</Format><Height>960</Height><Width>1280</Width></SmartCover>"
+            f"<UserData>This is my SmartCover job.</UserData></Operation><QueueId>p2242ab62c7c94486915508540933a2c6</QueueId>"
+            f"<StartTime>2022-06-30T15:29:43+0800</StartTime><State>{state}</State><Tag>{tag}</Tag>{workflow}</JobsDetail>")
+
+
+def make_callback(*jobs_xml: str, event_name: str = "TaskFinish") -> bytes:
+    """A complete XML callback body from ``<JobsDetail>`` elements."""
+    return f"<Response><EventName>{event_name}</EventName>{''.join(jobs_xml)}</Response>".encode("utf-8")

@@ -1,0 +1,37 @@
+"""Fixtures: a real local COS server on 127.0.0.1 and the handler wired to it."""
+from __future__ import annotations
+
+import pytest
+
+import devkit
+from smartcover.app import App
+from smartcover.config import Config
+
+
+@pytest.fixture()
+def cos():
+    """A fresh LocalCOS per test (state and request log start empty)."""
+    srv = devkit.server()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture()
+def make_app(cos):
+    """``make_app(**env_overrides) -> App`` against the test's LocalCOS."""
+
+    def build(**overrides: str) -> App:
+        env = devkit.env(cos, **overrides)
+        return App(Config.from_env(env), env)
+
+    return build
+
+
+@pytest.fixture()
+def seeded(cos):
+    """LocalCOS seeded with every official sample's input, covers and CI job."""
+    for name in devkit.SAMPLES:
+        devkit.seed(cos, devkit.sample(name))
+    return cos

@@ -1,0 +1,114 @@
+"""The pure planner: dispatch, confinement and key validation, before any COS call."""
+from __future__ import annotations
+
+import pytest
+
+import devkit
+from smartcover.config import Config
+from smartcover.errors import Forbidden, Unprocessable
+from smartcover.parse import parse_body
+from smartcover.plan import plan
+from smartcover.templates import key_problem, render
+
+MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/${InputName}/${jobid}-${Number}.${ext}"}
+KEYS = [f"output/smartcover-{i}.jpg" for i in range(3)]
+
+
+def planned(job_xml: str, **env: str):
+    return plan(parse_body(devkit.make_callback(job_xml)), Config.from_env(env))
+
+
+def test_sample_move_plan_targets_and_tags():
+    p = plan(parse_body(devkit.sample("smartcover-workflow.xml")), Config.from_env(MOVE))
+    (job,) = p.jobs
+    assert job.disposition == "act" and [c.index for c in job.covers] == [0, 1, 2, 3, 4]
+    c = job.covers[2]
+    assert (c.action, c.source.key, c.target.key) == ("move", "output/smartcover-2.jpg", "covers/demo/j6842765cf84611ecb8546d80f2baf56f-2.jpg")
+    assert dict(c.tags) == {"smartcover:jobid": "j6842765cf84611ecb8546d80f2baf56f", "smartcover:index": "2",
+                            "smartcover:input": "input/demo.mp4", "smartcover:runid": "ic90edd59f84f11ec9d4f525400a3c59f"}
+
+
+def test_lower_case_number_and_prefix_are_honoured():
+    job = devkit.make_job_xml(keys=["smartcover-0.jpg", "smartcover-1.jpg"], prefix="out/", template="out/smartcover-${number}.jpg")
+    (j,) = planned(job).jobs
+    assert [c.source.key for c in j.covers] == ["out/smartcover-0.jpg", "out/smartcover-1.jpg"]
+
+
+@pytest.mark.parametrize("tag,state,disposition", [("Snapshot", "Success", "ignored"), ("SmartCover", "Failed", "failed"),
+                                                   ("SmartCover", "Cancel", "failed")])
+def test_dispatch(tag, state, disposition):
+    (j,) = planned(devkit.make_job_xml(keys=KEYS, tag=tag, state=state)).jobs
+    assert j.disposition == disposition and j.covers == ()
+
+
+def test_other_events_are_ignored():
+    p = plan(parse_body(b"<Response><EventName>WorkflowFinish</EventName></Response>"), Config.from_env({}))
+    assert p.jobs == () and "WorkflowFinish" in p.reason
+
+
+@pytest.mark.parametrize("key", [
+    "", "/output/smartcover-0.jpg", "//output/smartcover-0.jpg", "output/../smartcover-0.jpg", "output//smartcover-0.jpg",
+    "output/smartcover-${Number}.jpg", "output/smartcover-0.jpg\n", "other/smartcover-0.jpg", "output/smartcover-00.jpg",
+    "output/smartcover-x.jpg", "output/smartcover-0.png.jpg",
+])
+def test_keys_outside_the_template_or_rules_are_422(key):
+    with pytest.raises(Unprocessable):
+        planned(devkit.make_job_xml(keys=[key, "output/smartcover-1.jpg"]))
+
+
+def test_duplicate_index_and_more_than_count_are_422():
+    with pytest.raises(Unprocessable):
+        planned(devkit.make_job_xml(keys=["output/smartcover-1.jpg", "output/smartcover-1.jpg"]))
+    body = devkit.make_job_xml(keys=KEYS).replace("<Count>3</Count>", "<Count>2</Count>")
+    with pytest.raises(Unprocessable):
+        planned(body)
+
+
+def test_template_with_unknown_wildcard_is_422():
+    with pytest.raises(Unprocessable):
+        planned(devkit.make_job_xml(keys=["output/a-0.jpg"], template="output/${Weird}-${Number}.jpg"))
+
+
+def test_jobid_wildcard_in_template_must_match_the_job():
+    ok = devkit.make_job_xml(job_id="jabc", keys=["output/jabc-0.jpg"], template="output/${jobid}-${Number}.jpg")
+    assert planned(ok).jobs[0].covers[0].index == 0
+    with pytest.raises(Unprocessable):
+        planned(devkit.make_job_xml(job_id="jabc", keys=["output/jxyz-0.jpg"], template="output/${jobid}-${Number}.jpg"))
+
+
+@pytest.mark.parametrize("env", [
+    {"SMARTCOVER_ALLOWED_BUCKETS": "other-1250000000"},
+    {"SMARTCOVER_ALLOWED_REGIONS": "ap-guangzhou"},
+    dict(MOVE, SMARTCOVER_ALLOWED_BUCKETS="test-123456789", SMARTCOVER_TARGET_BUCKET="pub-1250000000"),
+])
+def test_buckets_and_regions_outside_the_allowed_sets_are_403(env):
+    with pytest.raises(Forbidden):
+        planned(devkit.make_job_xml(keys=KEYS), **env)
+
+
+def test_invalid_bucket_names_are_403():
+    with pytest.raises(Forbidden):
+        planned(devkit.make_job_xml(keys=KEYS, bucket="../evil"))
+
+
+def test_target_equal_to_source_and_colliding_targets_are_422():
+    with pytest.raises(Unprocessable):
+        planned(devkit.make_job_xml(keys=KEYS), SMARTCOVER_ACTIONS="move", SMARTCOVER_TARGET_KEY="output/smartcover-${Number}.jpg")
+    two = devkit.make_callback(devkit.make_job_xml(job_id="ja", keys=KEYS), devkit.make_job_xml(job_id="jb", keys=KEYS))
+    with pytest.raises(Unprocessable):
+        plan(parse_body(two), Config.from_env({"SMARTCOVER_ACTIONS": "copy", "SMARTCOVER_TARGET_KEY": "c/${Number}.jpg"}))
+
+
+def test_render_normalises_and_key_rules():
+    assert render("/${InputPath}//covers/${Number}.jpg", {"InputPath": "", "Number": "3"}) == "covers/3.jpg"
+    assert key_problem("a/b.jpg") is None
+    for bad in ("", "/a", "a/", "a//b", "a/./b", "a/../b", "a\x00b", "a${x}", "é" * 500, 7):
+        assert key_problem(bad)
+
+
+def test_input_key_with_disallowed_tag_characters_is_encoded_reversibly():
+    import base64
+    job = devkit.make_job_xml(keys=["output/smartcover-0.jpg"], input_key="视频/demo #1.mp4")
+    (j,) = planned(job, SMARTCOVER_ACTIONS="tag").jobs
+    value = dict(j.covers[0].tags)["smartcover:input"]
+    assert value.startswith("b64:") and base64.urlsafe_b64decode(value[4:]).decode() == "视频/demo #1.mp4"
