@@ -20,12 +20,15 @@ def _pair(text: str) -> tuple[str, str]:
 
 def main(argv=None) -> None:
     """Parse arguments, start the server and block until interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m localcos", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m localcos",
+                                     description="Serve a COS-compatible test server on 127.0.0.1 until Ctrl-C.")
     parser.add_argument("--port", type=int, default=9000, help="TCP port on 127.0.0.1 (0 = any free port)")
     parser.add_argument("--bucket", type=_pair, action="append", default=[], metavar="NAME:REGION",
                         help="pre-create a bucket, e.g. test-123456789:ap-chongqing (repeatable)")
     parser.add_argument("--job", type=_pair, action="append", default=[], metavar="BUCKET:FILE",
                         help="register the CI job(s) in an XML file for a bucket (repeatable)")
+    parser.add_argument("--secret", type=lambda t: t.partition("="), action="append", default=[],
+                        metavar="NAME=VALUE", help="define an SSM secret (version v1) (repeatable)")
     parser.add_argument("--secret-id", default="AKIDLOCALTEST")
     parser.add_argument("--secret-key", default="local-secret-key")
     parser.add_argument("--token", default=None, help="require this security token")
@@ -36,6 +39,8 @@ def main(argv=None) -> None:
                    tokens={args.secret_id: args.token} if args.token else None, port=args.port)
     for name, region in args.bucket:
         srv.create_bucket(name, region)
+    for name, _, value in args.secret:
+        srv.set_secret(name, value)
     for bucket, path in args.job:
         with open(path, encoding="utf-8") as fh:
             srv.add_job(bucket, fh.read())

@@ -32,12 +32,14 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server_version
 
     def setup(self):
+        """Per connection: no Nagle delay; remember the socket so stop() can close it."""
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.conn_lock:
             self.server.conns.add(self.connection)
 
     def finish(self):
+        """Forget the socket; tolerate a connection we already reset."""
         with self.server.conn_lock:
             self.server.conns.discard(self.connection)
         try:
@@ -125,6 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # listen backlog; the default 5 stalls concurrent benchmark clients
 
     def server_bind(self):
         # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); skip it.

@@ -57,7 +57,8 @@ def parse_ci_time(text: str) -> datetime:
 
     A value without an offset is taken as China Standard Time (+0800). Raises ValueError.
     """
-    dt = datetime.fromisoformat(text.strip().replace(" ", "+"))
+    text = re.sub(r" (\d\d:?\d\d)$", r"+\1", text.strip())  # a '+' decoded from a query string as ' '
+    dt = datetime.fromisoformat(text)
     return dt if dt.tzinfo else dt.replace(tzinfo=CHINA_TZ)
 
 

@@ -533,3 +533,39 @@ def test_stop_closes_idle_keep_alive_connections():
     with pytest.raises(CosClientError):
         cos.head_object(Bucket=BUCKET, Key="k")
     assert threading.active_count() < 50
+
+
+def test_unexpected_exception_answers_500_xml(srv, cos, monkeypatch):
+    from localcos import router
+
+    def boom(app, req):
+        raise RuntimeError("bug")
+
+    monkeypatch.setitem(router.HANDLERS, "GetObject", boom)
+    err = service_error(cos.get_object, Bucket=BUCKET, Key="k")
+    assert (err.get_status_code(), err.get_error_code()) == (500, "InternalError")
+    cos.put_object(Bucket=BUCKET, Key="k", Body=b"still serving")
+    assert srv.get(BUCKET, "k").body == b"still serving"
+
+
+def test_malformed_and_hostile_xml_rejected(srv):
+    srv.put(BUCKET, "k", b"x", tags={"a": "1"})
+    bomb = b'<?xml version="1.0"?><!DOCTYPE t [<!ENTITY e "xxxx">]><Tagging><TagSet><Tag><Key>&e;</Key><Value/></Tag></TagSet></Tagging>'
+    for body in (b"<Tagging><TagSet>", bomb):
+        resp = signed_raw(srv, "PUT", "/k", params={"tagging": ""}, data=body)
+        assert resp.status_code == 400 and b"<Code>MalformedXML</Code>" in resp.content
+    assert srv.tags(BUCKET, "k") == {"a": "1"}
+
+
+def test_chunked_upload(srv):
+    resp = signed_raw(srv, "PUT", "/chunked", data=iter([b"ab", b"cd", b"ef"]))
+    assert resp.status_code == 200 and srv.get(BUCKET, "chunked").body == b"abcdef"
+    assert srv.requests[-1].headers.get("transfer-encoding") == "chunked"
+
+
+def test_jobs_paths_route_to_ci_or_objects(srv, cos):
+    srv.put(BUCKET, "jobs/j1", b"an object")
+    srv.add_job(BUCKET, job_xml("j1", "2022-06-30T15:29:42+0800"))
+    assert cos.ci_get_media_jobs(Bucket=BUCKET, JobIDs="j1")["JobsDetail"][0]["JobId"] == "j1"
+    assert cos.get_object(Bucket=BUCKET, Key="jobs/j1")["Body"].get_raw_stream().read() == b"an object"
+    assert [(r.service, r.op) for r in srv.requests] == [("ci", "GetMediaJobs"), ("cos", "GetObject")]
