@@ -57,7 +57,7 @@ class App:
         require_config(config)
         self.config = config
         self.env = os.environ if env is None else env
-        self.auth = authenticator or Authenticator(config)
+        self.auth = authenticator or Authenticator(config, env=self.env)
         log.setup(config.log_level)
         if config.auth_none:
             log.event("SMARTCOVER_AUTH=none: callbacks are accepted without a token", logging.WARNING)

@@ -101,11 +101,11 @@ class Authenticator:
         Unavailable: the SSM secret could not be read.
     """
 
-    def __init__(self, config: cfg.Config, secret: Optional[SsmSecret] = None) -> None:
+    def __init__(self, config: cfg.Config, secret: Optional[SsmSecret] = None, env: Optional[Mapping[str, str]] = None) -> None:
         self._config = config
         self._secret = secret
         if config.token_secret and secret is None:
-            self._secret = SsmSecret(config.token_secret, config.ssm_region, config.ssm_endpoint, config.token_ttl)
+            self._secret = SsmSecret(config.token_secret, config.ssm_region, config.ssm_endpoint, config.token_ttl, env=env)
 
     def check(self, request: Request) -> None:
         """Pass silently or raise. Never parses the body."""

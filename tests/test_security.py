@@ -1,0 +1,227 @@
+"""Trust nothing: one test per refusal, each asserting the status and that COS saw no write.
+
+Refusals before validation completes (400, 401, 403, 405, 413 and 422 for names) must not reach
+COS at all; CI-verification refusals (422) may read CI but never write.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+import devkit
+from smartcover.app import App
+from smartcover.auth import Authenticator, SsmSecret
+from smartcover.config import Config
+from smartcover.log import JsonFormatter
+from smartcover.response import is_valid
+
+BUCKET = "test-123456789"
+SAMPLE = devkit.sample("smartcover-workflow.xml")
+MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/${InputName}/${Number}.${ext}",
+        "SMARTCOVER_ALLOWED_BUCKETS": BUCKET, "SMARTCOVER_ALLOWED_REGIONS": "ap-chongqing"}
+
+
+@pytest.fixture()
+def logs():
+    """Everything the smartcover logger writes during the test, as text."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("smartcover")
+    logger.addHandler(handler)
+    yield stream
+    logger.removeHandler(handler)
+
+
+def answer(app, event):
+    out = app(event, devkit.context())
+    assert is_valid(out)
+    return out["statusCode"], json.loads(out["body"])
+
+
+def refused(cos, app, event, status, reads_allowed=False):
+    code, body = answer(app, event)
+    assert code == status, body
+    assert cos.writes() == []
+    if not reads_allowed:
+        assert cos.requests == []
+    assert cos.keys(BUCKET, "covers/") == []
+    return body
+
+
+def job(**kw):
+    kw.setdefault("keys", [f"output/smartcover-{i}.jpg" for i in range(3)])
+    return devkit.make_callback(devkit.make_job_xml(**kw))
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+def test_wrong_token_401(seeded, make_app, logs):
+    body = refused(seeded, make_app(**MOVE), devkit.http_event(SAMPLE, token="wrong-token-0123456789"), 401)
+    assert body["error"] == "Unauthorized" and devkit.TOKEN not in json.dumps(body) and devkit.TOKEN not in logs.getvalue()
+
+
+def test_missing_token_401(seeded, make_app):
+    refused(seeded, make_app(**MOVE), devkit.http_event(SAMPLE, token=None), 401)
+
+
+def test_token_in_header_is_accepted(seeded, make_app):
+    event = devkit.http_event(SAMPLE, token=None, headers={"X-SmartCover-Token": devkit.TOKEN})
+    assert answer(make_app(**MOVE), event)[0] == 200
+
+
+def test_token_of_other_length_or_prefix_401(seeded, make_app):
+    app = make_app(**MOVE)
+    for token in (devkit.TOKEN[:-1], devkit.TOKEN + "x", devkit.TOKEN.upper(), " " + devkit.TOKEN, "é" * 8):
+        refused(seeded, app, devkit.http_event(SAMPLE, token=token), 401)
+
+
+def test_no_token_configured_refuses_every_callback(seeded, make_app):
+    refused(seeded, make_app(SMARTCOVER_TOKEN=None, **MOVE), devkit.http_event(SAMPLE), 401)
+
+
+def test_auth_none_accepts_and_warns_at_start(seeded, make_app, logs):
+    app = make_app(SMARTCOVER_TOKEN=None, SMARTCOVER_AUTH="none", **MOVE)
+    assert "SMARTCOVER_AUTH=none" in logs.getvalue()
+    assert answer(app, devkit.http_event(SAMPLE, token=None))[0] == 200
+
+
+def test_body_is_not_parsed_before_auth(seeded, make_app):
+    # an XML bomb with a wrong token is refused as 401, not 400: nothing of it was parsed
+    bomb = b'<!DOCTYPE r [<!ENTITY a "aaaa">]><Response>&a;</Response>'
+    refused(seeded, make_app(**MOVE), devkit.http_event(bomb, token="wrong-token-0123456789"), 401)
+
+
+def test_ssm_token_cached_and_rotation_picked_up(seeded, cos):
+    now = [1000.0]
+    cos.set_secret("smartcover-token", "first-secret-value-0001")
+    env = devkit.env(cos, SMARTCOVER_TOKEN=None, SMARTCOVER_TOKEN_SECRET="smartcover-token", SMARTCOVER_SSM_REGION="ap-chongqing",
+                     SMARTCOVER_SSM_ENDPOINT=cos.endpoint, SMARTCOVER_ACTIONS="tag")
+    config = Config.from_env(env)
+    secret = SsmSecret("smartcover-token", "ap-chongqing", config.ssm_endpoint, 300, env=env, clock=lambda: now[0])
+    app = App(config, env, Authenticator(config, secret))
+    ssm_calls = lambda: sum(r.op == "GetSecretValue" for r in cos.requests)  # noqa: E731
+    assert answer(app, devkit.http_event(SAMPLE, token="first-secret-value-0001"))[0] == 200
+    assert answer(app, devkit.http_event(SAMPLE, token="first-secret-value-0001"))[0] == 200
+    assert ssm_calls() == 1  # cached across warm invocations
+    cos.set_secret("smartcover-token", "second-secret-value-002")
+    assert answer(app, devkit.http_event(SAMPLE, token="second-secret-value-002"))[0] == 401  # refetch floor not reached
+    now[0] += 31
+    cos.clear_requests()
+    assert answer(app, devkit.http_event(SAMPLE, token="second-secret-value-002"))[0] == 200  # rotation picked up
+    assert ssm_calls() == 1
+    assert answer(app, devkit.http_event(SAMPLE, token="first-secret-value-0001"))[0] == 401
+
+
+def test_ssm_unreachable_is_503_without_cos_calls(seeded, cos):
+    env = devkit.env(cos, SMARTCOVER_TOKEN=None, SMARTCOVER_TOKEN_SECRET="absent", SMARTCOVER_SSM_REGION="ap-chongqing",
+                     SMARTCOVER_SSM_ENDPOINT=cos.endpoint)
+    code, body = answer(App(Config.from_env(env), env), devkit.http_event(SAMPLE))
+    assert code == 503 and [r.op for r in cos.requests] == ["GetSecretValue"]
+
+
+# -- confinement --------------------------------------------------------------------------------
+
+def test_foreign_bucket_403(seeded, make_app):
+    refused(seeded, make_app(**MOVE), devkit.http_event(job(bucket="other-1250000000")), 403)
+
+
+def test_foreign_region_403(seeded, make_app):
+    refused(seeded, make_app(**MOVE), devkit.http_event(job(region="ap-guangzhou")), 403)
+
+
+def test_foreign_target_bucket_403(seeded, make_app):
+    app = make_app(**dict(MOVE, SMARTCOVER_TARGET_BUCKET="pub-1250000000"))
+    refused(seeded, app, devkit.http_event(SAMPLE), 403)
+
+
+@pytest.mark.parametrize("name,keys", [
+    ("outside-template", ["other/smartcover-0.jpg"]),
+    ("dot-dot", ["output/../smartcover-0.jpg"]),
+    ("leading-slash", ["/output/smartcover-0.jpg"]),
+    ("double-slash", ["//output/smartcover-0.jpg"]),
+    ("inner-double-slash", ["output//smartcover-0.jpg"]),
+    ("empty-object-name", [""]),
+    ("unrendered-number", ["output/smartcover-${Number}.jpg"]),
+    ("control-char", ["output/smartcover-0.jpg\r"]),
+    ("too-long", ["output/" + "a" * 900 + "-0.jpg"]),
+])
+def test_names_that_do_not_fit_the_job_422(seeded, make_app, name, keys):
+    template = "output/" + "a" * 900 + "-${Number}.jpg" if name == "too-long" else "output/smartcover-${Number}.jpg"
+    refused(seeded, make_app(**MOVE), devkit.http_event(job(keys=keys + ["output/smartcover-1.jpg"], template=template)), 422)
+
+
+def test_empty_object_name_in_json_form_422(seeded, make_app):
+    tree = json.loads(devkit.sample("smartcover-workflow.json"))
+    tree["JobsDetail"][0]["Operation"]["MediaResult"]["OutputFile"]["ObjectName"] = ""
+    refused(seeded, make_app(**MOVE), devkit.http_event(json.dumps(tree)), 422)
+
+
+# -- CI job verification ----------------------------------------------------------------------------
+
+def test_job_unknown_to_ci_422(seeded, make_app):
+    body = refused(seeded, make_app(**MOVE), devkit.http_event(job(job_id="jffffffffffffffffffffffffffffffff")), 422,
+                   reads_allowed=True)
+    assert "CI does not know" in json.dumps(body)
+    assert {r.op for r in seeded.requests} <= {"GetMediaJobs", "HeadObject"}
+
+
+def test_job_state_mismatch_422(cos, make_app):
+    devkit.seed(cos, job(), register_job=False)
+    cos.add_job(BUCKET, devkit.make_job_xml(keys=[f"output/smartcover-{i}.jpg" for i in range(3)], state="Failed"))
+    refused(cos, make_app(**MOVE), devkit.http_event(job()), 422, reads_allowed=True)
+
+
+def test_ci_reports_other_objects_422(cos, make_app):
+    devkit.seed(cos, job(), register_job=False)
+    cos.add_job(BUCKET, devkit.make_job_xml(keys=["output/smartcover-0.jpg"]))
+    refused(cos, make_app(**MOVE), devkit.http_event(job()), 422, reads_allowed=True)
+
+
+def test_ci_reports_another_job_type_422(cos, make_app):
+    devkit.seed(cos, job(), register_job=False)
+    cos.add_job(BUCKET, devkit.make_job_xml(keys=[f"output/smartcover-{i}.jpg" for i in range(3)], tag="Snapshot"))
+    refused(cos, make_app(**MOVE), devkit.http_event(job()), 422, reads_allowed=True)
+
+
+def test_verification_can_be_turned_off(cos, make_app):
+    devkit.seed(cos, job(), register_job=False)
+    assert answer(make_app(**MOVE, SMARTCOVER_VERIFY_JOB="false"), devkit.http_event(job()))[0] == 200
+    assert "GetMediaJobs" not in {r.op for r in cos.requests}
+
+
+# -- size and shape ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("b64", [False, True])
+def test_oversize_413(seeded, make_app, b64):
+    refused(seeded, make_app(**MOVE, SMARTCOVER_MAX_BODY_BYTES="4096"),
+            devkit.http_event(SAMPLE + b" " * 5000, base64_body=b64), 413)
+
+
+XXE = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><Response><EventName>&x;</EventName></Response>'
+LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+          b'<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><Response><EventName>&c;</EventName></Response>')
+DTD = b'<!DOCTYPE Response SYSTEM "http://127.0.0.1:9/evil.dtd"><Response><EventName>TaskFinish</EventName></Response>'
+DEEP = b"<Response>" + b"<a>" * 3000 + b"</a>" * 3000 + b"</Response>"
+
+
+@pytest.mark.parametrize("body", [XXE, LAUGHS, DTD, DEEP], ids=["xxe", "billion-laughs", "dtd", "deep-nesting"])
+def test_xml_attacks_400(seeded, make_app, body):
+    refused(seeded, make_app(**MOVE), devkit.http_event(body), 400)
+
+
+def test_too_many_jobs_400(seeded, make_app):
+    body = devkit.make_callback(*[devkit.make_job_xml(job_id=f"j{i}") for i in range(11)])
+    refused(seeded, make_app(**MOVE), devkit.http_event(body), 400)
+
+
+def test_secrets_never_logged(seeded, make_app, logs):
+    app = make_app(**MOVE)
+    answer(app, devkit.http_event(SAMPLE))
+    answer(app, devkit.http_event(SAMPLE, token="wrong-token-0123456789"))
+    text = logs.getvalue()
+    for secret in (devkit.TOKEN, devkit.SECRET_KEY, devkit.SESSION_TOKEN):
+        assert secret not in text
