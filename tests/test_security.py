@@ -169,21 +169,18 @@ def test_job_unknown_to_ci_422(seeded, make_app):
     assert {r.op for r in seeded.requests} <= {"GetMediaJobs", "HeadObject"}
 
 
-def test_job_state_mismatch_422(cos, make_app):
+THREE = [f"output/smartcover-{i}.jpg" for i in range(3)]
+
+
+@pytest.mark.parametrize("ci_says", [
+    dict(keys=THREE, state="Failed"),          # state mismatch
+    dict(keys=THREE[:1]),                      # other output objects
+    dict(keys=THREE, tag="Snapshot"),          # another job type
+    dict(keys=THREE, bucket="other-1250000000"),  # outputs in another bucket
+], ids=["state", "objects", "tag", "bucket"])
+def test_ci_disagreeing_with_the_callback_422(cos, make_app, ci_says):
     devkit.seed(cos, job(), register_job=False)
-    cos.add_job(BUCKET, devkit.make_job_xml(keys=[f"output/smartcover-{i}.jpg" for i in range(3)], state="Failed"))
-    refused(cos, make_app(**MOVE), devkit.http_event(job()), 422, reads_allowed=True)
-
-
-def test_ci_reports_other_objects_422(cos, make_app):
-    devkit.seed(cos, job(), register_job=False)
-    cos.add_job(BUCKET, devkit.make_job_xml(keys=["output/smartcover-0.jpg"]))
-    refused(cos, make_app(**MOVE), devkit.http_event(job()), 422, reads_allowed=True)
-
-
-def test_ci_reports_another_job_type_422(cos, make_app):
-    devkit.seed(cos, job(), register_job=False)
-    cos.add_job(BUCKET, devkit.make_job_xml(keys=[f"output/smartcover-{i}.jpg" for i in range(3)], tag="Snapshot"))
+    cos.add_job(BUCKET, devkit.make_job_xml(**ci_says))
     refused(cos, make_app(**MOVE), devkit.http_event(job()), 422, reads_allowed=True)
 
 
