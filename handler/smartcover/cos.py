@@ -241,10 +241,12 @@ class Cos:
                     failed[err.findtext("Key") or ""] = err.findtext("Code") or "Error"
         return failed
 
-    def put_object(self, ref: ObjectRef, body: bytes, content_type: str) -> str:
-        """PUT Object (COS doc 436/7749); returns the ETag."""
+    def put_object(self, ref: ObjectRef, body: bytes, content_type: str, headers: Optional[Dict[str, str]] = None) -> str:
+        """PUT Object (COS doc 436/7749); returns the ETag. ``headers`` adds request headers such as
+        ``x-cos-tagging`` or ``x-cos-forbid-overwrite: true`` (then a taken key raises
+        :class:`CosFault` with ``status`` 409)."""
         resp = self._send("PutObject", "PUT", ref.bucket, ref.region, ref.key,
-                          headers={"Content-Type": content_type, "Content-MD5": _md5(body)}, data=body)
+                          headers={**(headers or {}), "Content-Type": content_type, "Content-MD5": _md5(body)}, data=body)
         if resp.status_code == 404:
             raise CosFault("PutObject", "bucket does not exist", False, 404, "NoSuchBucket")
         return resp.headers.get("ETag", "")
