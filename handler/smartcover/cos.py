@@ -1,14 +1,24 @@
 """Thin COS/CI shell over cos-python-sdk-v5: one method per request, errors classified.
 
 The SDK signs and sends (``CosS3Client.send_request``, ``CosS3Auth``); responses are parsed here
-with defusedxml, never with the SDK's ``xml_to_dict`` (which ``eval``s). Every request is bounded:
-the SDK's own retry count and per-attempt timeout come from the configuration and are fitted into
-the invocation's :class:`Deadline`; a request that could outlive it is not started.
+with defusedxml, never with the SDK's ``xml_to_dict`` (which ``eval``s).
+
+Retries and time. The SDK's own retry loop is switched off (``retry=0``): it sleeps 1 s, 2 s, ...
+between attempts and uses one fixed timeout, whatever time is left. Instead each request here is
+tried up to ``SMARTCOVER_COS_RETRIES + 1`` times, on 5xx, 408/429, network errors, timeouts and
+unreadable 2xx answers (e.g. PUT Object - Copy answering 200 with an ``<Error>`` body, COS doc
+436/10881). Every attempt gets connect + read timeouts that add up to at most
+``SMARTCOVER_COS_TIMEOUT`` and to the time left before the invocation's :class:`Deadline`; an
+attempt (or a pause between attempts: 0.2 s, 0.4 s, 0.8 s with jitter) that no longer fits is not
+started, and the request fails with a retryable :class:`CosFault`. Retrying is safe because every
+write is idempotent or guarded: copies carry ``x-cos-forbid-overwrite`` (a repeated copy gets 409
+and the caller checks the target), tag sets and batch deletes converge.
 
 Credentials are the execution role's temporary keys (``TENCENTCLOUD_SECRETID``, ``..._SECRETKEY``,
-``..._SESSIONTOKEN``; SCF doc 583/32389), read when the client is built (once per invocation)
-and passed as ``Token`` (the SDK's ``CredentialInstance`` would drop it). An ``ExpiredToken``
-answer rebuilds the clients from the environment once; a second one is a retryable fault.
+``..._SESSIONTOKEN``; SCF doc 583/32389), read from the environment mapping when a client is built
+(lazily, once per invocation and region) and passed as ``Token`` (the SDK's ``CredentialInstance``
+would drop it). An ``ExpiredToken``/``InvalidToken`` answer rebuilds the clients from the
+environment once per invocation and repeats the request; a second one is a retryable fault (503).
 
 Importing this module imports ``qcloud_cos`` and ``requests``: the handler does so only after a
 callback is authenticated and validated.
@@ -19,28 +29,33 @@ import base64
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, TypeVar
 from urllib.parse import quote
 from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from qcloud_cos import CosConfig, CosS3Auth, CosS3Client
-from qcloud_cos.cos_exception import CosClientError, CosServiceError
+from qcloud_cos.cos_exception import CosClientError
 
 from . import config as cfg
-from .deadline import Deadline
+from .deadline import Deadline, attempt_timeouts, backoff, fits_after
 from .errors import ConfigError
 from .plan import ObjectRef
 from .tags import Tags, encode_tagging
 
 logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)  # outcomes are logged by the handler
 _EXPIRED = {"ExpiredToken", "TokenExpired", "InvalidToken"}
+NOT_STARTED = "not started: too little time left before the function's time limit"
+MAX_REBUILDS = 1
+T = TypeVar("T")
 
 
 class CosFault(Exception):
-    """A COS/CI request failed. ``retryable`` says whether a redelivery may succeed."""
+    """A COS/CI request failed. ``retryable`` says whether a redelivery may succeed; ``status`` is
+    the HTTP status (0: no answer) and ``code`` the COS error code (COS doc 436/7730), if any."""
 
     def __init__(self, op: str, detail: str, retryable: bool, status: int = 0, code: str = "") -> None:
         super().__init__(f"{op}: {detail}")
@@ -78,11 +93,16 @@ class Cos:
 
     Args:
         config: validated configuration (endpoint override, timeout, retries).
-        env: where the role credentials are read (default ``os.environ``).
-        deadline: the invocation's budget; requests are refused once it cannot fit them.
+        env: where the role credentials are read (default ``os.environ``); read again on a rebuild.
+        deadline: the invocation's budget; attempts that cannot fit in it are not started.
 
     Every method raises :class:`CosFault` (or a subclass) on failure; reads return ``None`` for a
-    missing object. ``requests_made`` counts HTTP requests sent (SDK retries included).
+    missing object. Counters: ``requests_made`` (HTTP requests sent, retries included),
+    ``retries_made`` (attempts after the first, expiry repeats excluded), ``rebuilds`` (client
+    rebuilds after an expired token: 0 or 1).
+
+    Raises:
+        ConfigError: the role credentials are not in ``env``.
     """
 
     def __init__(self, config: cfg.Config, env: Mapping[str, str], deadline: Deadline) -> None:
@@ -91,119 +111,160 @@ class Cos:
         self._deadline = deadline
         if not env.get(cfg.SECRET_ID) or not env.get(cfg.SECRET_KEY):
             raise ConfigError(f"{cfg.SECRET_ID}/{cfg.SECRET_KEY} are not set: give the function an execution role")
-        retries = config.cos_retries
-        self._retries = retries
-        sleeps = retries * (retries + 1) / 2  # the SDK sleeps 1, 2, ... s between attempts
-        self._timeout = max(0.2, min(config.cos_timeout, (deadline.remaining() - sleeps) / (retries + 1)))
-        self._budget = self._timeout * (retries + 1) + sleeps
         self._lock = threading.Lock()
         self._clients: Dict[str, CosS3Client] = {}
         self._generation = 0
         self.requests_made = 0
+        self.retries_made = 0
+        self.rebuilds = 0
 
     # -- plumbing ---------------------------------------------------------------------------
     def _client(self, region: str) -> Tuple[CosS3Client, int]:
         with self._lock:
             client = self._clients.get(region)
             if client is None:
-                secret_id = self._env.get(cfg.SECRET_ID, "")
-                secret_key = self._env.get(cfg.SECRET_KEY, "")
                 ep = self._config.cos_endpoint
-                conf = CosConfig(Region=region, SecretId=secret_id, SecretKey=secret_key,
-                                 Token=self._env.get(cfg.SESSION_TOKEN) or None, Timeout=self._timeout,
+                # Timeout=None: send_request then uses the per-attempt timeout passed to it.
+                conf = CosConfig(Region=region, SecretId=self._env.get(cfg.SECRET_ID, ""),
+                                 SecretKey=self._env.get(cfg.SECRET_KEY, ""),
+                                 Token=self._env.get(cfg.SESSION_TOKEN) or None, Timeout=None,
                                  Scheme=ep.scheme if ep else "https", IP=ep.host if ep else None,
                                  Port=ep.port if ep else None, PoolMaxSize=max(10, self._config.concurrency))
-                client = CosS3Client(conf, retry=self._retries)
+                client = CosS3Client(conf, retry=0)
                 self._clients[region] = client
             return client, self._generation
 
-    def _rebuild(self, generation: int) -> None:
+    def _renew(self, generation: int) -> bool:
+        """After an expired-token answer from a client of ``generation``: True when the request may
+        be repeated with fresh clients (rebuilt now, or already by another thread)."""
         with self._lock:
-            if generation == self._generation:  # only the first thread to see the expiry rebuilds
-                self._clients.clear()
-                self._generation += 1
+            if generation < self._generation:
+                return True
+            if self.rebuilds >= MAX_REBUILDS:
+                return False
+            self._clients.clear()
+            self._generation += 1
+            self.rebuilds += 1
+            return True
 
     def _send(self, op: str, method: str, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None,
-              headers: Optional[Dict[str, str]] = None, data: Optional[bytes] = None, ci: bool = False):
-        """Send one signed request; return the ``requests.Response`` (any status below 300 or a
-        classified 404/409). Raises :class:`CosFault` for everything else."""
-        for attempt in (1, 2):
-            if self._deadline.remaining() < self._budget:
-                raise CosFault(op, "not started: too little time left before the function's time limit", True)
+              headers: Optional[Dict[str, str]] = None, data: Optional[bytes] = None, ci: bool = False,
+              read: Optional[Callable[[Any], T]] = None) -> Any:
+        """Send one signed request, with retries fitted to the deadline (see the module docstring).
+
+        Returns ``read(response)`` (default: the ``requests.Response``) for a status below 300,
+        and the response itself for a 404 of a GET/HEAD on the object API. ``read`` may raise a
+        retryable :class:`CosFault` for an unreadable answer: the request is then retried too.
+
+        Raises:
+            CosFault: not started in time, network error, timeout, 4xx (not retryable), 5xx
+            (retryable) or an unreadable answer, after the attempts allowed.
+            SourceMissing, TargetExists: 404 / 409 of PUT Object - Copy.
+        """
+        attempt = 0
+        renewed = False
+        while True:
+            timeouts = attempt_timeouts(self._deadline.remaining(), self._config.cos_timeout)
+            if timeouts is None:
+                raise CosFault(op, NOT_STARTED, True)
             client, generation = self._client(region)
-            conf = client.get_conf()
-            params = dict(params or {})
-            hdrs = dict(headers or {})
-            if ci:
-                host = f"{bucket}.ci.{region}.myqcloud.com"
-                if self._config.cos_endpoint:
-                    url = conf.uri(path=path)
-                    hdrs["Host"] = host
-                else:
-                    url = conf.uri(path=path, endpoint=host)
-                send_bucket = None
-            else:
-                url = conf.uri(bucket=bucket, path=path)
-                send_bucket = bucket
-            kwargs = {"data": data} if data is not None else {}
-            with self._lock:
-                self.requests_made += 1
             try:
-                resp = client.send_request(method=method, url=url, bucket=send_bucket, auth=CosS3Auth(conf, path, params=params),
-                                           headers=hdrs, params=params, cos_request=False, ci_request=ci, **kwargs)
-            except CosClientError as exc:
-                raise CosFault(op, f"network error or timeout ({_short(exc)})", True) from None
-            if resp.status_code < 300:
-                return resp
-            code, message = _error(resp.content)
-            if code in _EXPIRED and attempt == 1:
-                self._rebuild(generation)
-                continue
-            if resp.status_code == 404 and method in ("HEAD", "GET") and not ci:
-                return resp
-            if resp.status_code == 404 and op == "PutObjectCopy":
-                raise SourceMissing(op, "copy source does not exist", False, 404, code or "NoSuchKey")
-            if resp.status_code == 409 and op == "PutObjectCopy":
-                raise TargetExists(op, "target exists", False, 409, code)
-            retryable = resp.status_code >= 500 or resp.status_code in (408, 429) or code in _EXPIRED or code == "RequestTimeout"
-            raise CosFault(op, f"HTTP {resp.status_code} {code or ''} {message or ''}".strip(), retryable, resp.status_code, code)
-        raise AssertionError("unreachable")
+                resp = self._once(client, op, method, bucket, region, path, params, headers, data, ci, timeouts, attempt)
+                if resp.status_code < 300:
+                    return read(resp) if read else resp
+                if resp.status_code == 404 and method in ("HEAD", "GET") and not ci:
+                    return resp
+                _raise_for(op, resp)
+            except CosFault as fault:
+                if fault.code in _EXPIRED and not renewed and self._renew(generation):
+                    renewed = True
+                    continue
+                if not fault.retryable or attempt >= self._config.cos_retries or fault.code in _EXPIRED:
+                    raise
+                pause = backoff(attempt + 1)
+                if not fits_after(pause, self._deadline.remaining(), self._config.cos_timeout):
+                    raise
+                time.sleep(pause)
+                attempt += 1
+                with self._lock:
+                    self.retries_made += 1
+
+    def _once(self, client: CosS3Client, op: str, method: str, bucket: str, region: str, path: str,
+              params: Optional[Dict[str, str]], headers: Optional[Dict[str, str]], data: Optional[bytes], ci: bool,
+              timeouts: Tuple[float, float], attempt: int):
+        conf = client.get_conf()
+        params = dict(params or {})
+        hdrs = dict(headers or {})
+        if attempt:
+            hdrs["x-cos-sdk-retry"] = "true"  # as the SDK marks its own retries
+        if ci:
+            host = f"{bucket}.ci.{region}.myqcloud.com"
+            if self._config.cos_endpoint:
+                url = conf.uri(path=path)
+                hdrs["Host"] = host
+            else:
+                url = conf.uri(path=path, endpoint=host)
+            send_bucket = None
+        else:
+            url = conf.uri(bucket=bucket, path=path)
+            send_bucket = bucket
+        kwargs = {"data": data} if data is not None else {}
+        with self._lock:
+            self.requests_made += 1
+        try:
+            return client.send_request(method=method, url=url, bucket=send_bucket, timeout=timeouts,
+                                       auth=CosS3Auth(conf, path, params=params), headers=hdrs, params=params,
+                                       cos_request=False, ci_request=ci, **kwargs)
+        except CosClientError as exc:
+            raise CosFault(op, f"network error or timeout ({_short(exc)})", True) from None
 
     # -- object API ---------------------------------------------------------------------------
     def head(self, ref: ObjectRef) -> Optional[ObjectInfo]:
-        """HEAD Object (COS doc 436/7745). ``None`` when the key does not exist."""
-        resp = self._send("HeadObject", "HEAD", ref.bucket, ref.region, ref.key)
-        if resp.status_code == 404:
-            return None
-        h = resp.headers
-        return ObjectInfo(etag=h.get("ETag", ""), crc64=h.get("x-cos-hash-crc64ecma", ""),
-                          size=_int(h.get("Content-Length")), tag_count=_int(h.get("x-cos-tagging-count")))
+        """HEAD Object (COS doc 436/7745). ``None`` when the key does not exist.
+
+        Raises:
+            CosFault: as :meth:`_send`; a 200 without an ETag is an unreadable (retryable) answer.
+        """
+        def read(resp) -> ObjectInfo:
+            h = resp.headers
+            if not h.get("ETag"):
+                raise CosFault("HeadObject", "answer without ETag", True, resp.status_code)
+            return ObjectInfo(etag=h.get("ETag", ""), crc64=h.get("x-cos-hash-crc64ecma", ""),
+                              size=_int(h.get("Content-Length")), tag_count=_int(h.get("x-cos-tagging-count")))
+
+        out = self._send("HeadObject", "HEAD", ref.bucket, ref.region, ref.key, read=read)
+        return out if isinstance(out, ObjectInfo) else None
 
     def get_tags(self, ref: ObjectRef) -> Optional[Tags]:
         """GET Object tagging (COS doc 436/35710). ``None`` when the key does not exist."""
-        resp = self._send("GetObjectTagging", "GET", ref.bucket, ref.region, ref.key, params={"tagging": ""})
-        if resp.status_code == 404:
-            return None
-        root = _xml("GetObjectTagging", resp.content)
-        return tuple((t.findtext("Key") or "", t.findtext("Value") or "") for t in root.iter() if _local(t.tag) == "Tag")
+        def read(resp) -> Tags:
+            root = _xml("GetObjectTagging", resp.content)
+            return tuple((t.findtext("Key") or "", t.findtext("Value") or "") for t in root.iter() if _local(t.tag) == "Tag")
+
+        out = self._send("GetObjectTagging", "GET", ref.bucket, ref.region, ref.key, params={"tagging": ""}, read=read)
+        return out if isinstance(out, tuple) else None
 
     def put_tags(self, ref: ObjectRef, tags: Tags) -> None:
-        """PUT Object tagging (COS doc 436/35709): replaces the object's whole tag set."""
+        """PUT Object tagging (COS doc 436/35709): replaces the object's whole tag set.
+
+        Raises:
+            CosFault: as :meth:`_send` (404 NoSuchKey, not retryable, when the object does not exist).
+        """
         body = _tagging_xml(tags)
-        resp = self._send("PutObjectTagging", "PUT", ref.bucket, ref.region, ref.key, params={"tagging": ""},
-                          headers={"Content-Type": "application/xml", "Content-MD5": _md5(body)}, data=body)
-        if resp.status_code == 404:
-            raise CosFault("PutObjectTagging", "object does not exist", False, 404, "NoSuchKey")
+        self._send("PutObjectTagging", "PUT", ref.bucket, ref.region, ref.key, params={"tagging": ""},
+                   headers={"Content-Type": "application/xml", "Content-MD5": _md5(body)}, data=body)
 
     def copy(self, source: ObjectRef, target: ObjectRef, tags: Tags, forbid_overwrite: bool) -> CopyResult:
         """PUT Object - Copy (COS doc 436/10881) with the tag set replaced by ``tags`` and,
         when ``forbid_overwrite``, ``x-cos-forbid-overwrite: true``.
 
         COS may answer 200 with an ``<Error>`` body when the copy fails mid-way: that, and an
-        empty or unparsable 200 body, raise a retryable :class:`CosFault`.
+        empty or unparsable 200 body, are retryable faults (retried here while attempts remain).
 
         Raises:
-            TargetExists: 409, the target key is taken. SourceMissing: 404 on the source.
+            TargetExists: 409, the target key is taken (possibly by an earlier attempt of this
+            very copy whose answer was lost). SourceMissing: 404 on the source. CosFault: as
+            :meth:`_send`.
         """
         headers = {
             "x-cos-copy-source": f"{source.bucket}.cos.{source.region}.myqcloud.com/{quote(source.key, safe='/-_.~')}",
@@ -213,32 +274,40 @@ class Cos:
         }
         if forbid_overwrite:
             headers["x-cos-forbid-overwrite"] = "true"
-        resp = self._send("PutObjectCopy", "PUT", target.bucket, target.region, target.key, headers=headers)
-        root = _xml("PutObjectCopy", resp.content)
-        if _local(root.tag) != "CopyObjectResult" or not root.findtext("ETag"):
-            code = root.findtext("Code") or "no CopyObjectResult"
-            raise CosFault("PutObjectCopy", f"HTTP 200 with error body ({code})", True, resp.status_code, code)
-        return CopyResult(etag=root.findtext("ETag") or "", crc64=root.findtext("CRC64") or "")
+
+        def read(resp) -> CopyResult:
+            root = _xml("PutObjectCopy", resp.content)
+            if _local(root.tag) != "CopyObjectResult" or not root.findtext("ETag"):
+                code = root.findtext("Code") or "no CopyObjectResult"
+                raise CosFault("PutObjectCopy", f"HTTP 200 with error body ({code})", True, resp.status_code, code)
+            return CopyResult(etag=root.findtext("ETag") or "", crc64=root.findtext("CRC64") or "")
+
+        return self._send("PutObjectCopy", "PUT", target.bucket, target.region, target.key, headers=headers, read=read)
 
     def delete_many(self, bucket: str, region: str, keys: Iterable[str]) -> Dict[str, str]:
         """Batch delete (COS doc 436/8289), quiet mode, up to 1000 keys a request.
 
         Returns ``{key: error code}`` for keys COS could not delete (missing keys count as deleted).
+
+        Raises:
+            CosFault: as :meth:`_send`; an empty answer is unreadable (retryable): quiet mode still
+            answers ``<DeleteResult/>``, so an empty body does not tell what was deleted.
         """
+        def read(resp) -> Dict[str, str]:
+            root = _xml("DeleteObjects", resp.content)
+            if _local(root.tag) != "DeleteResult":
+                raise CosFault("DeleteObjects", "answer is not a DeleteResult", True, resp.status_code)
+            return {err.findtext("Key") or "": err.findtext("Code") or "Error" for err in root.iter() if _local(err.tag) == "Error"}
+
         keys = list(keys)
         failed: Dict[str, str] = {}
         for start in range(0, len(keys), 1000):
             chunk = keys[start:start + 1000]
             body = ("<Delete><Quiet>true</Quiet>" + "".join(f"<Object><Key>{_esc(k)}</Key></Object>" for k in chunk)
                     + "</Delete>").encode("utf-8")
-            resp = self._send("DeleteObjects", "POST", bucket, region, "/", params={"delete": ""},
-                              headers={"Content-Type": "application/xml", "Content-MD5": _md5(body)}, data=body)
-            if not resp.content.strip():
-                continue
-            root = _xml("DeleteObjects", resp.content)
-            for err in root.iter():
-                if _local(err.tag) == "Error":
-                    failed[err.findtext("Key") or ""] = err.findtext("Code") or "Error"
+            failed.update(self._send("DeleteObjects", "POST", bucket, region, "/", params={"delete": ""},
+                                     headers={"Content-Type": "application/xml", "Content-MD5": _md5(body)},
+                                     data=body, read=read))
         return failed
 
     def put_object(self, ref: ObjectRef, body: bytes, content_type: str, headers: Optional[Dict[str, str]] = None) -> str:
@@ -256,8 +325,26 @@ class Cos:
         """GET on the CI host of ``bucket`` (e.g. ``/jobs/<JobId>``, CI doc 436/54010); raw XML bytes.
 
         The Host header is the CI domain ``<bucket>.ci.<region>.myqcloud.com`` also when an
-        endpoint override sends the request elsewhere, so the signature stays valid."""
-        return self._send("GetMediaJobs", "GET", bucket, region, path, params=params, ci=True).content
+        endpoint override sends the request elsewhere, so the signature stays valid. An empty
+        answer is a retryable fault."""
+        def read(resp) -> bytes:
+            if not resp.content.strip():
+                raise CosFault("GetMediaJobs", "empty answer", True, resp.status_code)
+            return resp.content
+
+        return self._send("GetMediaJobs", "GET", bucket, region, path, params=params, ci=True, read=read)
+
+
+def _raise_for(op: str, resp) -> None:
+    """Classify a non-2xx answer and raise it as a :class:`CosFault`."""
+    code, message = _error(resp.content)
+    status = resp.status_code
+    if status == 404 and op == "PutObjectCopy":
+        raise SourceMissing(op, "copy source does not exist", False, 404, code or "NoSuchKey")
+    if status == 409 and op == "PutObjectCopy":
+        raise TargetExists(op, "target exists", False, 409, code)
+    retryable = status >= 500 or status in (408, 429) or code in _EXPIRED or code in ("RequestTimeout", "SlowDown")
+    raise CosFault(op, f"HTTP {status} {code or ''} {message or ''}".strip(), retryable, status, code)
 
 
 def _int(value: Optional[str]) -> int:
