@@ -5,7 +5,13 @@ Order of work for every invocation (each step may end it with a 4xx and no COS c
 1. normalise the event (:mod:`events`; size checked first: 413);
 2. authenticate (:mod:`auth`; 401) - nothing of the body is parsed before this;
 3. parse (:mod:`parse`; 400) and plan/validate (:mod:`plan`; 403, 422);
-4. only then import the COS SDK and act (:mod:`execute`), or answer the plan (dry run).
+4. only then import the COS SDK and act (:mod:`execute`), or answer the plan (dry run);
+5. write the job manifest last when ``SMARTCOVER_MANIFEST_KEY`` is set (:mod:`manifest`).
+
+A queue-trigger batch (TDMQ/CMQ/CKafka, see :mod:`events`) runs steps 3-5 per message and answers
+``{"status", "outcome", "messages": [{"messageId", "kind", "status", ...per-message answer}]}``
+with the worst (highest) per-message status. A timer trigger runs a reconcile
+(:mod:`reconcile`). Queue and timer invocations come from SCF and need no URL token.
 
 Status codes: 200 done or deliberately ignored; 400 not a callback; 401 token; 403 bucket/region
 not allowed; 405 not POST; 409 a target holds an object this function did not write, or a cover
@@ -25,10 +31,12 @@ from .auth import Authenticator, require_config
 from .config import Config
 from .deadline import Deadline
 from .errors import ConfigError, MethodNotAllowed, SmartCoverError
-from .events import Request, from_event
+from .events import QUEUE, TIMER, Request, from_event
 from .response import error, respond
 
 Answer = Dict[str, Any]
+MESSAGE_MIN_S = 1.0
+"""A queue message is not started with less time left than this (it is answered 503)."""
 
 
 def overall_status(outcomes: List[str]) -> int:
@@ -42,6 +50,102 @@ def overall_status(outcomes: List[str]) -> int:
     if "failed" in outcomes:
         return 502
     return 200
+
+
+class Session:
+    """The COS shell of one invocation, built on first use and shared by everything the
+    invocation does (the messages of a batch, the pages of a reconcile run)."""
+
+    def __init__(self, config: Config, env: Mapping[str, str], deadline: Deadline) -> None:
+        self.config, self.env, self.deadline = config, env, deadline
+        self._cos = None
+
+    def cos(self):
+        """The :class:`cos.Cos` (imports the COS SDK on first call). Raises :class:`ConfigError`
+        when the role credentials are missing."""
+        if self._cos is None:
+            from .cos import Cos
+            self._cos = Cos(self.config, self.env, self.deadline)
+        return self._cos
+
+    @property
+    def requests_made(self) -> int:
+        """HTTP requests sent to COS and CI so far (SDK retries included)."""
+        return self._cos.requests_made if self._cos is not None else 0
+
+
+def act(the_plan, config: Config, session: Session) -> list:
+    """Carry out a validated :class:`plan.Plan`: execute it (or, with ``config.dry_run``, list the
+    requests it would make), then write the manifests. Returns ``execute.JobResult`` in plan order.
+
+    Used by the callback path and by :mod:`reconcile`, so both follow the same rules.
+    """
+    from .execute import JobResult, dry_run
+
+    if config.dry_run:
+        results = dry_run(the_plan, config)
+        return [_dry_extras(j, r, config) for j, r in zip(the_plan.jobs, results)]
+    if not any(j.disposition == "act" or j.failure_tags for j in the_plan.jobs):
+        return [JobResult(j.job, j.disposition, j.reason) for j in the_plan.jobs]
+    from .execute import execute
+
+    cos = session.cos()
+    results = execute(the_plan, cos, config)
+    if any(j.manifest is not None for j in the_plan.jobs):
+        from .manifest import write_all
+        results = write_all(the_plan, results, cos, config.concurrency)
+    return results
+
+
+def _dry_extras(job_plan, result, config: Config):
+    """Add to a dry-run result what :func:`execute.dry_run` does not list: the failed job's input
+    tagging (``SMARTCOVER_ON_FAILURE=tag``) and the manifest."""
+    from dataclasses import replace
+
+    extra = dict(result.extra)
+    if job_plan.failure_tags and job_plan.job.input:
+        inp = job_plan.job.input
+        tags = ", ".join(f"{k}={v}" for k, v in job_plan.failure_tags)
+        verify = f"GET ci /jobs/{job_plan.job.job_id}; " if config.verify_job else ""
+        extra["inputTagging"] = "planned"
+        extra["inputTaggingPlan"] = f"{verify}GET {inp.bucket}/{inp.object}?tagging; PUT {inp.bucket}/{inp.object}?tagging (if tags change): {tags}"
+    if job_plan.manifest is not None and job_plan.disposition == "act":
+        from .manifest import steps
+        extra["manifest"], extra["manifestKey"], extra["manifestPlan"] = "planned", job_plan.manifest.key, steps(job_plan)
+    return replace(result, extra=extra) if extra != result.extra else result
+
+
+def job_outcome(result) -> str:
+    """A job's outcome counting its manifest (see :func:`manifest.outcome`); ``planned`` for a
+    dry run's job."""
+    if result.covers and all(c.outcome == "planned" for c in result.covers):
+        return "planned"
+    if "manifest" not in result.extra:
+        return result.outcome
+    from .manifest import outcome
+    return outcome(result)
+
+
+def log_results(results, ms: float) -> None:
+    """One ``cover`` line per cover and one ``job`` line per job. The jobs of one plan run
+    concurrently: ``ms`` is their shared wall time (execute + manifest), in milliseconds."""
+    for r in results:
+        for c in r.covers:
+            log.event("cover", jobId=r.job.job_id, cover=c.index, action=c.action, outcome=c.outcome,
+                      source=str(c.source), target=str(c.target) if c.target else None, detail=c.detail or None)
+        failed = r.job.state not in ("Success", "")
+        log.event("job", logging.WARNING if failed or job_outcome(r) not in ("done", "ignored") else logging.INFO,
+                  jobId=r.job.job_id, tag=r.job.tag, state=r.job.state, outcome=job_outcome(r), reason=r.reason or None,
+                  code=r.job.code if failed else None, error=r.job.message if failed and r.job.message else None,
+                  inputTagging=r.extra.get("inputTagging"), manifest=r.extra.get("manifest"),
+                  manifestKey=r.extra.get("manifestKey"), ms=round(ms, 1))
+
+
+def job_dict(result) -> dict:
+    """The answer's entry for one job (``outcome`` counts the manifest)."""
+    out = result.to_dict()
+    out["outcome"] = job_outcome(result)
+    return out
 
 
 class App:
@@ -95,49 +199,83 @@ class App:
         if request.is_http and request.method != "POST":
             raise MethodNotAllowed("use POST")
         self.auth.check(request)
+        log.event("request", shape=request.shape, messages=len(request.messages) or None,
+                  trigger=request.timer.trigger_name if request.timer else None)
+        if request.shape == TIMER:
+            return self.timer(request, deadline)
+        if request.shape == QUEUE:
+            return self.batch(request, deadline)
         return self.process(request, deadline)
 
-    def process(self, request: Request, deadline: Deadline):
-        """Parse, plan and act on an authenticated request; return ``(status, body)``."""
+    def process(self, request: Request, deadline: Deadline, session: Optional[Session] = None):
+        """Parse, plan and act on an authenticated request; return ``(status, body)``.
+
+        Raises:
+            SmartCoverError: 400 (not a callback), 403, 422 (validation), 500 (no credentials).
+        """
         from .parse import parse_body, parse_tree, unwrap
-        from .plan import plan
 
         callback = parse_tree(unwrap(request.tree)) if request.tree is not None else parse_body(request.body)
+        return self.run_callback(callback, session or Session(self.config, self.env, deadline))
+
+    def run_callback(self, callback, session: Session):
+        """Plan and act on a parsed :class:`model.Callback`; return ``(status, body)``."""
+        from .plan import plan
+
         the_plan = plan(callback, self.config)
         if not the_plan.jobs:
             log.event("ignored", event=callback.event_name, reason=the_plan.reason)
             return 200, {"status": 200, "outcome": "ignored", "event": callback.event_name, "reason": the_plan.reason, "jobs": []}
 
-        needs_cos = any(j.disposition == "act" or j.failure_tags for j in the_plan.jobs)
-        requests_made = 0
-        if self.config.dry_run:
-            from .execute import dry_run
-            results = dry_run(the_plan, self.config)
-        elif needs_cos:
-            from .cos import Cos
-            from .execute import execute
-            cos = Cos(self.config, self.env, deadline)
-            results = execute(the_plan, cos, self.config)
-            requests_made = cos.requests_made
-        else:
-            from .execute import JobResult
-            results = [JobResult(j.job, j.disposition, j.reason) for j in the_plan.jobs]
-
-        for r in results:
-            for c in r.covers:
-                log.event("cover", jobId=r.job.job_id, cover=c.index, action=c.action, outcome=c.outcome,
-                          source=str(c.source), target=str(c.target) if c.target else None, detail=c.detail or None)
-            log.event("job", jobId=r.job.job_id, tag=r.job.tag, state=r.job.state, outcome=r.outcome, reason=r.reason or None)
-        outcomes = [r.outcome for r in results]
-        status = overall_status(outcomes)
+        before = session.requests_made
+        started = time.monotonic()
+        results = act(the_plan, self.config, session)
+        log_results(results, (time.monotonic() - started) * 1000)
+        status = overall_status([job_outcome(r) for r in results])
         body = {
             "status": status,
             "outcome": "dry-run" if self.config.dry_run else ("done" if status == 200 else "incomplete"),
             "event": callback.event_name,
-            "jobs": [r.to_dict() for r in results],
-            "cosRequests": requests_made,
+            "jobs": [job_dict(r) for r in results],
+            "cosRequests": session.requests_made - before,
         }
         return status, body
+
+    def batch(self, request: Request, deadline: Deadline):
+        """A queue-trigger batch: each message is one callback, handled on its own (one bad
+        message does not stop the others). Returns the worst status and one entry per message."""
+        from .parse import parse_body
+
+        session = Session(self.config, self.env, deadline)
+        items = []
+        for m in request.messages:
+            started = time.monotonic()
+            try:
+                if deadline.remaining() < MESSAGE_MIN_S:
+                    status, body = 503, {"status": 503, "error": "Unavailable", "message": "not started: the function's time limit is near"}
+                else:
+                    status, body = self.run_callback(parse_body(m.body), session)
+            except SmartCoverError as exc:
+                status, body = exc.status, {"status": exc.status, "error": exc.code, "message": exc.public}
+            except Exception:  # noqa: BLE001 - one message's bug must not lose the others
+                log.event("unexpected error", logging.ERROR, exc_info=True, messageId=m.message_id)
+                status, body = 500, {"status": 500, "error": "InternalError", "message": "internal error; see the function log"}
+            log.event("message", logging.INFO if status < 400 else logging.WARNING, kind=m.kind, messageId=m.message_id,
+                      status=status, outcome=body.get("outcome") or body.get("error"), ms=round((time.monotonic() - started) * 1000, 1))
+            items.append(dict({"messageId": m.message_id, "kind": m.kind}, **body))
+        status = max(item["status"] for item in items)
+        return status, {"status": status, "outcome": "done" if status == 200 else "incomplete", "messages": items,
+                        "cosRequests": session.requests_made}
+
+    def timer(self, request: Request, deadline: Deadline):
+        """A timer trigger: reconcile the bucket and window its ``Message`` names (or the defaults,
+        see :func:`reconcile.window_from_timer`). Returns ``(status, summary)``."""
+        from .reconcile import reconcile, window_from_timer
+
+        assert request.timer is not None
+        window = window_from_timer(request.timer, self.config, self.env)
+        summary = reconcile(self.config, self.env, window, deadline)
+        return summary.status, summary.to_dict()
 
 
 class Misconfigured:

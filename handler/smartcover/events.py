@@ -10,6 +10,20 @@ Shapes are told apart by small ``infer`` checks tried in order (as Mangum does):
 * Direct invocation (``scf invoke``, console test, TDMQ bridge): the event *is* the callback, as a
   string (XML or JSON) or an already-decoded dict. Only callers with CAM permission to invoke the
   function can do this, so it carries no URL token.
+* Timer trigger (SCF doc 583/9708; 583/31927 "Timer"): ``{"Type": "Timer", "TriggerName": "...",
+  "Time": "2019-02-21T11:49:00Z", "Message": "..."}`` (serverless-components/tencent-scf
+  docs/events/timer.md spells ``"Type": "timer"``: both are accepted). The message is the trigger's
+  ``argument`` and asks for a reconcile run (:mod:`smartcover.reconcile`).
+* Message-queue triggers that carry a CI callback sent with ``CallBackType=TDMQ``: a batch
+  ``{"Records": [{"<kind>": {..., "msgBody": "<callback XML or JSON>"}}, ...]}`` where ``<kind>``
+  is ``CMQ`` (CMQ/TDMQ-CMQ topic or queue trigger, SCF docs 583/11517 and 583/31927: ``type``,
+  ``topicName``/``queueName``, ``msgId``, ``msgBody``, ``msgTag``...), ``TDMQ`` (same fields) or
+  ``Ckafka`` (CKafka trigger, 583/31927 and serverless-components/tencent-scf docs/events/CKafka.md:
+  ``topic``, ``partition``, ``offset``, ``msgKey``, ``msgBody``); and the EventBridge form of the
+  TDMQ trigger (SCF "TDMQ trigger" doc; EventBridge 1359 "TDMQ connector"): one CloudEvent
+  ``{"specversion", "id", "type": "connector:tdmq", "source": "tdmq.cloud.tencent", ...,
+  "data": {"topic", "subscriptionName", "msgId", "msgBody", ...}}``. Like a direct invocation
+  these come from SCF itself (the caller needs CAM permission), so they carry no URL token.
 
 Header names are looked up case-insensitively (stored lower-case). Size is checked before any
 decoding work.
@@ -27,6 +41,31 @@ from .errors import BadRequest, PayloadTooLarge
 HTTP_APIGW = "apigw"
 HTTP_FUNCTION_URL = "function_url"
 DIRECT = "direct"
+TIMER = "timer"
+QUEUE = "queue"
+
+QUEUE_KINDS = {"cmq": "CMQ", "tdmq": "TDMQ", "ckafka": "Ckafka"}
+"""Record keys of the SCF message-queue trigger events accepted (matched case-insensitively)."""
+MAX_MESSAGES = 1000
+
+
+@dataclass(frozen=True)
+class Message:
+    """One queue message. ``kind``: CMQ, TDMQ, Ckafka or EventBridge; ``message_id``: the queue's
+    ``msgId`` (CKafka: ``topic/partition/offset``); ``body``: the raw ``msgBody`` bytes."""
+
+    kind: str
+    message_id: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A timer trigger firing: ``trigger_name``, ``time`` (as SCF sent it) and ``message``."""
+
+    trigger_name: str
+    time: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -47,11 +86,14 @@ class Request:
     tree: Optional[Dict[str, Any]] = None
     source_ip: str = ""
     request_id: str = ""
+    messages: Tuple[Message, ...] = ()
+    timer: Optional[Timer] = None
 
     @property
     def is_http(self) -> bool:
-        """True for API Gateway and Function URL events (reachable from the internet)."""
-        return self.shape != DIRECT
+        """True for API Gateway and Function URL events (reachable from the internet); False for
+        direct, timer and queue invocations, which only SCF or a CAM-authorised caller can make."""
+        return self.shape in (HTTP_APIGW, HTTP_FUNCTION_URL)
 
     def header(self, name: str) -> str:
         """Header value by case-insensitive name, ``""`` when absent."""
@@ -67,7 +109,8 @@ def from_event(event: Any, context: Optional[Mapping[str, Any]], max_body: int) 
     """Normalise an SCF ``event``.
 
     Raises:
-        PayloadTooLarge: the body exceeds ``max_body`` bytes (checked before Base64 decoding).
+        PayloadTooLarge: the body (or one queue message) exceeds ``max_body`` bytes (checked before
+            Base64 decoding), or a queue batch has more than :data:`MAX_MESSAGES` messages.
         BadRequest: an event of no known shape, or a body that is not a string / valid Base64.
     """
     request_id = str((context or {}).get("request_id") or "")
@@ -81,7 +124,53 @@ def from_event(event: Any, context: Optional[Mapping[str, Any]], max_body: int) 
         if len(json.dumps(event, default=str)) > max_body:
             raise PayloadTooLarge(f"callback larger than {max_body} bytes")
         return Request(shape=DIRECT, tree=event, request_id=request_id)
+    if str(event.get("Type") or "").lower() == "timer" and "TriggerName" in event:
+        return _timer(event, max_body, request_id)
+    if isinstance(event.get("Records"), list):
+        return _queue(event["Records"], max_body, request_id)
+    if "specversion" in event and isinstance(event.get("data"), dict) and "msgBody" in event["data"]:
+        data = event["data"]
+        message = Message("EventBridge", str(data.get("msgId") or event.get("id") or ""), _message_body(data, max_body))
+        return Request(shape=QUEUE, messages=(message,), request_id=request_id)
     raise BadRequest("event is neither an HTTP event nor a callback")
+
+
+def _timer(event: Dict[str, Any], max_body: int, request_id: str) -> Request:
+    message = event.get("Message")
+    if message is None:
+        message = ""
+    if not isinstance(message, str):
+        raise BadRequest("timer Message must be a string")
+    _sized(message, max_body)
+    return Request(shape=TIMER, request_id=request_id,
+                   timer=Timer(str(event.get("TriggerName") or ""), str(event.get("Time") or ""), message))
+
+
+def _queue(records: list, max_body: int, request_id: str) -> Request:
+    if not records:
+        raise BadRequest("event is neither an HTTP event nor a callback")
+    if len(records) > MAX_MESSAGES:
+        raise PayloadTooLarge(f"more than {MAX_MESSAGES} messages in one event")
+    messages = []
+    for record in records:
+        found = [(QUEUE_KINDS[k.lower()], v) for k, v in record.items()
+                 if isinstance(k, str) and k.lower() in QUEUE_KINDS] if isinstance(record, dict) else []
+        if len(found) != 1 or not isinstance(found[0][1], dict) or "msgBody" not in found[0][1]:
+            raise BadRequest("event is neither an HTTP event nor a callback")
+        kind, data = found[0]
+        if kind == "Ckafka":
+            message_id = "/".join(str(data.get(k, "")) for k in ("topic", "partition", "offset"))
+        else:
+            message_id = str(data.get("msgId") or "")
+        messages.append(Message(kind, message_id[:256], _message_body(data, max_body)))
+    return Request(shape=QUEUE, messages=tuple(messages), request_id=request_id)
+
+
+def _message_body(data: Dict[str, Any], max_body: int) -> bytes:
+    body = data.get("msgBody")
+    if not isinstance(body, str):
+        raise BadRequest("msgBody must be a string")
+    return _sized(body, max_body)
 
 
 def _http(event: Dict[str, Any], max_body: int, request_id: str) -> Request:

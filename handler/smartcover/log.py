@@ -3,6 +3,12 @@
 Every line has ``time`` (UTC ISO 8601), ``level``, ``message`` and, inside an invocation, the SCF
 ``requestId``; callers add fields (``jobId``, ``cover``, ``action``, ``outcome``, ``ms`` ...).
 Built on the standard ``logging`` module; nothing secret is ever passed to it.
+
+Lines the handler writes (``message`` -> fields): ``start`` (``config``: the effective
+configuration, no secret values), ``request`` (``shape``, ``messages``), ``cover`` (``jobId``,
+``cover``, ``action``, ``outcome``, ``source``, ``target``, ``detail``), ``job`` (``jobId``,
+``outcome``, ``ms``, and ``code``/``error`` for a failed job), ``manifest``, ``message`` (one per
+queue message), ``reconcile``, ``refused`` and ``answer`` (``status``, ``ms``).
 """
 from __future__ import annotations
 
@@ -35,13 +41,37 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
-def setup(level: str = "INFO") -> logging.Logger:
-    """Install the JSON handler on the ``smartcover`` logger once; return it."""
-    if not _LOGGER.handlers:
-        handler = logging.StreamHandler(sys.stdout)
+class _StdStream(logging.StreamHandler):
+    """A stream handler writing to ``sys.stdout`` or ``sys.stderr`` as they are at each emit (so a
+    redirect, pytest's capture or the CLI's choice of stderr is honoured)."""
+
+    def __init__(self, name: str) -> None:
+        self.name_of_stream = name
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return getattr(sys, self.name_of_stream)
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the name decides
+        pass
+
+
+def setup(level: str = "INFO", stream: str = "") -> logging.Logger:
+    """Install the JSON handler on the ``smartcover`` logger once; return it.
+
+    ``stream``: ``"stdout"`` (SCF and the default: what CLS collects) or ``"stderr"`` (the CLI,
+    whose stdout carries its own output); ``""`` keeps the current choice.
+    """
+    handler = next((h for h in _LOGGER.handlers if isinstance(h, _StdStream)), None)
+    if handler is None:
+        handler = _StdStream(stream or "stdout")
         handler.setFormatter(JsonFormatter())
         _LOGGER.addHandler(handler)
         _LOGGER.propagate = False
+    elif stream:
+        handler.name_of_stream = stream
     _LOGGER.setLevel(level)
     return _LOGGER
 

@@ -1,0 +1,214 @@
+"""Per-job manifest: one JSON document a pipeline can wait for, written after the covers are in place.
+
+When ``SMARTCOVER_MANIFEST_KEY`` is set (a key template with job-level wildcards only:
+``${InputPath}``, ``${InputName}``, ``${InputNameAndExt}``, ``${jobid}``, ``${RunId}``; rendered by
+:func:`plan.plan` into ``JobPlan.manifest``, in the target bucket), a job whose outcome is ``done``
+gets a manifest. It is written last, after every cover was copied, verified and (for ``move``)
+its source deleted, so its presence means the job is complete.
+
+Content (UTF-8 JSON, keys sorted, two-space indent, trailing newline; see :func:`document`)::
+
+    {"manifestVersion": 1, "jobId", "tag", "state", "queueId", "creationTime", "startTime",
+     "endTime", "input": {"bucket", "region", "key"}, "workflow": {...} | null, "userData",
+     "action", "smartCover": {"count", "format", "width", "height", "deleteDuplicates"},
+     "covers": [{"index", "bucket", "region", "key", "sourceKey", "format", "width", "height",
+                 "etag", "crc64", "tags": {...}}, ...]}
+
+It is deterministic: no clock time, only CI's job times and what COS reports (ETag without
+quotes, ``x-cos-hash-crc64ecma`` as decimal text, tags sorted), so a redelivery or a reconcile
+run produces the same bytes. ``width``/``height`` are the SmartCover ``Width``/``Height``
+parameters in pixels (CI doc 436/83112, SmartCover; ``null`` when the job left them to the video
+size). ETag/CRC64 come from the copy result when it carries both, else from HEAD Object on the
+final object (COS doc 436/7745).
+
+Never overwriting someone else's object: HEAD the key first; if absent, PUT Object with
+``x-cos-forbid-overwrite: true`` (COS doc 436/7749; not effective on versioned buckets, hence the
+HEAD) and the tags ``smartcover:jobid=<JobId>`` and ``smartcover:manifest=1``. If present with
+the same MD5 ETag, nothing is written (``unchanged``). If present and different, it is replaced
+only when its tags say this function wrote it for this job (``rewritten``); otherwise it is left
+alone (``conflict``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .cos import Cos, CosFault
+from .execute import JobResult
+from .plan import TAG_JOB, JobPlan, ObjectRef, Plan
+from .tags import encode_tagging
+from .templates import split_key
+
+VERSION = 1
+TAG_MANIFEST = "smartcover:manifest"
+CONTENT_TYPE = "application/json; charset=utf-8"
+OK = frozenset({"written", "unchanged", "rewritten", "planned"})
+"""Manifest outcomes that leave the job complete; others: retry, conflict, failed."""
+
+
+def document(job_plan: JobPlan, result: JobResult, objects: Mapping[int, Tuple[str, str]]) -> dict:
+    """The manifest of one done job as a dict.
+
+    ``objects`` maps each cover index to ``(etag, crc64)`` of its final object (the target for
+    copy/move, the source for tag); ``etag`` without quotes, ``crc64`` decimal text or ``""``.
+    """
+    job = job_plan.job
+    sc = job.operation.smart_cover
+    covers = []
+    for c in sorted(result.covers, key=lambda c: c.index):
+        final = c.target or c.source
+        ext = split_key(final.key)["Ext"] or split_key(c.source.key)["Ext"]
+        etag, crc64 = objects[c.index]
+        covers.append({
+            "index": c.index,
+            "bucket": final.bucket,
+            "region": final.region,
+            "key": final.key,
+            "sourceKey": c.source.key,
+            "format": (sc.format if sc and sc.format else ext) or None,
+            "width": sc.width if sc else None,
+            "height": sc.height if sc else None,
+            "etag": etag,
+            "crc64": crc64 or None,
+            "tags": dict(sorted(c.tags)),
+        })
+    wf = job.workflow
+    return {
+        "manifestVersion": VERSION,
+        "jobId": job.job_id,
+        "tag": job.tag,
+        "state": job.state,
+        "queueId": job.queue_id or None,
+        "creationTime": _time(job.creation_time),
+        "startTime": _time(job.start_time),
+        "endTime": _time(job.end_time),
+        "input": {"bucket": job.input.bucket, "region": job.input.region, "key": job.input.object} if job.input else None,
+        "workflow": {"name": wf.name, "runId": wf.run_id, "workflowId": wf.workflow_id, "workflowName": wf.workflow_name} if wf else None,
+        "userData": job.operation.user_data or None,
+        "action": job_plan.covers[0].action if job_plan.covers else None,
+        "smartCover": {"count": sc.count, "format": sc.format, "width": sc.width, "height": sc.height,
+                       "deleteDuplicates": sc.delete_duplicates} if sc else None,
+        "covers": covers,
+    }
+
+
+def encode(doc: dict) -> bytes:
+    """Canonical bytes of a manifest: sorted keys, two-space indent, UTF-8, trailing newline."""
+    return (json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=2) + "\n").encode("utf-8")
+
+
+def identity(job_id: str) -> Tuple[Tuple[str, str], ...]:
+    """The tags that mark a manifest as written by this function for ``job_id``."""
+    return ((TAG_JOB, job_id), (TAG_MANIFEST, "1"))
+
+
+def steps(job_plan: JobPlan) -> str:
+    """What writing the manifest costs, for a dry run: the requests, in order."""
+    ref = job_plan.manifest
+    return (f"after all covers are done: HEAD covers whose copy result lacks ETag/CRC64; HEAD {ref}; "
+            f"PUT {ref} x-cos-forbid-overwrite (if absent; if present and different, only when tagged as this job's manifest)")
+
+
+def write(cos: Cos, job_plan: JobPlan, result: JobResult) -> Tuple[str, str]:
+    """Write one job's manifest; return ``(outcome, detail)``. Never raises for COS faults.
+
+    Outcomes: written, unchanged (identical manifest already there: no write), rewritten (this
+    job's older manifest replaced), conflict (the key holds an object this function did not
+    write; left alone), retry (a retryable fault or a cover object missing), failed (COS refused).
+    """
+    ref = job_plan.manifest
+    assert ref is not None
+    try:
+        body = encode(document(job_plan, result, _final_objects(cos, result)))
+    except _Missing as exc:
+        return "retry", str(exc)
+    except CosFault as exc:
+        return ("retry" if exc.retryable else "failed"), str(exc)
+    md5 = hashlib.md5(body).hexdigest()
+    headers = {"x-cos-tagging": encode_tagging(identity(result.job.job_id))}
+    try:
+        info = cos.head(ref)
+        if info is None:
+            try:
+                cos.put_object(ref, body, CONTENT_TYPE, dict(headers, **{"x-cos-forbid-overwrite": "true"}))
+                return "written", ""
+            except CosFault as exc:
+                if exc.status != 409:
+                    raise
+            info = cos.head(ref)  # written by someone else in the meantime
+            if info is None:
+                return "retry", "manifest key changed while writing it"
+        if info.etag.strip('"') == md5:
+            return "unchanged", ""
+        tags = cos.get_tags(ref)
+        if tags is None or not set(identity(result.job.job_id)) <= set(tags):
+            return "conflict", "manifest key holds an object this function did not write; left alone"
+        cos.put_object(ref, body, CONTENT_TYPE, headers)
+        return "rewritten", "replaced this job's earlier manifest"
+    except CosFault as exc:
+        return ("retry" if exc.retryable else "failed"), str(exc)
+
+
+def write_all(plan: Plan, results: Sequence[JobResult], cos: Cos, concurrency: int = 4) -> List[JobResult]:
+    """Write the manifest of every job of ``plan`` that has one and is done; ``results`` in plan
+    order. Returns the results with ``extra["manifest"]`` (outcome), ``extra["manifestKey"]`` and,
+    when not OK, ``extra["manifestDetail"]``. Jobs not done get ``manifest: "skipped"``."""
+    todo = [(i, j, r) for i, (j, r) in enumerate(zip(plan.jobs, results)) if j.manifest is not None and j.disposition == "act"]
+    out = list(results)
+    if not todo:
+        return out
+    ready = [(i, j, r) for i, j, r in todo if r.outcome == "done"]
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(ready) or 1)), thread_name_prefix="manifest") as pool:
+        futures = {i: pool.submit(write, cos, j, r) for i, j, r in ready}
+        for i, j, r in todo:
+            outcome, detail = futures[i].result() if i in futures else ("skipped", "job not complete")
+            out[i] = annotate(r, j.manifest, outcome, detail)  # type: ignore[arg-type]
+    return out
+
+
+def annotate(result: JobResult, ref: ObjectRef, outcome: str, detail: str = "") -> JobResult:
+    """``result`` with the manifest outcome recorded in its ``extra``."""
+    extra = dict(result.extra, manifest=outcome, manifestKey=ref.key)
+    if detail and outcome not in OK:
+        extra["manifestDetail"] = detail
+    return replace(result, extra=extra)
+
+
+def outcome(result: JobResult) -> str:
+    """The job outcome counting the manifest: a done job whose manifest needs a retry is
+    ``retry``; a conflicting manifest is ``conflict``; a refused one ``failed``."""
+    base = result.outcome
+    state = result.extra.get("manifest")
+    if base != "done" or state in (None, "skipped") or state in OK:
+        return base
+    return {"retry": "retry", "conflict": "conflict"}.get(state, "failed")
+
+
+class _Missing(Exception):
+    pass
+
+
+def _final_objects(cos: Cos, result: JobResult) -> Dict[int, Tuple[str, str]]:
+    out: Dict[int, Tuple[str, str]] = {}
+    need = []
+    for c in result.covers:
+        if c.etag and c.crc64:
+            out[c.index] = (c.etag.strip('"'), c.crc64)
+        else:
+            need.append(c)
+    if need:
+        with ThreadPoolExecutor(max_workers=min(10, len(need)), thread_name_prefix="manifest-head") as pool:
+            heads = {c.index: pool.submit(cos.head, c.target or c.source) for c in need}
+            for c in need:
+                info = heads[c.index].result()
+                if info is None:
+                    raise _Missing(f"cover {c.index} is not at {c.target or c.source}")
+                out[c.index] = (info.etag.strip('"'), info.crc64)
+    return out
+
+
+def _time(value) -> Optional[str]:
+    return value.isoformat() if value is not None else None

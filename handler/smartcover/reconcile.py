@@ -1,0 +1,333 @@
+"""Reconcile: find SmartCover jobs whose callback was lost and give them the callback's follow-up.
+
+CI's "list media jobs" API (CI doc 436/54011, ``DescribeMediaJobs``)::
+
+    GET /jobs?tag=SmartCover&states=Success&startCreationTime=&endCreationTime=&size=&nextToken=
+    Host: <bucket>.ci.<region>.myqcloud.com
+    -> <Response><JobsDetail>...</JobsDetail>...<NextToken>...</NextToken></Response>
+
+(times as ``%Y-%m-%dT%H:%M:%S%z``, e.g. ``2024-05-01T00:00:00+0000``; ``NextToken`` empty on the
+last page; ``queueId`` optional here). Each page (at most :data:`PAGE_SIZE` jobs, the parser's
+per-document limit) is parsed with :func:`parse.parse_body` (``require_event=False``); every job
+is validated on its own with :func:`plan.plan` exactly as a ``TaskFinish`` callback naming that one
+job would be (a job that fails validation is reported and skipped), and the valid jobs of the
+page are carried out together by :func:`app.act` - the executor and manifest writer the callback
+path uses - so the rules, the refusals and the idempotence are the callback's: covers already
+moved count as ``already-moved`` and cause no write.
+
+The CI job query that verifies a callback (``SMARTCOVER_VERIFY_JOB``) is skipped here: the jobs
+come from CI itself over a signed request, so asking CI again would add a request and no trust.
+With ``SMARTCOVER_ON_FAILURE=tag`` the listing also asks for Failed and Cancel jobs, so their
+input videos get tagged too.
+
+Used by ``python -m handler reconcile`` (:mod:`cli`) and by the SCF timer trigger
+(:meth:`app.App.timer`); a run stops starting pages :data:`PAGE_RESERVE_S` seconds before the
+function's time limit and says so (the next run picks up the rest).
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Dict, List, Mapping, Optional
+
+from . import config as cfg
+from . import log
+from .config import Config, valid_bucket, valid_region
+from .deadline import Deadline
+from .errors import BadRequest, Forbidden, SmartCoverError
+from .events import Timer
+
+PAGE_SIZE = 10
+PAGE_RESERVE_S = 5.0
+DEFAULT_HOURS = 24.0
+MAX_HOURS = 24.0 * 30
+CI_TIME = "%Y-%m-%dT%H:%M:%S%z"
+
+
+@dataclass(frozen=True)
+class Window:
+    """What to reconcile: jobs of ``bucket`` (``name-APPID``) in ``region`` created between
+    ``start`` and ``end`` (aware datetimes, inclusive), optionally only in CI queue ``queue_id``."""
+
+    bucket: str
+    region: str
+    start: datetime
+    end: datetime
+    queue_id: str = ""
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an ISO 8601 time with an offset (``Z``, ``+08:00`` or ``+0800``) into an aware
+    datetime. A time without an offset is taken as UTC (SCF's time zone).
+
+    Raises:
+        ValueError: not such a time.
+    """
+    text = text.strip()
+    text = re.sub(r"[Zz]$", "+00:00", text)
+    text = re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", text)
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def make_window(bucket: str, region: str, hours: Optional[float] = None, since: Optional[datetime] = None,
+                until: Optional[datetime] = None, queue_id: str = "", now: Optional[datetime] = None) -> Window:
+    """A :class:`Window` ending at ``until`` (default now) and starting at ``since`` (default
+    ``hours`` before the end; default 24 h).
+
+    Raises:
+        BadRequest: an invalid bucket or region name, hours outside (0, 720], or start after end.
+    """
+    if not valid_bucket(bucket):
+        raise BadRequest("reconcile: bucket must look like name-APPID")
+    if not valid_region(region):
+        raise BadRequest("reconcile: region must look like ap-guangzhou")
+    end = until or now or datetime.now(timezone.utc)
+    if since is None:
+        hours = DEFAULT_HOURS if hours is None else float(hours)
+        if not 0 < hours <= MAX_HOURS:
+            raise BadRequest(f"reconcile: hours must be more than 0 and at most {MAX_HOURS:g}")
+        since = end - timedelta(hours=hours)
+    if since > end:
+        raise BadRequest("reconcile: the window starts after it ends")
+    if queue_id and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", queue_id):
+        raise BadRequest("reconcile: queueId is malformed")
+    return Window(bucket, region, since, end, queue_id)
+
+
+def window_from_timer(timer: Timer, config: Config, env: Mapping[str, str], now: Optional[datetime] = None) -> Window:
+    """The window a timer trigger asks for.
+
+    ``timer.message`` (the trigger's ``argument``) is empty or JSON
+    ``{"reconcile": {"bucket": "...", "region": "...", "hours": 24, "queueId": "..."}}``; every
+    key is optional. Without ``bucket``, the single entry of ``SMARTCOVER_ALLOWED_BUCKETS`` is used;
+    without ``region``, the single entry of ``SMARTCOVER_ALLOWED_REGIONS``, else the function's own
+    region (``TENCENTCLOUD_REGION``). The window ends now.
+
+    Raises:
+        BadRequest: another message, or no bucket/region can be determined.
+        Forbidden: the bucket or region is outside ``SMARTCOVER_ALLOWED_*``.
+    """
+    spec: Dict[str, Any] = {}
+    text = timer.message.strip()
+    if text:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("reconcile"), dict):
+            raise BadRequest('timer Message must be empty or {"reconcile": {"bucket": ..., "region": ..., "hours": ...}}')
+        spec = data["reconcile"]
+    bucket = spec.get("bucket") or _single(config.allowed_buckets)
+    region = spec.get("region") or _single(config.allowed_regions) or (env.get(cfg.SCF_REGION) or "")
+    if not bucket or not region:
+        raise BadRequest(f"timer reconcile: name the bucket and region in the trigger's message, or set exactly one "
+                         f"bucket in {cfg.ALLOWED_BUCKETS}")
+    if not isinstance(bucket, str) or not isinstance(region, str):
+        raise BadRequest("timer reconcile: bucket and region must be strings")
+    if config.allowed_buckets is not None and bucket not in config.allowed_buckets:
+        raise Forbidden(f"timer reconcile: bucket outside {cfg.ALLOWED_BUCKETS}")
+    if config.allowed_regions is not None and region not in config.allowed_regions:
+        raise Forbidden(f"timer reconcile: region outside {cfg.ALLOWED_REGIONS}")
+    hours = spec.get("hours", DEFAULT_HOURS)
+    if isinstance(hours, bool) or not isinstance(hours, (int, float)):
+        raise BadRequest("timer reconcile: hours must be a number")
+    queue_id = spec.get("queueId") or ""
+    if not isinstance(queue_id, str):
+        raise BadRequest("timer reconcile: queueId must be a string")
+    return make_window(bucket, region, hours=hours, queue_id=queue_id, now=now)
+
+
+@dataclass
+class Summary:
+    """Counts and findings of one run.
+
+    ``seen``: jobs listed; ``done``: jobs this run changed (covers moved/copied/tagged, manifest
+    written, input tagged); ``already_done``: jobs that needed nothing; ``failed``: jobs refused by
+    validation or not completed (retry, conflict, missing covers, COS refusals); ``skipped``: jobs
+    with nothing to do (other tag, state without follow-up); ``planned``: jobs of a dry run.
+    ``stopped`` says why listing ended early (time limit, CI error); then ``status`` is 502/503.
+    """
+
+    window: Window
+    dry_run: bool = False
+    seen: int = 0
+    done: int = 0
+    already_done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    planned: int = 0
+    pages: int = 0
+    stopped: str = ""
+    stopped_status: int = 0
+    cos_requests: int = 0
+    statuses: List[int] = field(default_factory=list)
+    failures: List[dict] = field(default_factory=list)
+    jobs: List[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed and the whole window was listed."""
+        return not self.failed and not self.stopped
+
+    @property
+    def status(self) -> int:
+        """200 when :attr:`ok`; else the worst of the failed jobs' statuses and the stop reason's."""
+        worst = max(self.statuses + [self.stopped_status] + [200])
+        return worst if not self.ok else 200
+
+    def to_dict(self) -> dict:
+        """JSON-ready answer (also the CLI's ``--json`` output)."""
+        out = {
+            "status": self.status,
+            "outcome": "dry-run" if self.dry_run and self.ok else ("reconciled" if self.ok else "incomplete"),
+            "bucket": self.window.bucket,
+            "region": self.window.region,
+            "since": self.window.start.isoformat(),
+            "until": self.window.end.isoformat(),
+            "pages": self.pages,
+            "jobs": {"seen": self.seen, "done": self.done, "alreadyDone": self.already_done, "failed": self.failed,
+                     "skipped": self.skipped, "planned": self.planned},
+            "failures": self.failures,
+            "cosRequests": self.cos_requests,
+        }
+        if self.window.queue_id:
+            out["queueId"] = self.window.queue_id
+        if self.stopped:
+            out["stopped"] = self.stopped
+        if self.dry_run:
+            out["plan"] = self.jobs
+        return out
+
+
+Progress = Callable[[Summary], None]
+
+
+def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: Deadline,
+              progress: Optional[Progress] = None, page_size: int = PAGE_SIZE) -> Summary:
+    """List the window's jobs page by page and follow each one up; never raises for COS faults.
+
+    ``config.dry_run``: list (reads only) and answer every job's plan without acting.
+    ``progress`` is called with the running :class:`Summary` after each page.
+
+    Raises:
+        ConfigError: the role credentials are missing.
+    """
+    from .app import Session, act, job_dict, job_outcome, log_results
+    from .cos import CosFault
+    from .model import Callback
+    from .parse import parse_body
+    from .plan import TASK_FINISH, Plan, plan
+
+    config = replace(config, verify_job=False)
+    page_size = max(1, min(PAGE_SIZE, int(page_size)))
+    session = Session(config, env, deadline)
+    summary = Summary(window, dry_run=config.dry_run)
+    cos = session.cos()
+    states = "Success" + (",Failed,Cancel" if config.on_failure == "tag" else "")
+    token, tokens, seen_ids = "", set(), set()
+    log.event("reconcile start", bucket=window.bucket, region=window.region, since=window.start.isoformat(),
+              until=window.end.isoformat(), states=states, dryRun=config.dry_run or None)
+    while True:
+        if deadline.remaining() < PAGE_RESERVE_S:
+            summary.stopped, summary.stopped_status = "time limit reached; the next run continues", 503
+            break
+        params = {"tag": "SmartCover", "states": states, "size": str(page_size),
+                  "startCreationTime": window.start.strftime(CI_TIME), "endCreationTime": window.end.strftime(CI_TIME)}
+        if window.queue_id:
+            params["queueId"] = window.queue_id
+        if token:
+            params["nextToken"] = token
+        try:
+            page = parse_body(cos.ci_get(window.bucket, window.region, "/jobs", params), require_event=False)
+        except CosFault as exc:
+            summary.stopped, summary.stopped_status = f"listing jobs failed: {exc}", 503 if exc.retryable else 502
+            break
+        except SmartCoverError as exc:
+            summary.stopped, summary.stopped_status = f"CI's job list is unreadable: {exc.public}", 502
+            break
+        summary.pages += 1
+        jobs = [j for j in page.jobs if j.job_id not in seen_ids]
+        seen_ids.update(j.job_id for j in jobs)
+        summary.seen += len(jobs)
+
+        valid = []
+        for job in jobs:
+            try:
+                valid.extend(plan(Callback(TASK_FINISH, (job,)), config).jobs)
+            except SmartCoverError as exc:
+                _fail(summary, job.job_id, "refused", exc.public, exc.status)
+                log.event("job", 30, jobId=job.job_id, outcome="refused", reason=exc.public, status=exc.status)
+        if valid:
+            started = time.monotonic()
+            results = act(Plan(TASK_FINISH, tuple(valid)), config, session)
+            log_results(results, (time.monotonic() - started) * 1000)
+            for r in results:
+                _count(summary, r, job_outcome(r), job_dict(r))
+        summary.cos_requests = session.requests_made
+        log.event("reconcile page", page=summary.pages, jobs=len(jobs), seen=summary.seen, done=summary.done,
+                  alreadyDone=summary.already_done, failed=summary.failed)
+        if progress:
+            progress(summary)
+        token = page.next_token
+        if not token:
+            break
+        if token in tokens:
+            summary.stopped, summary.stopped_status = "CI repeated a NextToken; listing stopped", 502
+            break
+        tokens.add(token)
+    summary.cos_requests = session.requests_made
+    log.event("reconcile", 20 if summary.ok else 30, status=summary.status, seen=summary.seen, done=summary.done,
+              alreadyDone=summary.already_done, failed=summary.failed, skipped=summary.skipped,
+              planned=summary.planned or None, stopped=summary.stopped or None, cosRequests=summary.cos_requests)
+    return summary
+
+
+_FRESH = {"tagged", "copied", "moved"}
+
+
+def _count(summary: Summary, result, outcome: str, entry: dict) -> None:
+    from .app import overall_status
+
+    if summary.dry_run:
+        summary.planned += 1
+        summary.jobs.append(entry)
+        return
+    if result.disposition == "ignored":
+        summary.skipped += 1
+    elif result.disposition == "failed":
+        tagging = result.extra.get("inputTagging")
+        if tagging == "tagged":
+            summary.done += 1
+        elif tagging == "already-tagged":
+            summary.already_done += 1
+        elif tagging is None:
+            summary.skipped += 1
+        else:
+            _fail(summary, result.job.job_id, f"input tagging {tagging}", result.reason,
+                  503 if tagging == "retry" else (422 if tagging == "rejected" else 502))
+    elif outcome == "done":
+        fresh = any(c.outcome in _FRESH for c in result.covers) or result.extra.get("manifest") in ("written", "rewritten")
+        if fresh:
+            summary.done += 1
+        else:
+            summary.already_done += 1
+    else:
+        problems = "; ".join(f"cover {c.index}: {c.outcome}" + (f" ({c.detail})" if c.detail else "")
+                             for c in result.covers if c.outcome not in ("moved", "copied", "tagged") and not c.outcome.startswith("already-"))
+        if result.extra.get("manifestDetail"):
+            problems = "; ".join(p for p in (problems, "manifest: " + result.extra["manifestDetail"]) if p)
+        _fail(summary, result.job.job_id, outcome, problems, overall_status([outcome]))
+
+
+def _fail(summary: Summary, job_id: str, outcome: str, reason: str, status: int) -> None:
+    summary.failed += 1
+    summary.statuses.append(status)
+    summary.failures.append({"jobId": job_id, "outcome": outcome, "reason": reason, "status": status})
+
+
+def _single(names: Optional[frozenset]) -> str:
+    return next(iter(names)) if names and len(names) == 1 else ""
