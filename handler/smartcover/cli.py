@@ -94,7 +94,11 @@ def main(argv: Optional[List[str]] = None, env: Optional[Mapping[str, str]] = No
     args = build_parser().parse_args(argv)
     environment: Dict[str, str] = dict(os.environ if env is None else env)
     environment.update(dict(args.env))
-    return args.func(args, environment)
+    level, stream = log.current()
+    try:
+        return args.func(args, environment)
+    finally:  # the commands log to stderr; give an embedding process its logging back
+        log.setup(level if level != "NOTSET" else "INFO", stream=stream or "stdout")
 
 
 def _config(env: Mapping[str, str]):
@@ -203,7 +207,11 @@ def cmd_invoke(args: argparse.Namespace, env: Dict[str, str]) -> int:
     from .serve import context, function_url_event, pretty, seed_body, start_local_cos
 
     try:
-        body = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()
+        if args.file == "-":
+            body = sys.stdin.buffer.read()
+        else:
+            with open(args.file, "rb") as fh:
+                body = fh.read()
     except OSError as exc:
         print(f"invoke: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2

@@ -76,6 +76,13 @@ def setup(level: str = "INFO", stream: str = "") -> logging.Logger:
     return _LOGGER
 
 
+def current() -> tuple:
+    """``(level, stream)`` as set by :func:`setup` (``stream`` ``""`` before the first setup), so a
+    caller that changes them (the CLI) can restore them."""
+    handler = next((h for h in _LOGGER.handlers if isinstance(h, _StdStream)), None)
+    return logging.getLevelName(_LOGGER.level), handler.name_of_stream if handler else ""
+
+
 def event(message: str, level: int = logging.INFO, exc_info: bool = False, **fields: Any) -> None:
     """Log ``message`` with ``fields`` as top-level JSON keys."""
     _LOGGER.log(level, message, extra={"fields": fields}, exc_info=exc_info)

@@ -1,0 +1,107 @@
+"""Callbacks delivered through a message queue (CI ``CallBackType=TDMQ``) via SCF queue triggers.
+
+Event shapes (see smartcover/events.py for the sources): ``{"Records": [{"CMQ"|"TDMQ"|"Ckafka":
+{..., "msgBody": "<callback>"}}]}`` and the EventBridge CloudEvent ``{"specversion", "type":
+"connector:tdmq", "data": {..., "msgBody"}}``. No URL token: SCF invokes the function (CAM).
+"""
+from __future__ import annotations
+
+import json
+
+import devkit
+from localcos import Fault
+from smartcover.response import is_valid
+
+BUCKET = "test-123456789"
+MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/${InputName}/${Number}.${ext}",
+        "SMARTCOVER_COS_RETRIES": "0"}
+TARGETS = [f"covers/demo/{i}.jpg" for i in range(5)]
+XML = devkit.sample("smartcover-job-api.xml").decode()
+JSON = devkit.sample("smartcover-workflow.json").decode()
+
+
+def cmq(body: str, msg_id: str = "123345346", kind: str = "CMQ") -> dict:
+    """A CMQ/TDMQ-CMQ trigger record as SCF doc 583/11517 shows it."""
+    return {kind: {"type": "topic", "topicOwner": 1250000000, "topicName": "smartcover-callbacks", "subscriptionName": "scf",
+                   "publishTime": "2024-05-01T00:00:00.000Z", "msgId": msg_id, "requestId": "r" + msg_id,
+                   "msgBody": body, "msgTag": []}}
+
+
+def ckafka(body: str, offset: int) -> dict:
+    """A CKafka trigger record (SCF doc 583/31927)."""
+    return {"Ckafka": {"topic": "smartcover-callbacks", "partition": 1, "offset": offset, "msgKey": "None", "msgBody": body}}
+
+
+def call(app, event):
+    answer = app(event, devkit.context())
+    assert is_valid(answer)
+    return answer["statusCode"], json.loads(answer["body"])
+
+
+def test_cmq_record_moves_covers_without_a_url_token(cos, make_app):
+    devkit.seed(cos, XML.encode())
+    status, body = call(make_app(**MOVE), {"Records": [cmq(XML)]})
+    assert status == 200 and body["outcome"] == "done"
+    [msg] = body["messages"]
+    assert msg["messageId"] == "123345346" and msg["kind"] == "CMQ" and msg["status"] == 200
+    assert [c["outcome"] for c in msg["jobs"][0]["covers"]] == ["moved"] * 5
+    assert cos.keys(BUCKET, "covers/") == TARGETS and cos.keys(BUCKET, "output/") == []
+
+
+def test_batch_reports_each_message_and_the_worst_status(cos, make_app):
+    devkit.seed(cos, XML.encode())
+    event = {"Records": [ckafka(XML, 36), ckafka("<Response><EventName>TaskFinish", 37), ckafka(JSON, 38)]}
+    status, body = call(make_app(**MOVE), event)
+    assert status == 400 and body["outcome"] == "incomplete"
+    assert [(m["messageId"], m["status"]) for m in body["messages"]] == [
+        ("smartcover-callbacks/1/36", 200), ("smartcover-callbacks/1/37", 400), ("smartcover-callbacks/1/38", 200)]
+    assert body["messages"][1]["error"] == "BadRequest"
+    assert {c["outcome"] for c in body["messages"][2]["jobs"][0]["covers"]} == {"already-moved"}  # the same job again
+    assert cos.keys(BUCKET, "covers/") == TARGETS
+
+
+def test_retryable_fault_in_one_message_makes_the_batch_503(cos, make_app):
+    devkit.seed(cos, XML.encode())
+    cos.inject(Fault(op="PutObjectCopy", key=TARGETS[0], status=503))
+    status, body = call(make_app(**MOVE), {"Records": [cmq(XML, "1", kind="TDMQ")]})
+    assert status == 503 and body["messages"][0]["status"] == 503 and body["messages"][0]["kind"] == "TDMQ"
+    status, body = call(make_app(**MOVE), {"Records": [cmq(XML, "1", kind="TDMQ")]})  # redelivery
+    assert status == 200 and cos.keys(BUCKET, "covers/") == TARGETS
+
+
+def test_eventbridge_tdmq_event(cos, make_app):
+    devkit.seed(cos, XML.encode())
+    event = {"specversion": "1.0", "id": "13a3f42d-7258-4ada-da6d-023a333b4662", "type": "connector:tdmq",
+             "source": "tdmq.cloud.tencent", "subject": "qcs::tdmq:ap-chongqing:uid1250000000:topicName/x/y/z/s",
+             "time": "1615430559146", "region": "ap-chongqing", "datacontenttype": "application/json;charset=utf-8",
+             "data": {"topic": "persistent://1250000000/ns/smartcover", "tags": "", "TopicType": "0", "subscriptionName": "scf",
+                      "toTimestamp": "1603352765001", "partitions": "0", "msgId": "m-1", "msgBody": XML}}
+    status, body = call(make_app(**MOVE), event)
+    assert status == 200 and body["messages"][0]["kind"] == "EventBridge" and body["messages"][0]["messageId"] == "m-1"
+    assert cos.keys(BUCKET, "covers/") == TARGETS
+
+
+def test_queue_messages_get_the_same_validation(cos, make_app):
+    devkit.seed(cos, XML.encode())
+    foreign = XML.replace(BUCKET, "other-1250000000")
+    status, body = call(make_app(**MOVE, SMARTCOVER_ALLOWED_BUCKETS=BUCKET), {"Records": [cmq(foreign)]})
+    assert status == 403 and body["messages"][0]["error"] == "Forbidden" and cos.requests == []
+
+
+def test_queue_event_inside_an_http_body_needs_the_token(cos, make_app):
+    devkit.seed(cos, XML.encode())
+    status, _ = call(make_app(**MOVE), devkit.http_event(json.dumps({"Records": [cmq(XML)]}), token=None))
+    assert status == 401 and cos.requests == []
+
+
+def test_other_records_are_not_callbacks(cos, make_app):
+    cos_event = {"Records": [{"cos": {"cosSchemaVersion": "1.0", "cosObject": {"key": "/1250000000/test/x"}}}]}
+    for event in (cos_event, {"Records": []}, {"Records": [{"CMQ": {"msgBody": 5}}]}, {"Records": [{"CMQ": {}, "Ckafka": {}}]}):
+        status, body = call(make_app(**MOVE), event)
+        assert status == 400 and body["error"] == "BadRequest", event
+    assert cos.requests == []
+
+
+def test_oversized_message_413(cos, make_app):
+    status, _ = call(make_app(**MOVE, SMARTCOVER_MAX_BODY_BYTES="2048"), {"Records": [cmq("<Response>" + "x" * 5000)]})
+    assert status == 413 and cos.requests == []
