@@ -223,3 +223,12 @@ def test_timer_without_a_known_bucket_is_refused(recent, make_app):
     env = {k: v for k, v in MOVE.items() if k != "SMARTCOVER_ALLOWED_BUCKETS"}
     code, body = call(make_app(**env), timer_event())
     assert code == 400 and "bucket" in body["message"] and recent.requests == []
+
+
+def test_timer_near_its_time_limit_lists_nothing_and_says_so(recent, make_app):
+    recent.clear_requests()
+    event = dict(timer_event(), Type="timer")  # the spelling of serverless-components/tencent-scf docs/events/timer.md
+    answer = make_app(**MOVE)(event, devkit.context(time_limit_ms=4000))
+    body = json.loads(answer["body"])
+    assert answer["statusCode"] == 503 and body["stopped"].startswith("time limit") and body["pages"] == 0
+    assert recent.requests == []

@@ -27,6 +27,7 @@ function's time limit and says so (the next run picks up the rest).
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -260,7 +261,7 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
                 valid.extend(plan(Callback(TASK_FINISH, (job,)), config).jobs)
             except SmartCoverError as exc:
                 _fail(summary, job.job_id, "refused", exc.public, exc.status)
-                log.event("job", 30, jobId=job.job_id, outcome="refused", reason=exc.public, status=exc.status)
+                log.event("job", logging.WARNING, jobId=job.job_id, outcome="refused", reason=exc.public, status=exc.status)
         if valid:
             started = time.monotonic()
             results = act(Plan(TASK_FINISH, tuple(valid)), config, session)
@@ -280,7 +281,7 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
             break
         tokens.add(token)
     summary.cos_requests = session.requests_made
-    log.event("reconcile", 20 if summary.ok else 30, status=summary.status, seen=summary.seen, done=summary.done,
+    log.event("reconcile", logging.INFO if summary.ok else logging.WARNING, status=summary.status, seen=summary.seen, done=summary.done,
               alreadyDone=summary.already_done, failed=summary.failed, skipped=summary.skipped,
               planned=summary.planned or None, stopped=summary.stopped or None, cosRequests=summary.cos_requests)
     return summary
