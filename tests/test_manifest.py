@@ -152,3 +152,15 @@ def test_reconcile_writes_the_same_manifest_as_the_callback(cos, make_app, capsy
                      "--until", "2022-07-01T00:00:00+08:00", "--json"], env) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["jobs"]["done"] == 1 and cos.get(BUCKET, MANIFEST).body == from_callback
+
+
+def test_manifest_written_concurrently_by_another_writer(cos, make_app):
+    """HEAD saw no manifest, then PUT with x-cos-forbid-overwrite met a taken key (409): the
+    writer looks again instead of overwriting."""
+    devkit.seed(cos, XML)
+    cos.inject(Fault(op="PutObject", key=MANIFEST, status=409, code="FileAlreadyExists"))
+    status, body = call(make_app(**SETTINGS), XML)
+    assert status == 503 and body["jobs"][0]["manifest"] == "retry"
+    puts = [r for r in cos.requests if r.op == "PutObject"]
+    assert len(puts) == 1 and puts[0].headers["x-cos-forbid-overwrite"] == "true"
+    assert [r.op for r in cos.requests][-2:] == ["PutObject", "HeadObject"]
