@@ -1,0 +1,98 @@
+"""Performance contracts that do not vary with the machine: requests per job and lazy imports.
+
+Timings live in ``bench/run.py``; here only what is exact. A job with N covers on a fresh state
+costs, in requests localcos sees (``SMARTCOVER_VERIFY_JOB`` on, covers without tags of their own):
+
+* ``tag``: 1 CI query + N GET tagging + N PUT tagging = 2N + 1;
+* ``copy``: 1 CI query + N HEAD + N copies (tags set on the copy) = 2N + 1;
+* ``move`` and ``move,tag``: the same + 1 batch delete = 2N + 2.
+
+A refused request (wrong or missing token) answers without importing the COS SDK, ``requests``
+or the callback parser, checked in a fresh interpreter.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+import devkit
+from smartcover.response import is_valid
+
+BUCKET = "test-123456789"
+TARGET = {"SMARTCOVER_TARGET_KEY": "covers/${jobid}/${Number}.${ext}"}
+ACTIONS = {
+    "tag": ({}, lambda n: {"GetMediaJobs": 1, "GetObjectTagging": n, "PutObjectTagging": n}),
+    "copy": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "PutObjectCopy": n}),
+    "move": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "PutObjectCopy": n, "DeleteObjects": 1}),
+    "move,tag": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "PutObjectCopy": n, "DeleteObjects": 1}),
+}
+
+
+def job(n: int) -> bytes:
+    """A callback for one SmartCover job with ``n`` covers."""
+    return devkit.make_callback(devkit.make_job_xml(keys=[f"output/smartcover-{i}.jpg" for i in range(n)]))
+
+
+def run(app, body: bytes):
+    answer = app(devkit.http_event(body), devkit.context())
+    assert is_valid(answer)
+    return answer["statusCode"], json.loads(answer["body"])
+
+
+@pytest.mark.parametrize("n", [1, 5, 10])
+@pytest.mark.parametrize("action", list(ACTIONS))
+def test_requests_per_job(cos, make_app, action, n):
+    env, expected = ACTIONS[action]
+    body = job(n)
+    devkit.seed(cos, body)
+    status, answer = run(make_app(SMARTCOVER_ACTIONS=action, **env), body)
+    assert status == 200 and answer["outcome"] == "done", answer
+    ops = Counter(r.op for r in cos.requests)
+    assert ops == Counter(expected(n))
+    assert sum(ops.values()) == answer["cosRequests"] == 2 * n + (2 if action.startswith("move") else 1)
+    assert all(r.status < 300 for r in cos.requests)
+
+
+@pytest.mark.parametrize("n", [1, 10])
+def test_tag_redelivery_reads_only(cos, make_app, n):
+    body = job(n)
+    devkit.seed(cos, body)
+    app = make_app()
+    assert run(app, body)[0] == 200
+    cos.clear_requests()
+    status, answer = run(app, body)
+    assert status == 200 and {c["outcome"] for c in answer["jobs"][0]["covers"]} == {"already-tagged"}
+    assert Counter(r.op for r in cos.requests) == Counter({"GetMediaJobs": 1, "GetObjectTagging": n})
+
+
+CHILD = r"""
+import json, sys
+import index
+LAZY = ("qcloud_cos", "requests", "urllib3", "tencentcloud", "defusedxml", "smartcover.parse", "smartcover.cos")
+out = []
+for event in json.loads(sys.argv[1]):
+    answer = index.main_handler(event, {"request_id": "r", "time_limit_in_ms": 3000})
+    out.append([answer["statusCode"], sorted(m for m in LAZY if m in sys.modules)])
+sys.__stdout__.write("\nRESULT " + json.dumps(out) + "\n")
+"""
+
+
+def test_refused_requests_import_no_sdk_and_no_parser(cos):
+    sample = devkit.sample("smartcover-job-api.xml")
+    events = [devkit.http_event(sample, token="wrong-token-0000000000"),
+              devkit.http_event(sample, "apigw", token=None),
+              devkit.http_event(sample, method="GET")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTCOVER_", "PYTHON"))}
+    env.update(devkit.env(cos, SMARTCOVER_ACTIONS="move,tag", SMARTCOVER_TARGET_KEY="covers/${Number}.${ext}"))
+    env.update(PYTHONPATH=str(devkit.ROOT / "handler"), PYTHONDONTWRITEBYTECODE="1")
+    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(events)], env=env, capture_output=True, text=True,
+                         cwd=devkit.ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.rsplit("RESULT ", 1)[1])
+    assert result == [[401, []], [401, []], [405, []]]
+    assert cos.requests == []
