@@ -1,0 +1,518 @@
+"""Benchmark: round trips, wall time, cold start, memory and parse cost, side by side.
+
+Run from the repository root (not part of the test suite; CI never runs it)::
+
+    .venv/bin/python bench/run.py                 # default: 20 ms per request, all sections
+    .venv/bin/python bench/run.py --latency 0.05  # 50 ms per request
+    .venv/bin/python bench/run.py --quick         # fewer repetitions
+
+Everything talks to a :class:`localcos.LocalCOS` on 127.0.0.1 that sleeps ``--latency`` seconds
+before answering each request, so a request costs one "round trip" of known length.
+
+Sections:
+
+1. warm invocation, for N = 1, 5, 10 covers and actions ``tag``, ``move``, ``move,tag``: the
+   median wall time of one ``App`` call and the requests localcos saw, next to a naive baseline
+   (one cover at a time: copy, put tags, delete, each waiting for the last, with the SDK's
+   ``copy_object``/``put_object_tagging``/``delete_object``, as Tencent's demo functions do) and
+   next to the floor = the dependent request chain the correctness rules require (move: verify
+   job || read source, copies in parallel, one batch delete = 3 round trips; tag: verify job ||
+   read tags, put tags = 2) times the latency;
+2. cold start of whole processes (``subprocess`` + ``time.perf_counter``, medians): a refused
+   request (wrong token) against ``python -c pass``, and a full 5-cover move against
+   ``python -c "import qcloud_cos"`` plus the floor; which modules the refused request imported;
+3. peak memory (max RSS, from ``os.wait4``) of the 5-cover move process;
+4. parse cost per callback for the official samples: ``smartcover.parse.parse_body`` next to
+   ``xmltodict.parse`` / ``json.loads`` of the same bytes;
+5. the deployment zip built by ``scripts/package.py``, if present.
+
+Children of section 2 get a bytecode cache of their own (``PYTHONPYCACHEPREFIX`` in a temporary
+directory, warmed once), which is what a deployment package with compiled ``__pycache__`` gives
+(``scripts/package.py --compile``); ``--source-only`` measures compiling from source instead.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "handler")]
+
+import devkit  # noqa: E402  (path set up above)
+
+ACTIONS = ("tag", "move", "move,tag")
+COUNTS = (1, 5, 10)
+BUCKET = "test-123456789"
+REGION = "ap-chongqing"
+TARGET_KEY = "covers/${jobid}/${Number}.${ext}"
+FLOOR_TRIPS = {"tag": 2, "move": 3, "move,tag": 3, "copy": 2}
+HEAVY = ("qcloud_cos", "requests", "urllib3", "tencentcloud", "defusedxml", "xmltodict", "smartcover.parse",
+         "smartcover.cos", "smartcover.execute")
+
+
+# -- workloads ----------------------------------------------------------------------------------
+def _serve(conn) -> None:
+    """Child process body of :class:`RemoteCOS`: a LocalCOS driven by (method, args) messages."""
+    srv = devkit.server()
+    conn.send(srv.port)
+    while True:
+        method, args = conn.recv()
+        if method == "stop":
+            srv.stop()
+            conn.send(None)
+            return
+        if method == "latency":
+            srv.latency = args[0]
+            result = None
+        elif method == "seed":
+            result = devkit.seed(srv, *args)
+        elif method == "count":
+            result = len(srv.requests)
+        else:
+            result = getattr(srv, method)(*args)
+        conn.send(result)
+
+
+class RemoteCOS:
+    """A LocalCOS in a process of its own, so its CPU work does not share the handler's GIL (as a
+    remote COS would not). Offers what the benchmark needs of :class:`localcos.LocalCOS`."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child,), daemon=True, name="localcos")
+        self._proc.start()
+        self.port = self._conn.recv()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def _call(self, method: str, *args):
+        self._conn.send((method, args))
+        return self._conn.recv()
+
+    def set_latency(self, seconds: float) -> None:
+        """Seconds the server sleeps before answering each request."""
+        self._call("latency", seconds)
+
+    def seed(self, body: bytes) -> None:
+        """:func:`devkit.seed` in the server process."""
+        self._call("seed", body)
+
+    def clear_requests(self) -> None:
+        """Forget recorded requests."""
+        self._call("clear_requests")
+
+    def request_count(self) -> int:
+        """How many requests the server answered since the last :meth:`clear_requests`."""
+        return self._call("count")
+
+    def keys(self, bucket: str, prefix: str = "") -> List[str]:
+        """Sorted keys of ``bucket`` under ``prefix``."""
+        return self._call("keys", bucket, prefix)
+
+    def stop(self) -> None:
+        """Stop the server and its process."""
+        self._call("stop")
+        self._proc.join(5)
+
+
+class InProcessCOS:
+    """The same interface over a LocalCOS in this process (used where the handler runs in a child)."""
+
+    def __init__(self) -> None:
+        self.srv = devkit.server()
+        self.port, self.endpoint = self.srv.port, self.srv.endpoint
+
+    def set_latency(self, seconds: float) -> None:
+        """Seconds the server sleeps before answering each request."""
+        self.srv.latency = seconds
+
+    def seed(self, body: bytes) -> None:
+        """:func:`devkit.seed`."""
+        devkit.seed(self.srv, body)
+
+    def clear_requests(self) -> None:
+        """Forget recorded requests."""
+        self.srv.clear_requests()
+
+    def request_count(self) -> int:
+        """Requests answered since the last :meth:`clear_requests`."""
+        return len(self.srv.requests)
+
+    def keys(self, bucket: str, prefix: str = "") -> List[str]:
+        """Sorted keys of ``bucket`` under ``prefix``."""
+        return self.srv.keys(bucket, prefix)
+
+    def stop(self) -> None:
+        """Stop the server."""
+        self.srv.stop()
+
+
+class Jobs:
+    """Fresh CI jobs on a server: every call makes a new JobId with its own covers (no state reuse)."""
+
+    def __init__(self, srv, tag: str) -> None:
+        self.srv, self.tag, self.n = srv, tag.replace(",", "_"), 0
+
+    def new(self, covers: int) -> Tuple[str, bytes, List[str]]:
+        """Seed a job with ``covers`` covers; return (job id, XML callback, cover keys)."""
+        self.n += 1
+        job_id = f"j{self.tag}{covers}x{self.n}"
+        keys = [f"output/{job_id}/cover-{i}.jpg" for i in range(covers)]
+        body = devkit.make_callback(devkit.make_job_xml(job_id=job_id, keys=keys, bucket=BUCKET, region=REGION,
+                                                        template=f"output/{job_id}/cover-${{Number}}.jpg"))
+        self.srv.seed(body)
+        return job_id, body, keys
+
+
+def handler_env(srv, action: str, **extra: str) -> Dict[str, str]:
+    """The function's environment for ``action`` against ``srv`` (as a deployment would set it)."""
+    env = {"SMARTCOVER_ACTIONS": action, "SMARTCOVER_ALLOWED_BUCKETS": BUCKET, "SMARTCOVER_ALLOWED_REGIONS": REGION,
+           "SMARTCOVER_LOG_LEVEL": "INFO"}
+    if action != "tag":
+        env["SMARTCOVER_TARGET_KEY"] = TARGET_KEY
+    env.update(extra)
+    return devkit.env(srv, **env)
+
+
+def median_ms(values: Sequence[float]) -> float:
+    """Median of seconds, in milliseconds."""
+    return statistics.median(values) * 1000.0
+
+
+# -- 1. warm invocations ------------------------------------------------------------------------------
+def ours_once(app, srv, jobs: Jobs, covers: int) -> Tuple[float, int]:
+    """One invocation of the handler on a fresh job: (seconds, requests localcos saw)."""
+    _, body, _ = jobs.new(covers)
+    event = devkit.http_event(body)
+    srv.clear_requests()
+    with contextlib.redirect_stdout(io.StringIO()):
+        start = time.perf_counter()
+        answer = app(event, devkit.context())
+        elapsed = time.perf_counter() - start
+    result = json.loads(answer["body"])
+    if answer["statusCode"] != 200 or result.get("outcome") != "done":
+        raise RuntimeError(f"handler did not finish: {answer['statusCode']} {answer['body'][:300]}")
+    return elapsed, srv.request_count()
+
+
+def naive_client(srv):
+    """A CosS3Client as Tencent's demo functions build it (once, reused), pointed at ``srv``."""
+    from qcloud_cos import CosConfig, CosS3Client
+
+    conf = CosConfig(Region=REGION, SecretId=devkit.SECRET_ID, SecretKey=devkit.SECRET_KEY, Token=devkit.SESSION_TOKEN,
+                     IP="127.0.0.1", Port=srv.port, Scheme="http")
+    return CosS3Client(conf, retry=1)
+
+
+def naive_once(client, srv, jobs: Jobs, action: str, covers: int) -> Tuple[float, int]:
+    """The demo-function way: parse with xmltodict, then per cover copy, put tags, delete, in turn."""
+    import xmltodict
+
+    job_id, body, _ = jobs.new(covers)
+    srv.clear_requests()
+    start = time.perf_counter()
+    doc = xmltodict.parse(body)["Response"]["JobsDetail"]
+    files = doc["Operation"]["MediaResult"]["OutputFile"]
+    names = files["ObjectName"] if isinstance(files["ObjectName"], list) else [files["ObjectName"]]
+    for i, name in enumerate(names):
+        key = (files.get("ObjectPrefix") or "") + name
+        tags = {"TagSet": {"Tag": [{"Key": "smartcover:jobid", "Value": job_id}, {"Key": "smartcover:index", "Value": str(i)}]}}
+        if action == "tag":
+            client.put_object_tagging(Bucket=BUCKET, Key=key, Tagging=tags)
+            continue
+        target = f"covers/{job_id}/{i}.jpg"
+        client.copy_object(Bucket=BUCKET, Key=target, CopySource={"Bucket": BUCKET, "Key": key, "Region": REGION})
+        if "tag" in action:
+            client.put_object_tagging(Bucket=BUCKET, Key=target, Tagging=tags)
+        client.delete_object(Bucket=BUCKET, Key=key)
+    elapsed = time.perf_counter() - start
+    if action != "tag" and srv.keys(BUCKET, f"output/{job_id}/"):
+        raise RuntimeError("baseline left sources behind")
+    return elapsed, srv.request_count()
+
+
+def bench_warm(latency: float, reps: int) -> List[dict]:
+    """Section 1: rows of {action, n, ours, base, floor (s), ours_req, base_req}."""
+    from smartcover.app import App
+    from smartcover.config import Config
+
+    srv = RemoteCOS()
+    rows = []
+    try:
+        client = naive_client(srv)
+        for action in ACTIONS:
+            env = handler_env(srv, action)
+            with contextlib.redirect_stdout(io.StringIO()):
+                app = App(Config.from_env(env), env)
+            jobs = Jobs(srv, action)
+            srv.set_latency(0.0)
+            ours_once(app, srv, jobs, 1)  # warm the imports, as in a warm container
+            naive_once(client, srv, jobs, action, 1)
+            srv.set_latency(latency)
+            for n in COUNTS:
+                ours, base, ours_req, base_req = [], [], set(), set()
+                for _ in range(reps):
+                    t, r = ours_once(app, srv, jobs, n)
+                    ours.append(t)
+                    ours_req.add(r)
+                    t, r = naive_once(client, srv, jobs, action, n)
+                    base.append(t)
+                    base_req.add(r)
+                rows.append({"action": action, "n": n, "ours": statistics.median(ours), "base": statistics.median(base),
+                             "floor": FLOOR_TRIPS[action] * latency, "ours_req": sorted(ours_req), "base_req": sorted(base_req)})
+    finally:
+        srv.stop()
+    return rows
+
+
+def print_warm(rows: List[dict], latency: float) -> List[str]:
+    """Print the section 1 table; return the target misses."""
+    print(f"\n## 1. One warm invocation, localcos latency {latency * 1000:g} ms per request (medians)\n")
+    head = ("action", "N", "ours ms", "baseline ms", "floor ms", "ours/floor", "ours/baseline", "speed-up",
+            "ours req", "2N+2", "baseline req")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "|".join("---" for _ in head) + "|")
+    misses = []
+    for r in rows:
+        o, b, f = r["ours"] * 1000, r["base"] * 1000, r["floor"] * 1000
+        req = "/".join(map(str, r["ours_req"]))
+        print(f"| {r['action']} | {r['n']} | {o:.1f} | {b:.1f} | {f:.0f} | {o / f:.2f}x | {o / b:.2f} | {b / o:.1f}x | "
+              f"{req} | {2 * r['n'] + 2} | {'/'.join(map(str, r['base_req']))} |")
+        if max(r["ours_req"]) > 2 * r["n"] + 2:
+            misses.append(f"{r['action']} N={r['n']}: {req} requests > 2N+2")
+        if r["n"] == 10:
+            if o / f > 1.5:
+                misses.append(f"{r['action']} N=10: ours/floor {o / f:.2f}x > 1.5x")
+            if b / o < 5:
+                best = r["base_req"][0] / FLOOR_TRIPS[r["action"]]
+                misses.append(f"{r['action']} N=10: speed-up {b / o:.1f}x < 5x (the most possible is baseline/floor = "
+                              f"{best:.1f}x round trips)")
+    return misses
+
+
+# -- 2./3. cold start and memory ----------------------------------------------------------------------
+REFUSE = ("import sys, json, index\n"
+          "r = index.main_handler(json.loads(sys.argv[1]), json.loads(sys.argv[2]))\n"
+          "h = [m for m in sys.argv[3].split(',') if m in sys.modules]\n"
+          "sys.__stdout__.write('\\nRESULT ' + json.dumps([r['statusCode'], h]) + '\\n')\n")
+MOVE = ("import sys, json, index\n"
+        "r = index.main_handler(json.loads(sys.argv[1]), json.loads(sys.argv[2]))\n"
+        "b = json.loads(r['body'])\n"
+        "sys.__stdout__.write('\\nRESULT ' + json.dumps([r['statusCode'], b.get('outcome'), b.get('cosRequests')]) + '\\n')\n")
+
+
+def spawn(argv: List[str], env: Dict[str, str]) -> Tuple[float, int, str]:
+    """Run ``argv``; return (seconds from spawn to exit, max RSS in KiB, stdout)."""
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT))
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[:3]} exited {proc.returncode}:\n{text[-2000:]}")
+    return elapsed, usage.ru_maxrss, text
+
+
+def result_line(text: str):
+    """The ``RESULT [...]`` line a child printed, decoded."""
+    lines = [ln for ln in text.splitlines() if ln.startswith("RESULT ")]
+    if not lines:
+        raise RuntimeError("child printed no RESULT line:\n" + text[-2000:])
+    return json.loads(lines[-1][7:])
+
+
+def child_env(base: Dict[str, str], cache: Optional[str]) -> Dict[str, str]:
+    """Environment of a child: ``base`` + PYTHONPATH=handler and the bytecode setting."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTCOVER_", "TENCENTCLOUD_", "PYTHON"))}
+    env.update(base)
+    env["PYTHONPATH"] = str(ROOT / "handler")
+    if cache:
+        env["PYTHONPYCACHEPREFIX"] = cache
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def bench_cold(latency: float, reps: int, source_only: bool) -> dict:
+    """Sections 2 and 3: medians (s) of each process kind, RSS (KiB), modules a refusal imported."""
+    py = sys.executable
+    srv = InProcessCOS()
+    tmp = tempfile.TemporaryDirectory(prefix="bench-pyc-")
+    cache = None if source_only else tmp.name
+    try:
+        env = child_env(handler_env(srv, "move,tag"), cache)
+        ctx = json.dumps(devkit.context(time_limit_ms=30000))
+        bad = json.dumps(devkit.http_event(devkit.sample("smartcover-job-api.xml"), token="wrong-token-0000000000"))
+        jobs = Jobs(srv, "cold")
+        kinds: Dict[str, Callable[[], List[str]]] = {
+            "pass": lambda: [py, "-c", "pass"],
+            "refused": lambda: [py, "-c", REFUSE, bad, ctx, ",".join(HEAVY)],
+            "import qcloud_cos": lambda: [py, "-c", "import qcloud_cos"],
+            "move 5": lambda: [py, "-c", MOVE, json.dumps(devkit.http_event(jobs.new(5)[1])), ctx],
+        }
+        times: Dict[str, List[float]] = {k: [] for k in kinds}
+        rss: Dict[str, List[int]] = {k: [] for k in kinds}
+        srv.set_latency(0.0)
+        for name, argv in kinds.items():  # warm the OS file cache and the bytecode cache
+            spawn(argv(), env)
+        srv.set_latency(latency)
+        refused_imports, moved = None, None
+        for _ in range(reps):
+            for name, argv in kinds.items():
+                args = argv()
+                t, kib, text = spawn(args, env)
+                times[name].append(t)
+                rss[name].append(kib)
+                if name == "refused":
+                    status, refused_imports = result_line(text)
+                    if status != 401:
+                        raise RuntimeError(f"refused request answered {status}")
+                elif name == "move 5":
+                    moved = result_line(text)
+                    if moved[:2] != [200, "done"]:
+                        raise RuntimeError(f"5-cover move answered {moved}")
+        return {"times": {k: statistics.median(v) for k, v in times.items()},
+                "rss": {k: max(v) for k, v in rss.items()}, "rss_median": {k: statistics.median(v) for k, v in rss.items()},
+                "refused_imports": refused_imports, "move_requests": moved[2], "latency": latency, "reps": reps,
+                "bytecode": "source only (PYTHONDONTWRITEBYTECODE=1)" if source_only else "cached (PYTHONPYCACHEPREFIX, warmed once)"}
+    finally:
+        srv.stop()
+        tmp.cleanup()
+
+
+def print_cold(c: dict) -> List[str]:
+    """Print sections 2 and 3; return the target misses."""
+    t, lat = c["times"], c["latency"]
+    floor = FLOOR_TRIPS["move"] * lat
+    print(f"\n## 2. Cold start: whole processes, median of {c['reps']}, bytecode {c['bytecode']}\n")
+    print("| process | median ms | max RSS MiB |")
+    print("|---|---|---|")
+    for name, label in (("pass", 'python -c pass'), ("refused", "refused request (wrong token) via index.main_handler"),
+                        ("import qcloud_cos", 'python -c "import qcloud_cos"'),
+                        ("move 5", f"5-cover move via index.main_handler ({c['move_requests']} requests)")):
+        print(f"| {label} | {t[name] * 1000:.1f} | {c['rss'][name] / 1024:.1f} |")
+    ra = t["refused"] / t["pass"]
+    rb = t["move 5"] / (t["import qcloud_cos"] + floor)
+    print(f"\n(a) refused / python -c pass = {ra:.2f}x (target <= 3x); modules imported before the answer among "
+          f"{', '.join(HEAVY)}: {c['refused_imports'] or 'none'}")
+    print(f"(b) 5-cover move / (import qcloud_cos + floor {floor * 1000:.0f} ms) = {rb:.2f}x (target <= 1.25x)")
+    mib = c["rss"]["move 5"] / 1024
+    print(f"\n## 3. Peak memory of (b): max RSS {mib:.1f} MiB (median {c['rss_median']['move 5'] / 1024:.1f} MiB; target <= 48 MB)")
+    misses = []
+    if ra > 3:
+        misses.append(f"cold refused {ra:.2f}x > 3x")
+    if {"qcloud_cos", "requests"} & set(c["refused_imports"] or ()):
+        misses.append("a refused request imported the COS SDK")
+    if rb > 1.25:
+        misses.append(f"cold 5-cover move {rb:.2f}x > 1.25x")
+    if mib > 48:
+        misses.append(f"peak RSS {mib:.1f} MiB > 48")
+    return misses
+
+
+# -- 4. parse cost -------------------------------------------------------------------------------------
+def per_call_us(fn: Callable[[], object]) -> float:
+    """Median over 7 repeats of the per-call time of ``fn``, in microseconds."""
+    timer = timeit.Timer(fn)
+    loops, _ = timer.autorange()
+    return statistics.median(t / loops for t in timer.repeat(7, loops)) * 1e6
+
+
+def bench_parse() -> List[Tuple[str, int, float, str, float]]:
+    """Section 4: (sample, bytes, parse_body us, reference name, reference us)."""
+    import xmltodict
+    from smartcover.parse import parse_body
+
+    rows = []
+    for name in devkit.SAMPLES:
+        body = devkit.sample(name)
+        ours = per_call_us(lambda: parse_body(body))
+        if name.endswith(".xml"):
+            ref_name, ref = "xmltodict.parse", per_call_us(lambda: xmltodict.parse(body))
+        else:
+            ref_name, ref = "json.loads", per_call_us(lambda: json.loads(body))
+        rows.append((name, len(body), ours, ref_name, ref))
+    return rows
+
+
+def print_parse(rows) -> None:
+    """Print section 4."""
+    print("\n## 4. Parse cost per callback (median per call)\n")
+    print("| sample | bytes | parse_body us | reference | reference us | ratio |")
+    print("|---|---|---|---|---|---|")
+    for name, size, ours, ref_name, ref in rows:
+        print(f"| {name} | {size} | {ours:.0f} | {ref_name} | {ref:.0f} | {ours / ref:.1f}x |")
+    print("\nparse_body returns the validated, typed model (limits, types, times); the references return "
+          "untyped dicts and check nothing.")
+
+
+# -- 5. package --------------------------------------------------------------------------------------
+def print_package() -> None:
+    """Print section 5 (size of build/smartcover-scf.zip and its largest top-level parts)."""
+    import zipfile
+
+    path = ROOT / "build" / "smartcover-scf.zip"
+    print("\n## 5. Deployment package\n")
+    if not path.exists():
+        print("build/smartcover-scf.zip not found: run `.venv/bin/python scripts/package.py` first.")
+        return
+    with zipfile.ZipFile(path) as zf:
+        parts: Dict[str, List[int]] = {}
+        for info in zf.infolist():
+            top = info.filename.split("/", 1)[0]
+            part = parts.setdefault(top, [0, 0])
+            part[0] += info.compress_size
+            part[1] += info.file_size
+    print(f"{path.relative_to(ROOT)}: {path.stat().st_size / 1e6:.2f} MB (target <= 6 MB)\n")
+    print("| top-level entry | zipped kB | unpacked kB |")
+    print("|---|---|---|")
+    for top, (zipped, raw) in sorted(parts.items(), key=lambda kv: -kv[1][0])[:12]:
+        print(f"| {top} | {zipped / 1000:.0f} | {raw / 1000:.0f} |")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the selected sections; exit status 1 when a target is missed."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--latency", type=float, default=0.020, help="seconds localcos sleeps per request (default 0.020)")
+    p.add_argument("--reps", type=int, default=7, help="repetitions per warm measurement (default 7)")
+    p.add_argument("--cold-reps", type=int, default=30, help="repetitions per cold-start process kind (default 30)")
+    p.add_argument("--quick", action="store_true", help="3 warm and 8 cold repetitions")
+    p.add_argument("--source-only", action="store_true", help="cold start without a bytecode cache")
+    p.add_argument("--only", default="warm,cold,parse,package", help="comma list of sections: warm,cold,parse,package")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.reps, args.cold_reps = 3, 8
+    only = set(args.only.split(","))
+    print(f"# smartcover benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, latency {args.latency * 1000:g} ms")
+    misses: List[str] = []
+    if "warm" in only:
+        misses += print_warm(bench_warm(args.latency, args.reps), args.latency)
+    if "cold" in only:
+        misses += print_cold(bench_cold(args.latency, args.cold_reps, args.source_only))
+    if "parse" in only:
+        print_parse(bench_parse())
+    if "package" in only:
+        print_package()
+    print("\n## Targets\n")
+    print("all met" if not misses else "\n".join("MISSED: " + m for m in misses))
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
