@@ -20,5 +20,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+## serve: the function behind http://127.0.0.1:9001 with a seeded local COS server (POST callbacks with curl)
+serve: $(STAMP)
+	$(BIN)/python -m handler serve --local-cos --port 9001 --env SMARTCOVER_ACTIONS=move,tag --env 'SMARTCOVER_TARGET_KEY=covers/$${InputName}/$${Number}.$${ext}'
+
 clean:
 	rm -rf $(VENV) build .pytest_cache
