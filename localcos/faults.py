@@ -33,6 +33,9 @@ class Fault:
 
     DeleteObjects with a `key` glob: each matching key in the batch is left alone and reported as a
     <Error> entry with `code` (default InternalError); skip/times count keys, not requests.
+
+    `label`, when set, is what `RequestRecord.fault` records instead of the generated description
+    (fault campaigns use it to count faults by kind).
     """
 
     op: str | frozenset | set | tuple | None = None
@@ -48,6 +51,7 @@ class Fault:
     empty_body: bool = False
     skip: int = 0
     times: int | None = 1
+    label: str | None = None
 
     def matches(self, op: str, key: str | None, method: str) -> bool:
         """Whether this rule's op/key/method filters accept the request."""
@@ -65,7 +69,9 @@ class Fault:
         return status, self.code or defaults.get(status, "InternalError")
 
     def describe(self) -> str:
-        """Short label recorded in RequestRecord.fault, e.g. 'delay:0.5,status:503'."""
+        """Short label recorded in RequestRecord.fault, e.g. 'delay:0.5,status:503' (or `label`)."""
+        if self.label:
+            return self.label
         parts = [f"delay:{self.delay:g}"] if self.delay else []
         for name in ("reset", "reset_after", "copy_error_body", "empty_body"):
             if getattr(self, name):

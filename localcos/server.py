@@ -153,6 +153,7 @@ class LocalCOS:
         self._faults = FaultSet()
         self._records_lock = threading.Lock()
         self._records: list = []
+        self._in_flight = 0
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -242,7 +243,50 @@ class LocalCOS:
         """Require `token` for `ak` from now on and lift any expiry."""
         self._auth.set_token(ak, token)
 
+    def watch(self, fn) -> None:
+        """Call `fn(srv, bucket, keys)` after every change of an object (PUT, copy, delete of each
+        key of a batch, tag changes; also `put()`), while the state lock is held, so `fn` sees every
+        intermediate state, one at a time, before the client gets an answer. It may read state
+        (`get`, `keys`, `tags`, `snapshot`) but must be quick and must not make requests; an
+        exception it raises is logged and swallowed. Used to check invariants "at every moment"."""
+        def hook(bucket, keys, _fn=fn):
+            _fn(self, bucket, keys)
+        hook.target = fn
+        self._store.watch(hook)
+
+    def unwatch(self, fn) -> None:
+        """Stop calling a function registered with `watch` (no error if it is not registered)."""
+        for hook in [h for h in list(self._store._watchers) if getattr(h, "target", None) is fn]:
+            self._store.unwatch(hook)
+
+    def snapshot(self) -> dict:
+        """Every stored object, taken atomically: {(bucket, key): StoredObject}."""
+        return self._store.objects()
+
+    def reset(self) -> None:
+        """Forget all state - buckets, objects, CI jobs, SSM secrets, watchers, fault rules and
+        recorded requests - keeping the port, credentials and tokens, so one server can serve many
+        independent runs. Call it when no request is in flight (see `wait_idle`)."""
+        self._store = Store()
+        self._faults.clear()
+        self.clear_requests()
+
     # ---- faults and records ------------------------------------------------------------------------
+    def in_flight(self) -> int:
+        """Requests received and not yet answered (including those sleeping on a `delay` fault)."""
+        with self._records_lock:
+            return self._in_flight
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is in flight (e.g. a delayed copy the client gave up on has landed);
+        returns False if that did not happen within `timeout` seconds."""
+        end = time.monotonic() + timeout
+        while self.in_flight():
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.002)
+        return True
+
     def inject(self, fault: Fault) -> None:
         """Add a fault rule (checked in insertion order)."""
         self._faults.add(fault)
@@ -272,11 +316,14 @@ class LocalCOS:
         slot = [None]
         with self._records_lock:
             self._records.append(slot)
+            self._in_flight += 1
         return slot
 
     def _close_record(self, slot: list, req: Request, status: int) -> None:
         slot[0] = RequestRecord(req.method, req.host, req.bucket, req.service, req.op, req.key,
                                 dict(req.query), dict(req.headers), status, req.fault)
+        with self._records_lock:
+            self._in_flight -= 1
 
     # ---- request pipeline ------------------------------------------------------------------------
     def _error(self, req: Request, err: COSError) -> Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import logging
 import re
 import threading
 import xml.etree.ElementTree as ET
@@ -18,6 +19,7 @@ import crcmod
 
 from .protocol import COSError, utcnow, xml_parse
 
+log = logging.getLogger("localcos")
 _crc64 = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xFFFFFFFFFFFFFFFF, rev=True)
 _TAG_TEXT = re.compile(r"[A-Za-z0-9 +\-_=.:/@]*")
 MAX_TAGS = 10
@@ -111,6 +113,7 @@ class Store:
         self._jobs: dict[str, dict[str, Job]] = {}
         self._secrets: dict[str, dict[str, str]] = {}
         self._seq = itertools.count()
+        self._watchers: list = []
 
     # ---- buckets -------------------------------------------------------------------------------
     def create_bucket(self, bucket: str, region: str) -> None:
@@ -126,6 +129,33 @@ class Store:
             found = self._buckets.get(bucket)
         if found is None or (region is not None and found != region):
             raise COSError(404, "NoSuchBucket", "The specified bucket does not exist.")
+
+    # ---- change hooks --------------------------------------------------------------------------
+    def watch(self, fn) -> None:
+        """Call `fn(bucket, keys)` after every change of objects (put, copy, delete, tags), while the
+        state lock is still held: `fn` sees each state exactly once, before any other change. It may
+        read the store (the lock is re-entrant) but must be quick and must not raise; an exception
+        is logged and swallowed."""
+        with self._lock:
+            self._watchers.append(fn)
+
+    def unwatch(self, fn) -> None:
+        """Stop calling `fn` (no error if it is not registered)."""
+        with self._lock:
+            if fn in self._watchers:
+                self._watchers.remove(fn)
+
+    def _changed(self, bucket: str, keys) -> None:
+        for fn in list(self._watchers):
+            try:
+                fn(bucket, tuple(keys))
+            except Exception:  # a watcher's bug must not turn into a COS error answer
+                log.exception("localcos: watcher %r failed", fn)
+
+    def objects(self) -> dict:
+        """Snapshot of every object: {(bucket, key): StoredObject}, taken atomically."""
+        with self._lock:
+            return {(b, k): _copy_out(o) for b, objs in self._objects.items() for k, o in objs.items()}
 
     # ---- objects -------------------------------------------------------------------------------
     def _objs(self, bucket: str) -> dict:
@@ -148,6 +178,7 @@ class Store:
             if forbid_overwrite and key in objs:
                 raise COSError(409, "FileAlreadyExists", "The object already exists.")
             objs[key] = obj
+            self._changed(bucket, (key,))
         return _copy_out(obj)
 
     def get(self, bucket: str, key: str) -> StoredObject | None:
@@ -166,8 +197,9 @@ class Store:
         """Delete every key in `keys` (missing keys are ignored, as COS answers 204 for them)."""
         with self._lock:
             objs = self._objs(bucket)
-            for key in keys:
-                objs.pop(key, None)
+            for key in keys:  # one change per key: COS does not delete a batch atomically either
+                if objs.pop(key, None) is not None:
+                    self._changed(bucket, (key,))
 
     def copy(self, src_bucket: str, src_key: str, bucket: str, key: str, content_type: str | None = None,
              metadata: dict | None = None, tags: dict | None = None,
@@ -184,6 +216,7 @@ class Store:
                           metadata=src.metadata if metadata is None else dict(metadata),
                           tags=src.tags if tags is None else validate_tags(tags.items()))
             objs[key] = obj
+            self._changed(bucket, (key,))
         return _copy_out(obj)
 
     def set_tags(self, bucket: str, key: str, tags: dict) -> None:
@@ -192,6 +225,7 @@ class Store:
         with self._lock:
             obj = self.require(bucket, key)
             self._objects[bucket][key] = replace(obj, tags=tags)
+            self._changed(bucket, (key,))
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Sorted keys starting with `prefix`."""
