@@ -48,6 +48,7 @@ from .tags import Tags, encode_tagging
 
 logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)  # outcomes are logged by the handler
 _EXPIRED = {"ExpiredToken", "TokenExpired", "InvalidToken"}
+MAYBE_EXPIRED = "TokenExpired?"
 NOT_STARTED = "not started: too little time left before the function's time limit"
 MAX_REBUILDS = 1
 T = TypeVar("T")
@@ -149,8 +150,11 @@ class Cos:
 
     def _send(self, op: str, method: str, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None,
               headers: Optional[Dict[str, str]] = None, data: Optional[bytes] = None, ci: bool = False,
-              read: Optional[Callable[[Any], T]] = None) -> Any:
+              read: Optional[Callable[[Any], T]] = None, reserve_s: float = 0.0) -> Any:
         """Send one signed request, with retries fitted to the deadline (see the module docstring).
+
+        ``reserve_s`` seconds before the deadline are kept for the requests that must follow this
+        one (e.g. the batch delete after a copy): attempts and pauses only use the time before that.
 
         Returns ``read(response)`` (default: the ``requests.Response``) for a status below 300,
         and the response itself for a 404 of a GET/HEAD on the object API. ``read`` may raise a
@@ -164,7 +168,7 @@ class Cos:
         attempt = 0
         renewed = False
         while True:
-            timeouts = attempt_timeouts(self._deadline.remaining(), self._config.cos_timeout)
+            timeouts = attempt_timeouts(self._deadline.remaining() - reserve_s, self._config.cos_timeout)
             if timeouts is None:
                 raise CosFault(op, NOT_STARTED, True)
             client, generation = self._client(region)
@@ -176,13 +180,14 @@ class Cos:
                     return resp
                 _raise_for(op, resp)
             except CosFault as fault:
-                if fault.code in _EXPIRED and not renewed and self._renew(generation):
+                expired = fault.code in _EXPIRED or fault.code == MAYBE_EXPIRED
+                if expired and not renewed and self._renew(generation):
                     renewed = True
                     continue
-                if not fault.retryable or attempt >= self._config.cos_retries or fault.code in _EXPIRED:
+                if not fault.retryable or attempt >= self._config.cos_retries or expired:
                     raise
                 pause = backoff(attempt + 1)
-                if not fits_after(pause, self._deadline.remaining(), self._config.cos_timeout):
+                if not fits_after(pause, self._deadline.remaining() - reserve_s, self._config.cos_timeout):
                     raise
                 time.sleep(pause)
                 attempt += 1
@@ -219,8 +224,9 @@ class Cos:
             raise CosFault(op, f"network error or timeout ({_short(exc)})", True) from None
 
     # -- object API ---------------------------------------------------------------------------
-    def head(self, ref: ObjectRef) -> Optional[ObjectInfo]:
-        """HEAD Object (COS doc 436/7745). ``None`` when the key does not exist.
+    def head(self, ref: ObjectRef, reserve_s: float = 0.0) -> Optional[ObjectInfo]:
+        """HEAD Object (COS doc 436/7745). ``None`` when the key does not exist. ``reserve_s``: as
+        :meth:`_send` (also for the other methods that take it).
 
         Raises:
             CosFault: as :meth:`_send`; a 200 without an ETag is an unreadable (retryable) answer.
@@ -232,16 +238,17 @@ class Cos:
             return ObjectInfo(etag=h.get("ETag", ""), crc64=h.get("x-cos-hash-crc64ecma", ""),
                               size=_int(h.get("Content-Length")), tag_count=_int(h.get("x-cos-tagging-count")))
 
-        out = self._send("HeadObject", "HEAD", ref.bucket, ref.region, ref.key, read=read)
+        out = self._send("HeadObject", "HEAD", ref.bucket, ref.region, ref.key, read=read, reserve_s=reserve_s)
         return out if isinstance(out, ObjectInfo) else None
 
-    def get_tags(self, ref: ObjectRef) -> Optional[Tags]:
+    def get_tags(self, ref: ObjectRef, reserve_s: float = 0.0) -> Optional[Tags]:
         """GET Object tagging (COS doc 436/35710). ``None`` when the key does not exist."""
         def read(resp) -> Tags:
             root = _xml("GetObjectTagging", resp.content)
             return tuple((t.findtext("Key") or "", t.findtext("Value") or "") for t in root.iter() if _local(t.tag) == "Tag")
 
-        out = self._send("GetObjectTagging", "GET", ref.bucket, ref.region, ref.key, params={"tagging": ""}, read=read)
+        out = self._send("GetObjectTagging", "GET", ref.bucket, ref.region, ref.key, params={"tagging": ""}, read=read,
+                         reserve_s=reserve_s)
         return out if isinstance(out, tuple) else None
 
     def put_tags(self, ref: ObjectRef, tags: Tags) -> None:
@@ -254,7 +261,7 @@ class Cos:
         self._send("PutObjectTagging", "PUT", ref.bucket, ref.region, ref.key, params={"tagging": ""},
                    headers={"Content-Type": "application/xml", "Content-MD5": _md5(body)}, data=body)
 
-    def copy(self, source: ObjectRef, target: ObjectRef, tags: Tags, forbid_overwrite: bool) -> CopyResult:
+    def copy(self, source: ObjectRef, target: ObjectRef, tags: Tags, forbid_overwrite: bool, reserve_s: float = 0.0) -> CopyResult:
         """PUT Object - Copy (COS doc 436/10881) with the tag set replaced by ``tags`` and,
         when ``forbid_overwrite``, ``x-cos-forbid-overwrite: true``.
 
@@ -282,7 +289,8 @@ class Cos:
                 raise CosFault("PutObjectCopy", f"HTTP 200 with error body ({code})", True, resp.status_code, code)
             return CopyResult(etag=root.findtext("ETag") or "", crc64=root.findtext("CRC64") or "")
 
-        return self._send("PutObjectCopy", "PUT", target.bucket, target.region, target.key, headers=headers, read=read)
+        return self._send("PutObjectCopy", "PUT", target.bucket, target.region, target.key, headers=headers, read=read,
+                          reserve_s=reserve_s)
 
     def delete_many(self, bucket: str, region: str, keys: Iterable[str]) -> Dict[str, str]:
         """Batch delete (COS doc 436/8289), quiet mode, up to 1000 keys a request.
@@ -321,7 +329,7 @@ class Cos:
         return resp.headers.get("ETag", "")
 
     # -- CI ----------------------------------------------------------------------------------
-    def ci_get(self, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None) -> bytes:
+    def ci_get(self, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None, reserve_s: float = 0.0) -> bytes:
         """GET on the CI host of ``bucket`` (e.g. ``/jobs/<JobId>``, CI doc 436/54010); raw XML bytes.
 
         The Host header is the CI domain ``<bucket>.ci.<region>.myqcloud.com`` also when an
@@ -332,13 +340,24 @@ class Cos:
                 raise CosFault("GetMediaJobs", "empty answer", True, resp.status_code)
             return resp.content
 
-        return self._send("GetMediaJobs", "GET", bucket, region, path, params=params, ci=True, read=read)
+        return self._send("GetMediaJobs", "GET", bucket, region, path, params=params, ci=True, read=read, reserve_s=reserve_s)
 
 
 def _raise_for(op: str, resp) -> None:
-    """Classify a non-2xx answer and raise it as a :class:`CosFault`."""
+    """Classify a non-2xx answer and raise it as a :class:`CosFault`.
+
+    An answer without an error body (always so for HEAD) is classified by ``x-cos-error-code`` if
+    COS sent one. Without any code, 400 and 403 could be an expired or invalid token: they are
+    given the code ``TokenExpired?``, so the clients are rebuilt once; 400 stays retryable (COS
+    answers ``400 ExpiredToken``, COS doc 436/7730), 403 does not (most likely AccessDenied).
+    """
     code, message = _error(resp.content)
     status = resp.status_code
+    if not code:
+        code = resp.headers.get("x-cos-error-code", "")
+    if not code and status in (400, 403):
+        raise CosFault(op, f"HTTP {status} without an error code (expired token or access denied?)",
+                       status == 400, status, MAYBE_EXPIRED)
     if status == 404 and op == "PutObjectCopy":
         raise SourceMissing(op, "copy source does not exist", False, 404, code or "NoSuchKey")
     if status == 409 and op == "PutObjectCopy":

@@ -9,17 +9,26 @@ Per cover, for ``copy``/``move``::
 and for ``tag``: GET tagging (parallel with the CI query), then PUT tagging only if it changes.
 
 Safety rules (README "Guarantees"): a source is deleted only after the copy's CRC64 (else ETag)
-equals the source's; an existing target is never replaced unless ``SMARTCOVER_OVERWRITE=always``;
-a target that already holds this job's cover (its ``smartcover:jobid``/``smartcover:index`` tags
-and content match) counts as done, so repeated or concurrent deliveries converge. Every decision
-is taken from the state in COS; nothing is remembered between invocations.
+equals the source's; every copy is first sent with ``x-cos-forbid-overwrite: true``; a target that
+already holds this job's cover (its ``smartcover:jobid``/``smartcover:index`` tags and content
+match) counts as done, so repeated or concurrent deliveries converge; any other existing target
+is left alone (``conflict``) unless ``SMARTCOVER_OVERWRITE=always``, which then copies again
+without the header. Every decision is taken from the state in COS; nothing is remembered between
+invocations.
+
+Faults (see :mod:`cos` for retries and the deadline): a fault on one cover only sets that cover's
+outcome; the others go on. So at every moment each cover is at its source or, verified, at its
+target, whichever request fails or is cut off by the time limit, and a redelivery finishes the
+rest: ``retry`` outcomes make the answer 503.
 """
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
+from . import log
 from .config import Config
 from .cos import Cos, CosFault, ObjectInfo, SourceMissing, TargetExists
 from .errors import BadRequest
@@ -28,6 +37,8 @@ from .parse import parse_body
 from .plan import CoverPlan, JobPlan, ObjectRef, Plan
 from .tags import Tags, TagLimitError, merge
 
+STAGE_RESERVE_S = 0.5
+"""Time kept back per later stage of a cover (see :func:`reserve`)."""
 DONE = frozenset({"tagged", "already-tagged", "copied", "already-copied", "moved", "already-moved", "planned"})
 
 
@@ -117,7 +128,7 @@ def execute(plan: Plan, cos: Cos, config: Config) -> List[JobResult]:
     results: Dict[str, JobResult] = {}
     with ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="cos") as pool:
         checks: Dict[str, Optional[Future]] = {
-            j.job.job_id: pool.submit(verify_job, cos, j.job) if config.verify_job else None
+            j.job.job_id: pool.submit(verify_job, cos, j.job, reserve(config, 2 if config.moves else 1)) if config.verify_job else None
             for j in acting + tagging_failed
         }
         covers = {(j.job.job_id, c.index): pool.submit(_run_cover, cos, config, c, checks[j.job.job_id])
@@ -152,7 +163,7 @@ def dry_run(plan: Plan, config: Config) -> List[JobResult]:
     return out
 
 
-def verify_job(cos: Cos, job: Job) -> Optional[str]:
+def verify_job(cos: Cos, job: Job, reserve_s: float = 0.0) -> Optional[str]:
     """Ask CI about ``job`` (``GET /jobs/<JobId>``, CI doc 436/54010) on the input bucket's CI host.
 
     Returns ``None`` when CI confirms the job: same JobId, Tag and State and, for a successful job,
@@ -163,7 +174,7 @@ def verify_job(cos: Cos, job: Job) -> Optional[str]:
     """
     bucket, region = (job.input.bucket, job.input.region) if job.input and job.input.bucket else (
         job.operation.output_file.bucket, job.operation.output_file.region)  # type: ignore[union-attr]
-    raw = cos.ci_get(bucket, region, f"/jobs/{job.job_id}")
+    raw = cos.ci_get(bucket, region, f"/jobs/{job.job_id}", reserve_s=reserve_s)
     try:
         answer = parse_body(raw, require_event=False)
     except BadRequest as exc:
@@ -194,9 +205,13 @@ def _confirm(check: Optional[Future]) -> None:
 
 def _run_cover(cos: Cos, config: Config, cover: CoverPlan, check: Optional[Future]) -> CoverResult:
     base = CoverResult(cover.index, cover.source, cover.action, cover.target, "retry")
+    # Time kept back for the stages that follow (copy, then batch delete): a slow cover gives up
+    # in time for the others to be finished and reported.
+    after_read = reserve(config, 2 if cover.action == "move" else 1)
+    after_copy = reserve(config, 1 if cover.action == "move" else 0)
     try:
         if cover.action == "tag":
-            existing = cos.get_tags(cover.source)
+            existing = cos.get_tags(cover.source, reserve_s=after_read)
             _confirm(check)
             if existing is None:
                 return replace(base, outcome="missing", detail="cover not found at its source")
@@ -206,16 +221,25 @@ def _run_cover(cos: Cos, config: Config, cover: CoverPlan, check: Optional[Futur
             cos.put_tags(cover.source, merged)
             return replace(base, outcome="tagged", tags=merged)
 
-        info = cos.head(cover.source)
+        info = cos.head(cover.source, reserve_s=after_read)
         _confirm(check)
         if info is None:
             return _source_gone(cos, cover, base)
-        source_tags = (cos.get_tags(cover.source) or ()) if config.preserve_tags and info.tag_count else ()
+        source_tags = (cos.get_tags(cover.source, reserve_s=after_read) or ()) if config.preserve_tags and info.tag_count else ()
         tags = merge(source_tags, cover.tags)
         try:
-            copied = cos.copy(cover.source, cover.target, tags, forbid_overwrite=not config.overwrite)  # type: ignore[arg-type]
+            # Always forbid overwriting first: a target that already holds this cover (an earlier
+            # or concurrent delivery) is then recognised and left as it is, even with
+            # SMARTCOVER_OVERWRITE=always, which only replaces what is not this cover.
+            copied = cos.copy(cover.source, cover.target, tags, forbid_overwrite=True, reserve_s=after_copy)  # type: ignore[arg-type]
         except TargetExists:
-            return _target_taken(cos, cover, info, base)
+            taken = _target_taken(cos, cover, info, base, after_copy)
+            if taken.outcome != "conflict" or not config.overwrite:
+                return taken
+            try:
+                copied = cos.copy(cover.source, cover.target, tags, forbid_overwrite=False, reserve_s=after_copy)  # type: ignore[arg-type]
+            except SourceMissing:
+                return _source_gone(cos, cover, base)
         except SourceMissing:
             return _source_gone(cos, cover, base)
         if not _same_content(info, copied.crc64, copied.etag):
@@ -228,6 +252,15 @@ def _run_cover(cos: Cos, config: Config, cover: CoverPlan, check: Optional[Futur
         return replace(base, outcome="failed", detail=str(exc))
     except CosFault as exc:
         return replace(base, outcome="retry" if exc.retryable else "failed", detail=str(exc))
+    except Exception:  # noqa: BLE001 - a bug on one cover must not lose the others' outcomes
+        log.event("unexpected error on a cover", logging.ERROR, exc_info=True, cover=cover.index, source=str(cover.source))
+        return replace(base, outcome="retry", detail="internal error; see the function log")
+
+
+def reserve(config: Config, stages: int) -> float:
+    """Seconds to keep back for ``stages`` dependent COS stages still to come: per stage
+    :data:`STAGE_RESERVE_S`, or ``SMARTCOVER_COS_TIMEOUT`` if smaller."""
+    return stages * min(config.cos_timeout, STAGE_RESERVE_S)
 
 
 def _same_content(source: ObjectInfo, crc64: str, etag: str) -> bool:
@@ -240,9 +273,9 @@ def _is_ours(tags: Optional[Tags], cover: CoverPlan) -> bool:
     return tags is not None and set(cover.identity) <= set(tags)
 
 
-def _target_taken(cos: Cos, cover: CoverPlan, info: ObjectInfo, base: CoverResult) -> CoverResult:
-    target_tags = cos.get_tags(cover.target)  # type: ignore[arg-type]
-    target = cos.head(cover.target)  # type: ignore[arg-type]
+def _target_taken(cos: Cos, cover: CoverPlan, info: ObjectInfo, base: CoverResult, reserve_s: float = 0.0) -> CoverResult:
+    target_tags = cos.get_tags(cover.target, reserve_s=reserve_s)  # type: ignore[arg-type]
+    target = cos.head(cover.target, reserve_s=reserve_s)  # type: ignore[arg-type]
     if target is None:
         return replace(base, detail="target vanished while checking it")
     if _is_ours(target_tags, cover) and _same_content(info, target.crc64, target.etag):
@@ -271,6 +304,9 @@ def _delete_sources(pool: ThreadPoolExecutor, cos: Cos, results: List[CoverResul
             failed = futures[k].result()
         except CosFault as exc:
             failed = {r.source.key: str(exc) for r in rs}
+        except Exception:  # noqa: BLE001 - sources stay; a redelivery deletes them
+            log.event("unexpected error deleting sources", logging.ERROR, exc_info=True, bucket=k[0])
+            failed = {r.source.key: "internal error; see the function log" for r in rs}
         for r in rs:
             if r.source.key in failed:
                 out[id(r)] = replace(r, outcome="retry", detail=f"copy verified; deleting the source failed ({failed[r.source.key]})")
@@ -298,3 +334,6 @@ def _tag_input(cos: Cos, job: JobPlan, check: Optional[Future]) -> str:
         return "failed"
     except CosFault as exc:
         return "retry" if exc.retryable else "failed"
+    except Exception:  # noqa: BLE001
+        log.event("unexpected error tagging an input", logging.ERROR, exc_info=True, jobId=job.job.job_id)
+        return "retry"
