@@ -126,7 +126,10 @@ def execute(plan: Plan, cos: Cos, config: Config) -> List[JobResult]:
     acting = [j for j in plan.jobs if j.disposition == "act"]
     tagging_failed = [j for j in plan.jobs if j.disposition == "failed" and j.failure_tags]
     results: Dict[str, JobResult] = {}
-    with ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="cos") as pool:
+    # The CI queries run beside the covers, not in their slots: with 10 covers and 10 workers the
+    # last cover would wait for the query's worker, one more round trip (bench/run.py, N=10).
+    queries = len(acting) + len(tagging_failed) if config.verify_job else 0
+    with ThreadPoolExecutor(max_workers=config.concurrency + queries, thread_name_prefix="cos") as pool:
         checks: Dict[str, Optional[Future]] = {
             j.job.job_id: pool.submit(verify_job, cos, j.job, reserve(config, 2 if config.moves else 1)) if config.verify_job else None
             for j in acting + tagging_failed
