@@ -366,10 +366,9 @@ def result_line(text: str):
 
 
 def child_env(base: Dict[str, str], cache: Optional[str]) -> Dict[str, str]:
-    """Environment of a child: ``base`` + PYTHONPATH=handler and the bytecode setting."""
+    """Environment of a child: ``base`` + the bytecode setting (``cache``: PYTHONPYCACHEPREFIX)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTCOVER_", "TENCENTCLOUD_", "PYTHON"))}
     env.update(base)
-    env["PYTHONPATH"] = str(ROOT / "handler")
     if cache:
         env["PYTHONPYCACHEPREFIX"] = cache
     else:
@@ -377,23 +376,58 @@ def child_env(base: Dict[str, str], cache: Optional[str]) -> Dict[str, str]:
     return env
 
 
-def bench_cold(latency: float, reps: int, source_only: bool) -> dict:
+class Runtime:
+    """How children run: the interpreter, its flags and the code root put first on ``sys.path``.
+
+    Default: this virtualenv's Python with ``handler/`` (and site-packages). ``package``: the zip's
+    contents in ``build/package`` under a Python 3.10 (SCF's runtime) with ``-I -S -B``: nothing
+    but the package and the standard library, bytecode only as the package ships it.
+    """
+
+    def __init__(self, package: bool) -> None:
+        self.package = package
+        if package:
+            sys.path.insert(0, str(ROOT / "scripts"))
+            from package import PACKAGE, find_runtime_python
+
+            if not (PACKAGE / "index.py").exists():
+                raise SystemExit("build/package not found: run scripts/package.py first")
+            self.python = find_runtime_python(None) or sys.executable
+            self.flags = ["-I", "-S", "-B"]
+            self.root = str(PACKAGE)
+        else:
+            self.python, self.flags, self.root = sys.executable, [], str(ROOT / "handler")
+
+    def argv(self, code: str, *args: str) -> List[str]:
+        """Command line running ``code`` with the code root first on ``sys.path``."""
+        prelude = f"import sys; sys.path.insert(0, {self.root!r})\n"
+        return [self.python, *self.flags, "-c", prelude + code, *args]
+
+    def describe(self) -> str:
+        """One line for the report."""
+        version = subprocess.run([self.python, "-c", "import sys; print(sys.version.split()[0])"],
+                                 capture_output=True, text=True).stdout.strip()
+        where = "build/package (-I -S -B: package + stdlib only)" if self.package else "handler/ + this virtualenv"
+        return f"Python {version}, {where}"
+
+
+def bench_cold(latency: float, reps: int, source_only: bool, package: bool = False) -> dict:
     """Sections 2 and 3: median seconds per process kind, peak RSS (KiB, the child's own VmHWM:
     a forked child's ru_maxrss would include this bigger process), modules a refusal imported."""
-    py = sys.executable
+    rt = Runtime(package)
     srv = InProcessCOS()
     tmp = tempfile.TemporaryDirectory(prefix="bench-pyc-")
-    cache = None if source_only else tmp.name
+    cache = None if source_only or package else tmp.name
     try:
         env = child_env(handler_env(srv, "move,tag"), cache)
         ctx = json.dumps(devkit.context(time_limit_ms=30000))
         bad = json.dumps(devkit.http_event(devkit.sample("smartcover-job-api.xml"), token="wrong-token-0000000000"))
         jobs = Jobs(srv, "cold")
         kinds: Dict[str, Callable[[], List[str]]] = {
-            "pass": lambda: [py, "-c", "pass"],
-            "refused": lambda: [py, "-c", REFUSE, bad, ctx, ",".join(HEAVY)],
-            "import qcloud_cos": lambda: [py, "-c", "import qcloud_cos"],
-            "move 5": lambda: [py, "-c", MOVE, json.dumps(devkit.http_event(jobs.new(5)[1])), ctx],
+            "pass": lambda: rt.argv("pass"),
+            "refused": lambda: rt.argv(REFUSE, bad, ctx, ",".join(HEAVY)),
+            "import qcloud_cos": lambda: rt.argv("import qcloud_cos"),
+            "move 5": lambda: rt.argv(MOVE, json.dumps(devkit.http_event(jobs.new(5)[1])), ctx),
         }
         times: Dict[str, List[float]] = {k: [] for k in kinds}
         rss: Dict[str, List[int]] = {k: [] for k in kinds}
@@ -401,7 +435,8 @@ def bench_cold(latency: float, reps: int, source_only: bool) -> dict:
         for name, argv in kinds.items():  # warm the OS file cache and the bytecode cache
             spawn(argv(), env)
         for name, code in (("pass", "pass"), ("import qcloud_cos", "import qcloud_cos")):  # untimed memory probes
-            rss[name].append(result_line(spawn([py, "-c", PROBE.format(code=code)], env)[1])[-1])
+            rss[name].append(result_line(spawn(rt.argv(PROBE.format(code=code)), env)[1])[-1])
+        move10 = result_line(spawn(rt.argv(MOVE, json.dumps(devkit.http_event(jobs.new(10)[1])), ctx), env)[1])
         srv.set_latency(latency)
         refused_imports, moved = None, None
         for _ in range(reps):
@@ -418,10 +453,16 @@ def bench_cold(latency: float, reps: int, source_only: bool) -> dict:
                     rss[name].append(moved[3])
                     if moved[:2] != [200, "done"]:
                         raise RuntimeError(f"5-cover move answered {moved}")
+        if cache:
+            bytecode = "cached (PYTHONPYCACHEPREFIX, warmed once)"
+        elif package:
+            bytecode = "as shipped in the package (-B)"
+        else:
+            bytecode = "none for handler/ (PYTHONDONTWRITEBYTECODE=1)"
         return {"times": {k: statistics.median(v) for k, v in times.items()},
                 "rss": {k: max(v) for k, v in rss.items()}, "rss_median": {k: statistics.median(v) for k, v in rss.items()},
-                "refused_imports": refused_imports, "move_requests": moved[2], "latency": latency, "reps": reps,
-                "bytecode": "source only (PYTHONDONTWRITEBYTECODE=1)" if source_only else "cached (PYTHONPYCACHEPREFIX, warmed once)"}
+                "move10_rss": move10[3], "refused_imports": refused_imports, "move_requests": moved[2], "latency": latency,
+                "reps": reps, "bytecode": bytecode, "runtime": rt.describe()}
     finally:
         srv.stop()
         tmp.cleanup()
@@ -431,7 +472,7 @@ def print_cold(c: dict) -> List[str]:
     """Print sections 2 and 3; return the target misses."""
     t, lat = c["times"], c["latency"]
     floor = FLOOR_TRIPS["move"] * lat
-    print(f"\n## 2. Cold start: whole processes, median of {c['reps']}, bytecode {c['bytecode']}\n")
+    print(f"\n## 2. Cold start: whole processes, median of {c['reps']}; {c['runtime']}; bytecode {c['bytecode']}\n")
     print("| process | median ms | peak RSS MiB (VmHWM) |")
     print("|---|---|---|")
     for name, label in (("pass", "python -c pass"), ("refused", "refused request (wrong token) via index.main_handler"),
@@ -446,7 +487,7 @@ def print_cold(c: dict) -> List[str]:
           f"{(t['import qcloud_cos'] + floor) * 1000:.1f} ms) = {rb:.2f}x (target <= 1.25x)")
     mib = c["rss"]["move 5"] / 1024
     print(f"\n## 3. Peak memory of (b): {mib:.1f} MiB max over the runs (median {c['rss_median']['move 5'] / 1024:.1f} MiB; "
-          f"target <= 48 MB)")
+          f"target <= 48 MB); a 10-cover move: {c['move10_rss'] / 1024:.1f} MiB")
     misses = []
     if ra > 3:
         misses.append(f"cold refused {ra:.2f}x > 3x")
@@ -526,7 +567,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--reps", type=int, default=7, help="repetitions per warm measurement (default 7)")
     p.add_argument("--cold-reps", type=int, default=30, help="repetitions per cold-start process kind (default 30)")
     p.add_argument("--quick", action="store_true", help="3 warm and 8 cold repetitions")
-    p.add_argument("--source-only", action="store_true", help="cold start without a bytecode cache")
+    p.add_argument("--source-only", action="store_true", help="cold start without a bytecode cache for handler/")
+    p.add_argument("--package", action="store_true",
+                   help="cold start of build/package under Python 3.10 (as deployed) instead of handler/ + virtualenv")
     p.add_argument("--only", default="warm,cold,parse,package", help="comma list of sections: warm,cold,parse,package")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                    help="extra handler environment for sections 1 and 2, e.g. SMARTCOVER_CONCURRENCY=16 (repeatable)")
@@ -541,7 +584,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "warm" in only:
         misses += print_warm(*bench_warm(args.latency, args.reps), args.latency)
     if "cold" in only:
-        misses += print_cold(bench_cold(args.latency, args.cold_reps, args.source_only))
+        misses += print_cold(bench_cold(args.latency, args.cold_reps, args.source_only, args.package))
     if "parse" in only:
         print_parse(bench_parse())
     if "package" in only:
