@@ -10,9 +10,11 @@ unreadable 2xx answers (e.g. PUT Object - Copy answering 200 with an ``<Error>``
 436/10881). Every attempt gets connect + read timeouts that add up to at most
 ``SMARTCOVER_COS_TIMEOUT`` and to the time left before the invocation's :class:`Deadline`; an
 attempt (or a pause between attempts: 0.2 s, 0.4 s, 0.8 s with jitter) that no longer fits is not
-started, and the request fails with a retryable :class:`CosFault`. Retrying is safe because every
-write is idempotent or guarded: copies carry ``x-cos-forbid-overwrite`` (a repeated copy gets 409
-and the caller checks the target), tag sets and batch deletes converge.
+started, and the request fails with a retryable :class:`CosFault`. A caller can keep time back
+for the requests that must follow (``reserve_s``; :mod:`execute` does so for its later stages).
+Retrying is safe because every write is idempotent or guarded: copies carry
+``x-cos-forbid-overwrite`` (a repeated copy gets 409 and the caller checks the target), tag sets
+and batch deletes converge.
 
 Credentials are the execution role's temporary keys (``TENCENTCLOUD_SECRETID``, ``..._SECRETKEY``,
 ``..._SESSIONTOKEN``; SCF doc 583/32389), read from the environment mapping when a client is built
