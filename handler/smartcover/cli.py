@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from typing import Dict, List, Mapping, Optional
 
 from . import log
@@ -123,7 +122,7 @@ def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
     if config is None:
         return 2
     if args.dry_run:
-        config = replace(config, dry_run=True)
+        config = config.replace(dry_run=True)
     log.setup(config.log_level if args.verbose else "WARNING", stream="stderr")
     bucket = args.bucket or _single(config.allowed_buckets)
     region = args.region or _single(config.allowed_regions) or env.get(SCF_REGION, "")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .records import record
 from .tags import Tags, parse_tagging
 from .templates import TARGET_WILDCARDS, check_template
 
@@ -66,7 +66,7 @@ def valid_region(name: str) -> bool:
     return bool(_REGION_RE.match(name))
 
 
-@dataclass(frozen=True)
+@record
 class Endpoint:
     """Where COS and CI requests go instead of ``*.myqcloud.com`` (Host header and signature kept)."""
 
@@ -75,9 +75,13 @@ class Endpoint:
     port: int
 
 
-@dataclass(frozen=True)
+@record
 class Config:
-    """The validated configuration. Build it with :meth:`from_env`; the defaults are README's."""
+    """The validated configuration. Build it with :meth:`from_env`; the defaults are README's.
+
+    Immutable (:func:`records.record`); :meth:`replace` returns a changed copy. Its ``repr``
+    shows whether a token is set, never the token.
+    """
 
     actions: frozenset = frozenset({"tag"})
     target_key: Optional[str] = None
@@ -90,7 +94,7 @@ class Config:
     cos_timeout: float = 5.0
     cos_retries: int = 1
     concurrency: int = 10
-    token: Optional[str] = field(default=None, repr=False)
+    token: Optional[str] = None
     token_secret: Optional[str] = None
     token_ttl: float = 300.0
     ssm_endpoint: Optional[Endpoint] = None
@@ -104,6 +108,11 @@ class Config:
     dry_run: bool = False
     on_failure: str = "ignore"
     log_level: str = "INFO"
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={'<set>' if name == 'token' and value else value!r}"
+                          for name, value in zip(self._fields, self))
+        return f"Config({shown})"
 
     @property
     def moves(self) -> bool:

@@ -33,10 +33,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .errors import BadRequest, PayloadTooLarge
+from .records import record
 
 HTTP_APIGW = "apigw"
 HTTP_FUNCTION_URL = "function_url"
@@ -49,7 +50,7 @@ QUEUE_KINDS = {"cmq": "CMQ", "tdmq": "TDMQ", "ckafka": "Ckafka"}
 MAX_MESSAGES = 1000
 
 
-@dataclass(frozen=True)
+@record
 class Message:
     """One queue message. ``kind``: CMQ, TDMQ, Ckafka or EventBridge; ``message_id``: the queue's
     ``msgId`` (CKafka: ``topic/partition/offset``); ``body``: the raw ``msgBody`` bytes."""
@@ -59,7 +60,7 @@ class Message:
     body: bytes
 
 
-@dataclass(frozen=True)
+@record
 class Timer:
     """A timer trigger firing: ``trigger_name``, ``time`` (as SCF sent it) and ``message``."""
 
@@ -68,7 +69,7 @@ class Timer:
     message: str
 
 
-@dataclass(frozen=True)
+@record
 class Request:
     """A normalised invocation.
 
@@ -80,8 +81,8 @@ class Request:
     shape: str
     method: str = "POST"
     path: str = "/"
-    headers: Mapping[str, str] = field(default_factory=dict)
-    query: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
+    headers: Mapping[str, str] = MappingProxyType({})
+    query: Mapping[str, Tuple[str, ...]] = MappingProxyType({})
     body: bytes = b""
     tree: Optional[Dict[str, Any]] = None
     source_ip: str = ""

@@ -30,7 +30,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
@@ -223,7 +223,7 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
     from .parse import parse_body
     from .plan import TASK_FINISH, Plan, plan
 
-    config = replace(config, verify_job=False)
+    config = config.replace(verify_job=False)
     page_size = max(1, min(PAGE_SIZE, int(page_size)))
     session = Session(config, env, deadline)
     summary = Summary(window, dry_run=config.dry_run)
