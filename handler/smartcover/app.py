@@ -21,7 +21,6 @@ faults or the time limit left work undone (a redelivery finishes it).
 """
 from __future__ import annotations
 
-import logging
 import os
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional
@@ -134,7 +133,7 @@ def log_results(results, ms: float) -> None:
             log.event("cover", jobId=r.job.job_id, cover=c.index, action=c.action, outcome=c.outcome,
                       source=str(c.source), target=str(c.target) if c.target else None, detail=c.detail or None)
         failed = r.job.state not in ("Success", "")
-        log.event("job", logging.WARNING if failed or job_outcome(r) not in ("done", "ignored") else logging.INFO,
+        log.event("job", log.WARNING if failed or job_outcome(r) not in ("done", "ignored") else log.INFO,
                   jobId=r.job.job_id, tag=r.job.tag, state=r.job.state, outcome=job_outcome(r), reason=r.reason or None,
                   code=r.job.code if failed else None, error=r.job.message if failed and r.job.message else None,
                   inputTagging=r.extra.get("inputTagging"), manifest=r.extra.get("manifest"),
@@ -164,9 +163,9 @@ class App:
         self.auth = authenticator or Authenticator(config, env=self.env)
         log.setup(config.log_level)
         if config.auth_none:
-            log.event("SMARTCOVER_AUTH=none: callbacks are accepted without a token", logging.WARNING)
+            log.event("SMARTCOVER_AUTH=none: callbacks are accepted without a token", log.WARNING)
         if config.allowed_buckets is None:
-            log.event("SMARTCOVER_ALLOWED_BUCKETS is not set: any bucket the role can reach may be named", logging.WARNING)
+            log.event("SMARTCOVER_ALLOWED_BUCKETS is not set: any bucket the role can reach may be named", log.WARNING)
         log.event("start", config=config.public())
 
     @classmethod
@@ -183,9 +182,9 @@ class App:
             status, body = self._handle(event, context, deadline)
         except SmartCoverError as exc:
             status, body = exc.status, {"status": exc.status, "error": exc.code, "message": exc.public}
-            log.event("refused", logging.WARNING, status=exc.status, error=exc.code, reason=exc.public)
+            log.event("refused", log.WARNING, status=exc.status, error=exc.code, reason=exc.public)
         except Exception:  # noqa: BLE001 - the one place that turns bugs into a 500
-            log.event("unexpected error", logging.ERROR, exc_info=True)
+            log.event("unexpected error", log.ERROR, exc_info=True)
             status, body = 500, {"status": 500, "error": "InternalError", "message": "internal error; see the function log"}
         finally:
             log.REQUEST_ID.reset(token)
@@ -258,9 +257,9 @@ class App:
             except SmartCoverError as exc:
                 status, body = exc.status, {"status": exc.status, "error": exc.code, "message": exc.public}
             except Exception:  # noqa: BLE001 - one message's bug must not lose the others
-                log.event("unexpected error", logging.ERROR, exc_info=True, messageId=m.message_id)
+                log.event("unexpected error", log.ERROR, exc_info=True, messageId=m.message_id)
                 status, body = 500, {"status": 500, "error": "InternalError", "message": "internal error; see the function log"}
-            log.event("message", logging.INFO if status < 400 else logging.WARNING, kind=m.kind, messageId=m.message_id,
+            log.event("message", log.INFO if status < 400 else log.WARNING, kind=m.kind, messageId=m.message_id,
                       status=status, outcome=body.get("outcome") or body.get("error"), ms=round((time.monotonic() - started) * 1000, 1))
             items.append(dict({"messageId": m.message_id, "kind": m.kind}, **body))
         status = max(item["status"] for item in items)
@@ -285,7 +284,7 @@ class Misconfigured:
     def __init__(self, exc: ConfigError) -> None:
         self.exc = exc
         log.setup()
-        log.event("invalid configuration", logging.ERROR, reason=exc.public)
+        log.event("invalid configuration", log.ERROR, reason=exc.public)
 
     def __call__(self, event: Any, context: Any = None) -> Answer:
         return error(500, self.exc.code, self.exc.public)

@@ -2,7 +2,13 @@
 
 Every line has ``time`` (UTC ISO 8601), ``level``, ``message`` and, inside an invocation, the SCF
 ``requestId``; callers add fields (``jobId``, ``cover``, ``action``, ``outcome``, ``ms`` ...).
-Built on the standard ``logging`` module; nothing secret is ever passed to it.
+Nothing secret is ever passed to it.
+
+Written without the standard ``logging`` module, which costs ~7 ms of every cold start
+(``bench/run.py``): a refused request must stay cheap. Levels are ``logging``'s numbers (callers
+may pass ``logging.WARNING`` or :data:`WARNING`). Handlers that an embedding program or a test
+attaches to ``logging.getLogger("smartcover")`` still receive every line that passes the level,
+as ``LogRecord`` objects with a ``fields`` dict (format them with :class:`JsonFormatter`).
 
 Lines the handler writes (``message`` -> fields): ``start`` (``config``: the effective
 configuration, no secret values), ``request`` (``shape``, ``messages``), ``cover`` (``jobId``,
@@ -13,76 +19,106 @@ queue message), ``reconcile``, ``refused`` and ``answer`` (``status``, ``ms``).
 from __future__ import annotations
 
 import json
-import logging
 import sys
+import threading
 import time
 from contextvars import ContextVar
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: importing typing costs cold-start time
+    from typing import Any, Dict, Optional
+
+DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
+_NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING", ERROR: "ERROR", 50: "CRITICAL"}
+_LEVELS = {name: number for number, name in _NAMES.items()}
 
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
-_LOGGER = logging.getLogger("smartcover")
+_LOCK = threading.Lock()
+_state = {"level": None, "stream": ""}  # before setup(): WARNING and up, to stderr
 
 
-class JsonFormatter(logging.Formatter):
-    """Format a record as one JSON object; ``record.fields`` (a dict) is merged in."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "message": record.getMessage(),
-        }
-        rid = REQUEST_ID.get()
-        if rid:
-            line["requestId"] = rid
-        line.update((k, v) for k, v in (getattr(record, "fields", {}) or {}).items() if v is not None)
-        if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False, default=str, separators=(",", ":"))
-
-
-class _StdStream(logging.StreamHandler):
-    """A stream handler writing to ``sys.stdout`` or ``sys.stderr`` as they are at each emit (so a
-    redirect, pytest's capture or the CLI's choice of stderr is honoured)."""
-
-    def __init__(self, name: str) -> None:
-        self.name_of_stream = name
-        super().__init__()
-
-    @property  # type: ignore[override]
-    def stream(self):
-        return getattr(sys, self.name_of_stream)
-
-    @stream.setter
-    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the name decides
-        pass
+def line(message: str, level: int, fields: Dict[str, Any], created: float, error: str = "") -> str:
+    """One log line (without newline): ``time``, ``level``, ``message``, ``requestId``, the fields
+    that are not ``None``, and ``error`` (a traceback) when given."""
+    out = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z",
+        "level": _NAMES.get(level, str(level)),
+        "message": message,
+    }
+    rid = REQUEST_ID.get()
+    if rid:
+        out["requestId"] = rid
+    out.update((k, v) for k, v in (fields or {}).items() if v is not None)
+    if error:
+        out["error"] = error
+    return json.dumps(out, ensure_ascii=False, default=str, separators=(",", ":"))
 
 
-def setup(level: str = "INFO", stream: str = "") -> logging.Logger:
-    """Install the JSON handler on the ``smartcover`` logger once; return it.
-
-    ``stream``: ``"stdout"`` (SCF and the default: what CLS collects) or ``"stderr"`` (the CLI,
-    whose stdout carries its own output); ``""`` keeps the current choice.
-    """
-    handler = next((h for h in _LOGGER.handlers if isinstance(h, _StdStream)), None)
-    if handler is None:
-        handler = _StdStream(stream or "stdout")
-        handler.setFormatter(JsonFormatter())
-        _LOGGER.addHandler(handler)
-        _LOGGER.propagate = False
-    elif stream:
-        handler.name_of_stream = stream
-    _LOGGER.setLevel(level)
-    return _LOGGER
+def setup(level: str = "INFO", stream: str = "") -> None:
+    """Set the level (``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` or a number) and, when given,
+    the stream: ``"stdout"`` (SCF and the default: what CLS collects) or ``"stderr"`` (the CLI,
+    whose stdout carries its own output); ``""`` keeps the current choice. The stream is looked up
+    in ``sys`` at each line, so redirects and pytest's capture are honoured."""
+    _state["level"] = level if isinstance(level, int) else _LEVELS[str(level).upper()]
+    if stream or not _state["stream"]:
+        _state["stream"] = stream or "stdout"
 
 
 def current() -> tuple:
-    """``(level, stream)`` as set by :func:`setup` (``stream`` ``""`` before the first setup), so a
-    caller that changes them (the CLI) can restore them."""
-    handler = next((h for h in _LOGGER.handlers if isinstance(h, _StdStream)), None)
-    return logging.getLevelName(_LOGGER.level), handler.name_of_stream if handler else ""
+    """``(level name, stream)`` as set by :func:`setup` (``("NOTSET", "")`` before the first
+    setup), so a caller that changes them (the CLI) can restore them."""
+    level = _state["level"]
+    return ("NOTSET" if level is None else _NAMES.get(level, str(level))), _state["stream"]
 
 
-def event(message: str, level: int = logging.INFO, exc_info: bool = False, **fields: Any) -> None:
-    """Log ``message`` with ``fields`` as top-level JSON keys."""
-    _LOGGER.log(level, message, extra={"fields": fields}, exc_info=exc_info)
+def event(message: str, level: int = INFO, exc_info: bool = False, **fields: Any) -> None:
+    """Log ``message`` with ``fields`` as top-level JSON keys; ``exc_info=True`` adds the
+    traceback of the exception being handled."""
+    threshold = WARNING if _state["level"] is None else _state["level"]
+    if level < threshold:
+        return
+    created = time.time()
+    error = ""
+    if exc_info:
+        import traceback
+
+        error = traceback.format_exc().rstrip("\n")
+    text = line(message, level, fields, created, error) + "\n"
+    with _LOCK:
+        stream = getattr(sys, _state["stream"] or "stderr")
+        stream.write(text)
+        stream.flush()
+    if "logging" in sys.modules:
+        _forward(message, level, fields, created, exc_info)
+
+
+def _forward(message: str, level: int, fields: Dict[str, Any], created: float, exc_info: bool) -> None:
+    logging = sys.modules["logging"]
+    logger = logging.Logger.manager.loggerDict.get("smartcover")
+    handlers = getattr(logger, "handlers", None)
+    if not handlers:
+        return
+    record = logger.makeRecord("smartcover", level, "", 0, message, (), sys.exc_info() if exc_info else None,
+                               extra={"fields": fields})
+    record.created, record.msecs = created, created % 1 * 1000
+    for handler in handlers:
+        if level >= handler.level:
+            handler.handle(record)
+
+
+def __getattr__(name: str):
+    """``JsonFormatter``: a ``logging.Formatter`` writing this module's lines, made on first use
+    (it needs the ``logging`` module) for handlers attached to ``logging.getLogger("smartcover")``."""
+    if name != "JsonFormatter":
+        raise AttributeError(name)
+    import logging
+
+    class JsonFormatter(logging.Formatter):
+        """Format a record as one JSON line; ``record.fields`` (a dict) is merged in."""
+
+        def format(self, record: logging.LogRecord) -> str:
+            error = self.formatException(record.exc_info) if record.exc_info else ""
+            return line(record.getMessage(), record.levelno, getattr(record, "fields", None) or {}, record.created, error)
+
+    globals()["JsonFormatter"] = JsonFormatter
+    return JsonFormatter
