@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
+    from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from . import log
 from .auth import Authenticator, require_config
@@ -33,7 +36,7 @@ from .errors import ConfigError, MethodNotAllowed, SmartCoverError
 from .events import QUEUE, TIMER, Request, from_event
 from .response import error, respond
 
-Answer = Dict[str, Any]
+Answer = dict  # Dict[str, Any]: the integration response
 MESSAGE_MIN_S = 1.0
 """A queue message is not started with less time left than this (it is answered 503)."""
 

@@ -14,7 +14,10 @@ import hmac
 import os
 import threading
 import time
-from typing import Callable, Mapping, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
+    from typing import Callable, Mapping, Optional
 
 from . import config as cfg
 from .errors import ConfigError, Unauthorized, Unavailable

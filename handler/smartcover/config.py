@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Mapping, Optional, Tuple
-from urllib.parse import urlsplit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
+    from typing import Mapping, Optional, Tuple
 
 from .errors import ConfigError
 from .records import record
@@ -287,6 +289,8 @@ def _names(raw: str, name: str, check) -> Optional[frozenset]:
 def _endpoint(raw: str, name: str) -> Optional[Endpoint]:
     if not raw:
         return None
+    from urllib.parse import urlsplit  # here: only endpoint overrides need it
+
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
         raise ConfigError(f"{name}: use scheme://host:port, e.g. http://127.0.0.1:9000")

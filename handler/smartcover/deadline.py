@@ -9,9 +9,12 @@ before SCF would kill the function.
 """
 from __future__ import annotations
 
-import random
 import time
-from typing import Any, Callable, Mapping, Optional, Tuple
+from collections.abc import Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
+    from typing import Any, Callable, Optional, Tuple
 
 MARGIN_S = 0.5
 """Kept back at the end of the time limit to build, log and return the answer (at most 1/10 of it)."""
@@ -67,9 +70,12 @@ def attempt_timeouts(left_s: float, timeout_s: float) -> Optional[Tuple[float, f
     return connect, usable - connect
 
 
-def backoff(retry: int, rng: Callable[[float, float], float] = random.uniform) -> float:
+def backoff(retry: int, rng: Optional[Callable[[float, float], float]] = None) -> float:
     """Seconds to pause before retry number ``retry`` (1, 2, ...): 0.2, 0.4, 0.8 ... times a jitter
-    factor in [0.5, 1] (so concurrent duplicate deliveries do not retry in lockstep)."""
+    factor in [0.5, 1] (so concurrent duplicate deliveries do not retry in lockstep). ``rng``:
+    ``random.uniform`` unless given (imported here: only retries need it)."""
+    if rng is None:
+        from random import uniform as rng
     return BACKOFF_BASE_S * (2 ** (max(1, retry) - 1)) * rng(0.5, 1.0)
 
 

@@ -30,11 +30,12 @@ decoding work.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from types import MappingProxyType
-from typing import Any, Dict, Mapping, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
+    from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .errors import BadRequest, PayloadTooLarge
 from .records import record
@@ -188,9 +189,11 @@ def _http(event: Dict[str, Any], max_body: int, request_id: str) -> Request:
     if event.get("isBase64Encoded") is True:
         if len(raw) > (max_body * 4) // 3 + 4:
             raise PayloadTooLarge(f"body larger than {max_body} bytes")
+        from base64 import b64decode  # only Base64 passthrough needs it
+
         try:
-            body = base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
+            body = b64decode(raw, validate=True)
+        except ValueError:  # binascii.Error is one
             raise BadRequest("body is not valid Base64") from None
         body = _sized(body, max_body)
     else:

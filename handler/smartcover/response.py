@@ -6,7 +6,10 @@ always a JSON document. Any other shape makes the gateway answer "Invalid scf re
 from __future__ import annotations
 
 import json
-from typing import Any, Dict
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
+    from typing import Any, Dict
 
 HEADERS = {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store"}
 

@@ -6,12 +6,16 @@ add ``@``, accepted here too). ``x-cos-tagging`` carries them URL-encoded as ``k
 """
 from __future__ import annotations
 
-import base64
 import re
-from typing import Iterable, Mapping, Optional, Tuple
-from urllib.parse import quote, unquote
 
-Tags = Tuple[Tuple[str, str], ...]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
+    from typing import Iterable, Mapping, Optional, Tuple
+
+if TYPE_CHECKING:
+    Tags = Tuple[Tuple[str, str], ...]
+else:
+    Tags = tuple
 """An ordered, immutable tag set: ``(("key", "value"), ...)``."""
 
 MAX_TAGS = 10
@@ -41,6 +45,8 @@ def parse_tagging(raw: str) -> Tags:
     Raises:
         ValueError: an empty part, a repeated key, more than 10 tags, or a tag outside COS rules.
     """
+    from urllib.parse import unquote  # imported where used: not on a refused request's path
+
     tags = []
     for part in raw.split("&"):
         if "=" not in part or not part.split("=", 1)[0]:
@@ -59,6 +65,8 @@ def parse_tagging(raw: str) -> Tags:
 
 def encode_tagging(tags: Iterable[Tuple[str, str]]) -> str:
     """Encode for the ``x-cos-tagging`` header: ``quote(k)=quote(v)`` joined by ``&``."""
+    from urllib.parse import quote
+
     return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags)
 
 
@@ -67,6 +75,8 @@ def fit_value(text: str) -> Optional[str]:
     its UTF-8 bytes (reversible, all characters allowed); ``None`` if even that exceeds 256."""
     if tag_problem("k", text) is None:
         return text
+    import base64
+
     encoded = "b64:" + base64.urlsafe_b64encode(text.encode("utf-8", "surrogatepass")).decode("ascii")
     return encoded if len(encoded) <= MAX_VALUE else None
 

@@ -7,7 +7,10 @@ templates add names derived from the input video and the cover (see :data:`TARGE
 from __future__ import annotations
 
 import re
-from typing import Dict, Mapping, Optional, Set
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
+    from typing import Dict, Mapping, Optional, Set
 
 MAX_KEY_BYTES = 850  # COS object key limit (COS doc 436/13324, object key naming).
 _WILDCARD = re.compile(r"\$\{([A-Za-z]+)\}")
