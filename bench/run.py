@@ -5,9 +5,12 @@ Run from the repository root (not part of the test suite; CI never runs it)::
     .venv/bin/python bench/run.py                 # default: 20 ms per request, all sections
     .venv/bin/python bench/run.py --latency 0.05  # 50 ms per request
     .venv/bin/python bench/run.py --quick         # fewer repetitions
+    .venv/bin/python bench/run.py --only cold --package   # cold start of the built zip, Python 3.10
 
 Everything talks to a :class:`localcos.LocalCOS` on 127.0.0.1 that sleeps ``--latency`` seconds
-before answering each request, so a request costs one "round trip" of known length.
+before answering each request, so a request costs one "round trip" of known length. Section 1
+runs localcos in a process of its own (its CPU work must not share the handler's GIL, as a remote
+COS would not); section 2 runs it in this process and the function in child processes.
 
 Sections:
 
@@ -17,18 +20,22 @@ Sections:
    ``copy_object``/``put_object_tagging``/``delete_object``, as Tencent's demo functions do) and
    next to the floor = the dependent request chain the correctness rules require (move: verify
    job || read source, copies in parallel, one batch delete = 3 round trips; tag: verify job ||
-   read tags, put tags = 2) times the latency;
+   read tags, put tags = 2) times the latency; "chain" is the same at the measured cost of one
+   signed request sent alone (latency + client and localcos CPU);
 2. cold start of whole processes (``subprocess`` + ``time.perf_counter``, medians): a refused
-   request (wrong token) against ``python -c pass``, and a full 5-cover move against
-   ``python -c "import qcloud_cos"`` plus the floor; which modules the refused request imported;
-3. peak memory (VmHWM, the process's own peak RSS) of the 5-cover move process;
+   request (wrong token; also one of the right length, which is compared with hmac) against
+   ``python -c pass``, and a full 5-cover move against ``python -c "import qcloud_cos"`` plus
+   the floor; "to answer" ends when ``main_handler`` returned (a mark the child prints), "to exit"
+   when the process ended; which modules the refused request imported;
+3. peak memory (VmHWM, the process's own peak RSS) of the 5-cover move process (and a 10-cover one);
 4. parse cost per callback for the official samples: ``smartcover.parse.parse_body`` next to
    ``xmltodict.parse`` / ``json.loads`` of the same bytes;
 5. the deployment zip built by ``scripts/package.py``, if present.
 
 Children of section 2 get a bytecode cache of their own (``PYTHONPYCACHEPREFIX`` in a temporary
-directory, warmed once), which is what a deployment package with compiled ``__pycache__`` gives
-(``scripts/package.py --compile``); ``--source-only`` measures compiling from source instead.
+directory, warmed once), which is what the deployment package's compiled ``__pycache__`` gives;
+``--source-only`` measures compiling ``handler/`` from source instead, ``--package`` runs
+``build/package`` under Python 3.10 with ``-I -S -B``. Exit status 1 when a target is missed.
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@
     .venv/bin/python scripts/package.py --no-verify       # skip the local run of the built package
     .venv/bin/python scripts/package.py --compile-with /path/to/python3.10
 
-What goes in (the zip's root is what SCF puts in ``/var/user``, the handler is ``index.main_handler``):
+What goes in (the zip's root is what SCF puts in ``/var/user``, the handler is ``index.main_handler``;
+``handler/`` is taken from the work tree as it is, so build from a clean checkout for a release):
 
 * the contents of ``handler/``: ``index.py``, ``__main__.py`` (the local CLI; small) and
   ``smartcover/`` (no ``__pycache__``, no tests: there are none under ``handler/``);
