@@ -222,3 +222,75 @@ def test_secrets_never_logged(seeded, make_app, logs):
     text = logs.getvalue()
     for secret in (devkit.TOKEN, devkit.SECRET_KEY, devkit.SESSION_TOKEN):
         assert secret not in text
+
+
+# -- found by the adversarial review ------------------------------------------------------------
+
+def test_replayed_callback_with_another_input_video_422(seeded, make_app):
+    # CI confirms JobId and outputs, but the input video (which names the targets) was changed
+    forged = SAMPLE.replace(b"<Object>input/demo.mp4</Object>", b"<Object>input/victim.mp4</Object>")
+    body = refused(seeded, make_app(**MOVE), devkit.http_event(forged), 422, reads_allowed=True)
+    assert "Input" in json.dumps(body)
+    assert seeded.keys(BUCKET, "output/") == [f"output/smartcover-{i}.jpg" for i in range(5)]
+
+
+@pytest.mark.parametrize("old,new", [
+    (b"<Format>jpg</Format>", b"<Format>png</Format>"),
+    (b"<RunId>ic90edd59f84f11ec9d4f525400a3c59f</RunId>", b"<RunId>forged</RunId>"),
+    (b"<Object>output/smartcover-${Number}.jpg</Object>", b"<Object>output/smartcover-${number}.jpg</Object>"),
+])
+def test_replayed_callback_with_other_fields_the_plan_uses_422(seeded, make_app, old, new):
+    assert old in SAMPLE
+    refused(seeded, make_app(**MOVE), devkit.http_event(SAMPLE.replace(old, new)), 422, reads_allowed=True)
+
+
+def test_failed_job_with_forged_input_cannot_tag_other_objects(cos, make_app):
+    real = devkit.make_job_xml(keys=[], state="Failed", code="InvalidInput")
+    cos.create_bucket(BUCKET, "ap-chongqing")
+    cos.put(BUCKET, "private/contract.pdf", b"pdf", tags={"owner": "legal"})
+    cos.add_job(BUCKET, real)
+    forged = devkit.make_callback(devkit.make_job_xml(keys=[], state="Failed", code="InvalidInput", input_key="private/contract.pdf"))
+    code, body = answer(make_app(**MOVE, SMARTCOVER_ON_FAILURE="tag"), devkit.http_event(forged))
+    assert body["jobs"][0]["inputTagging"] == "rejected" and cos.writes() == []
+    assert cos.tags(BUCKET, "private/contract.pdf") == {"owner": "legal"}
+
+
+def test_format_outside_ci_formats_422(seeded, make_app):
+    body = job(keys=["output/cover-0", "output/cover-1"], template="output/cover-${Number}").replace(
+        b"<Format>jpg</Format>", b"<Format>jpg/elsewhere/deep</Format>")
+    refused(seeded, make_app(**MOVE), devkit.http_event(body), 422)
+
+
+def test_same_job_twice_in_one_callback_422(seeded, make_app):
+    one = devkit.make_job_xml(keys=["output/smartcover-0.jpg"])
+    two = devkit.make_job_xml(keys=["output/smartcover-0.jpg"], input_key="input/other.mp4")
+    refused(seeded, make_app(**MOVE), devkit.http_event(devkit.make_callback(one, two)), 422)
+
+
+def test_lone_surrogates_in_json_text_400(seeded, make_app):
+    tree = json.loads(devkit.sample("smartcover-workflow.json"))
+    tree["JobsDetail"][0]["Input"]["Object"] = "input/\ud800.mp4"
+    refused(seeded, make_app(**MOVE), devkit.http_event(json.dumps(tree)), 400)
+    out = make_app(**MOVE)({"EventName": "\ud800x", "JobsDetail": []}, devkit.context())
+    assert is_valid(out) and out["statusCode"] == 400
+    out["body"].encode("utf-8")
+
+
+@pytest.mark.parametrize("key", ["output/\ufffe-0.jpg", "output/\uffff-0.jpg", "output/\x85-0.jpg"])
+def test_keys_with_characters_xml_cannot_carry_422(seeded, make_app, key):
+    # XML cannot even carry them (400); the JSON form can, and batch delete could not: 422 up front
+    tree = json.loads(devkit.sample("smartcover-workflow.json"))
+    detail = tree["JobsDetail"][0]["Operation"]
+    detail["MediaResult"]["OutputFile"]["ObjectName"] = [key]
+    detail["Output"]["Object"] = key.rsplit("-", 1)[0] + "-${Number}.jpg"
+    refused(seeded, make_app(**MOVE), devkit.http_event(json.dumps(tree)), 422)
+
+
+@pytest.mark.parametrize("old,new,status", [
+    (b"<Region>ap-chongqing</Region>", b"<Region>ap-chongqing&#10;</Region>", 403),
+    (b"<BucketId>test-123456789</BucketId>", b"<BucketId>test-123456789&#10;</BucketId>", 403),
+    (b"<JobId>j6842765cf84611ecb8546d80f2baf56f</JobId>", b"<JobId>j6842765cf84611ecb8546d80f2baf56f&#10;</JobId>", 400),
+])
+def test_trailing_newlines_in_names_are_refused(seeded, make_app, old, new, status):
+    settings = {k: v for k, v in MOVE.items() if not k.startswith("SMARTCOVER_ALLOWED")}
+    refused(seeded, make_app(**settings), devkit.http_event(SAMPLE.replace(old, new, 1)), status)

@@ -49,8 +49,9 @@ def test_cmq_record_moves_covers_without_a_url_token(cos, make_app):
 
 
 def test_batch_reports_each_message_and_the_worst_status(cos, make_app):
-    devkit.seed(cos, XML.encode())
-    event = {"Records": [ckafka(XML, 36), ckafka("<Response><EventName>TaskFinish", 37), ckafka(JSON, 38)]}
+    workflow_xml = devkit.sample("smartcover-workflow.xml").decode()  # the XML twin of JSON: same job, same workflow run
+    devkit.seed(cos, workflow_xml.encode())
+    event = {"Records": [ckafka(workflow_xml, 36), ckafka("<Response><EventName>TaskFinish", 37), ckafka(JSON, 38)]}
     status, body = call(make_app(**MOVE), event)
     assert status == 400 and body["outcome"] == "incomplete"
     assert [(m["messageId"], m["status"]) for m in body["messages"]] == [

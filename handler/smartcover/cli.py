@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import time
+from urllib.parse import quote
 from typing import Dict, List, Mapping, Optional
 
 from . import log
@@ -224,7 +225,7 @@ def cmd_invoke(args: argparse.Namespace, env: Dict[str, str]) -> int:
             return 2
         log.setup(config.log_level, stream="stderr")
         token = args.token if args.token is not None else env.get("SMARTCOVER_TOKEN", "")
-        query = f"?token={token}" if token else ""
+        query = f"?token={quote(token, safe='')}" if token else ""
         event = function_url_event("POST", "/" + query, {"content-type": "application/xml" if body.lstrip()[:1] == b"<"
                                                          else "application/json"}, body, "127.0.0.1")
         answer = App(config, env)(event, context(time_limit_ms=args.time_limit_ms))

@@ -52,20 +52,20 @@ SECRET_KEY = "TENCENTCLOUD_SECRETKEY"
 SESSION_TOKEN = "TENCENTCLOUD_SESSIONTOKEN"
 SCF_REGION = "TENCENTCLOUD_REGION"
 
-_BUCKET_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?-[0-9]{5,12}$")
-_REGION_RE = re.compile(r"^[a-z]{2,}(?:-[a-z0-9]+){1,3}$")
+_BUCKET_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?-[0-9]{5,12}")  # fullmatch: "$" would pass a final "\n"
+_REGION_RE = re.compile(r"[a-z]{2,}(?:-[a-z0-9]+){1,3}")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
 def valid_bucket(name: str) -> bool:
     """True when ``name`` has COS's ``<name>-<APPID>`` form (lower case, digits, '-')."""
-    return bool(_BUCKET_RE.match(name))
+    return bool(_BUCKET_RE.fullmatch(name))
 
 
 def valid_region(name: str) -> bool:
     """True when ``name`` looks like a COS region id such as ``ap-chongqing``."""
-    return bool(_REGION_RE.match(name))
+    return bool(_REGION_RE.fullmatch(name))
 
 
 @record

@@ -34,7 +34,7 @@ from .cos import Cos, CosFault, ObjectInfo, SourceMissing, TargetExists
 from .errors import BadRequest
 from .model import Job
 from .parse import parse_body
-from .plan import CoverPlan, JobPlan, ObjectRef, Plan
+from .plan import CoverPlan, JobPlan, ObjectRef, Plan, job_differences
 from .tags import Tags, TagLimitError, merge
 
 STAGE_RESERVE_S = 0.5
@@ -169,8 +169,8 @@ def dry_run(plan: Plan, config: Config) -> List[JobResult]:
 def verify_job(cos: Cos, job: Job, reserve_s: float = 0.0) -> Optional[str]:
     """Ask CI about ``job`` (``GET /jobs/<JobId>``, CI doc 436/54010) on the input bucket's CI host.
 
-    Returns ``None`` when CI confirms the job: same JobId, Tag and State and, for a successful job,
-    exactly the same output bucket, region and object keys. Otherwise returns what differs.
+    Returns ``None`` when CI confirms every field the plan uses (:func:`plan.job_differences`:
+    Tag, State, input video, Output template, output keys, Format, RunId); otherwise what differs.
 
     Raises:
         CosFault: CI could not be asked (retryable when CI answered 5xx or the network failed).
@@ -185,18 +185,7 @@ def verify_job(cos: Cos, job: Job, reserve_s: float = 0.0) -> Optional[str]:
     found = [j for j in answer.jobs if j.job_id == job.job_id]
     if not found:
         return "CI does not know this JobId"
-    ci = found[0]
-    if ci.tag != job.tag:
-        return f"CI reports tag {ci.tag or '(none)'}"
-    if ci.state != job.state:
-        return f"CI reports state {ci.state or '(none)'}"
-    if job.state == "Success":
-        mine, theirs = job.operation.output_file, ci.operation.output_file
-        if not theirs or not mine:
-            return "CI reports no output files"
-        if (mine.bucket, mine.region, sorted(mine.keys)) != (theirs.bucket, theirs.region, sorted(theirs.keys)):
-            return "CI reports other output objects"
-    return None
+    return job_differences(job, found[0])
 
 
 def _confirm(check: Optional[Future]) -> None:

@@ -51,7 +51,13 @@ def line(message: str, level: int, fields: Dict[str, Any], created: float, error
     out.update((k, v) for k, v in (fields or {}).items() if v is not None)
     if error:
         out["error"] = error
-    return json.dumps(out, ensure_ascii=False, default=str, separators=(",", ":"))
+    text = json.dumps(out, ensure_ascii=False, default=str, separators=(",", ":"))
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate somewhere: escape rather than lose the line
+            text = json.dumps(out, ensure_ascii=True, default=str, separators=(",", ":"))
+    return text
 
 
 def setup(level: str = "INFO", stream: str = "") -> None:

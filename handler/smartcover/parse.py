@@ -27,7 +27,7 @@ MAX_ELEMENTS = 5000
 MAX_JOBS = 10
 MAX_OUTPUTS = 100
 MAX_TEXT = 4096
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BOM = b"\xef\xbb\xbf"
 
 Tree = Dict[str, Any]
@@ -181,6 +181,11 @@ def _str(value: Any, name: str) -> str:
     text = str(value)
     if len(text) > MAX_TEXT:
         raise BadRequest(f"{name} is too long")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates from JSON "\ud800" escapes
+            raise BadRequest(f"{name} is not valid Unicode text") from None
     return text
 
 
@@ -246,7 +251,7 @@ def _job(detail: Any) -> Job:
     if not isinstance(detail, dict):
         raise BadRequest("JobsDetail must be a container")
     job_id = _text(detail, "JobId")
-    if not _JOB_ID.match(job_id):
+    if not _JOB_ID.fullmatch(job_id):
         raise BadRequest("JobId is missing or malformed")
     inp = _node(detail, "Input")
     op = _node(detail, "Operation")

@@ -17,6 +17,7 @@ from .tags import Tags, fit_value
 from .templates import key_problem, output_pattern, render, split_key
 
 SMARTCOVER = "SmartCover"
+FORMATS = frozenset({"jpg", "jpeg", "png", "webp"})  # CI SmartCover Format (CI doc: SmartCover job parameters)
 TASK_FINISH = "TaskFinish"
 TAG_JOB = "smartcover:jobid"
 TAG_INDEX = "smartcover:index"
@@ -94,11 +95,43 @@ def plan(callback: Callback, config: Config) -> Plan:
     """
     if callback.event_name != TASK_FINISH:
         return Plan(callback.event_name, reason=f"event {callback.event_name or '(none)'} is not handled")
+    ids = [job.job_id for job in callback.jobs]
+    if len(set(ids)) != len(ids):
+        raise Unprocessable("a JobId appears twice in one callback")
     jobs = tuple(_plan_job(job, config) for job in callback.jobs)
-    targets = [c.target for j in jobs for c in j.covers if c.target]
-    if len(set(targets)) != len(targets):
-        raise Unprocessable("two covers would be written to the same target key")
+    for name, refs in (("target", [c.target for j in jobs for c in j.covers if c.target]),
+                       ("source", [c.source for j in jobs for c in j.covers])):
+        if len(set(refs)) != len(refs):
+            raise Unprocessable(f"two covers share the same {name} key")
     return Plan(callback.event_name, jobs)
+
+
+def job_differences(claimed: Job, confirmed: Job) -> Optional[str]:
+    """Compare a callback's job with CI's own record of it (``GET /jobs/<JobId>``).
+
+    Every field the plan derives anything from must agree: JobId, Tag, State, failure Code, the
+    input video (bucket, region, key: it feeds ``${Input*}`` and tags), the Output template, the
+    output files (bucket, region, keys), the SmartCover Format (``${ext}``) and the workflow RunId.
+    Returns what differs, or ``None`` when CI confirms the callback.
+    """
+    def facts(job: Job) -> Dict[str, object]:
+        op = job.operation
+        files = op.output_file
+        return {
+            "JobId": job.job_id,
+            "Tag": job.tag,
+            "State": job.state,
+            "Code": job.code if job.state != "Success" else "",
+            "Input": (job.input.bucket, job.input.region, job.input.object) if job.input else None,
+            "Output": (op.output.bucket, op.output.region, op.output.object) if op.output and job.state == "Success" else None,
+            "OutputFile": (files.bucket, files.region, tuple(sorted(files.keys))) if files and job.state == "Success" else None,
+            "Format": op.smart_cover.format if op.smart_cover else None,
+            "RunId": job.workflow.run_id if job.workflow else "",
+        }
+
+    mine, theirs = facts(claimed), facts(confirmed)
+    differ = [k for k in mine if mine[k] != theirs[k]]
+    return f"CI reports a different {', '.join(differ)}" if differ else None
 
 
 def _plan_job(job: Job, config: Config) -> JobPlan:
@@ -127,6 +160,9 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
     except ValueError as exc:
         raise Unprocessable(f"job {job.job_id}: {exc}") from None
     count = op.smart_cover.count if op.smart_cover else None
+    fmt = op.smart_cover.format if op.smart_cover else None
+    if fmt is not None and fmt.lower() not in FORMATS:
+        raise Unprocessable(f"job {job.job_id}: SmartCover Format must be one of {', '.join(sorted(FORMATS))}")
     if count is not None and len(result.object_names) > count:
         raise Unprocessable(f"job {job.job_id}: more covers than its Count")
 
@@ -152,7 +188,7 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
         target_key = render(config.target_key or "", dict(values, Number=str(index), number=str(index),
                                                           OutputPath=parts["Path"], OutputName=parts["Name"],
                                                           OutputNameAndExt=parts["NameAndExt"],
-                                                          ext=parts["Ext"] or (op.smart_cover.format if op.smart_cover and op.smart_cover.format else "")))
+                                                          ext=parts["Ext"] or (fmt or "").lower()))
         problem = key_problem(target_key)
         if problem:
             raise Unprocessable(f"job {job.job_id}: target key: {problem}")

@@ -15,13 +15,15 @@ HEADERS = {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "
 
 
 def respond(status: int, body: Dict[str, Any]) -> Dict[str, Any]:
-    """Build an integration response with ``body`` serialised as compact JSON."""
-    return {
-        "isBase64Encoded": False,
-        "statusCode": int(status),
-        "headers": dict(HEADERS),
-        "body": json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str),
-    }
+    """Build an integration response with ``body`` serialised as compact JSON (UTF-8; escaped
+    to ASCII if some text could not be encoded, so the gateway can always send it)."""
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(body, ensure_ascii=True, separators=(",", ":"), default=str)
+    return {"isBase64Encoded": False, "statusCode": int(status), "headers": dict(HEADERS), "body": text}
 
 
 def error(status: int, code: str, message: str, request_id: str = "") -> Dict[str, Any]:

@@ -21,7 +21,7 @@ else:
 MAX_TAGS = 10
 MAX_KEY = 128
 MAX_VALUE = 256
-_CHARS = re.compile(r"^[A-Za-z0-9 +\-_=.:/@]*$")
+_CHARS = re.compile(r"[A-Za-z0-9 +\-_=.:/@]*")  # fullmatch: "$" would pass a final "\n"
 
 
 class TagLimitError(ValueError):
@@ -34,7 +34,7 @@ def tag_problem(key: str, value: str) -> Optional[str]:
         return f"tag key must be 1-{MAX_KEY} characters"
     if not isinstance(value, str) or len(value) > MAX_VALUE:
         return f"tag value must be at most {MAX_VALUE} characters"
-    if not _CHARS.match(key) or not _CHARS.match(value):
+    if not _CHARS.fullmatch(key) or not _CHARS.fullmatch(value):
         return "tags may use letters, digits, space and + - _ = . : / @ only"
     return None
 

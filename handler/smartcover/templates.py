@@ -35,7 +35,8 @@ def key_problem(key: object) -> Optional[str]:
 
     Refused: non-strings, empty keys (the SDK would turn DELETE into a bucket delete), a leading
     ``/`` (the SDK strips ``//`` differently in copy and delete), empty, ``.`` or ``..`` segments,
-    a trailing ``/`` (folder objects), control characters, unrendered ``${``, more than 850 bytes.
+    a trailing ``/`` (folder objects), control characters (C0, DEL, C1) and characters XML 1.0
+    cannot carry (surrogates, U+FFFE/U+FFFF: batch delete sends keys in XML), unrendered ``${``, more than 850 bytes.
     """
     if not isinstance(key, str) or not key:
         return "empty object key"
@@ -43,8 +44,8 @@ def key_problem(key: object) -> Optional[str]:
         return "object key starts with '/'"
     if key.endswith("/"):
         return "object key ends with '/'"
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key):
-        return "object key has control characters"
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF or ord(c) in (0xFFFE, 0xFFFF) for c in key):
+        return "object key has control characters or characters XML cannot carry"
     if "${" in key:
         return "object key has an unrendered ${...} wildcard"
     if any(seg in ("", ".", "..") for seg in key.split("/")):
