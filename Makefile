@@ -20,6 +20,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+## bench: round trips, cold start, memory, parse cost and package size against localcos (not run by CI; exits 1 when a target is missed)
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+## package: build/package and build/smartcover-scf.zip for SCF Python 3.10, verified against localcos (PY310=/path/to/python3.10 to compile bytecode)
+package: $(STAMP)
+	$(BIN)/python scripts/package.py $(if $(PY310),--compile-with $(PY310))
+
+## campaign: a long randomized fault-injection campaign (CAMPAIGN_ARGS="--schedules 10000")
+campaign: $(STAMP)
+	$(BIN)/python scripts/campaign.py $(CAMPAIGN_ARGS)
+
 ## serve: the function behind http://127.0.0.1:9001 with a seeded local COS server (POST callbacks with curl)
 serve: $(STAMP)
 	$(BIN)/python -m handler serve --local-cos --port 9001 --env SMARTCOVER_ACTIONS=move,tag --env 'SMARTCOVER_TARGET_KEY=covers/$${InputName}/$${Number}.$${ext}'

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Tuple
 from xml.etree.ElementTree import ParseError
 
@@ -222,20 +222,29 @@ def _bool(tree: Tree, name: str) -> Optional[bool]:
     raise BadRequest(f"{name} must be true or false")
 
 
+_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(Z|([+-])(\d{2}):?(\d{2}))")
+
+
 def _time(tree: Tree, name: str) -> Optional[datetime]:
+    """CI times such as ``2022-06-30T15:29:42+0800`` (also ``+08:00``, ``Z``, fractions) ->
+    timezone-aware ``datetime``. A regex, not ``strptime``, whose first call costs ~3 ms of a cold start."""
     text = _text(tree, name).strip()
     if not text:
         return None
+    m = _TIME.fullmatch(text)
+    if not m:
+        raise BadRequest(f"{name} is not a time with a zone such as 2022-06-30T15:29:42+0800")
+    year, month, day, hour, minute, second = (int(x) for x in m.groups()[:6])
+    micro = int((m.group(7) or "0").ljust(6, "0"))
     try:
-        stamp = datetime.strptime(text.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S%z")
+        if m.group(8) == "Z":
+            zone = timezone.utc
+        else:
+            offset = timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
+            zone = timezone(-offset if m.group(9) == "-" else offset)
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
     except ValueError:
-        try:
-            stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise BadRequest(f"{name} is not a time such as 2022-06-30T15:29:42+0800") from None
-    if stamp.tzinfo is None:
-        raise BadRequest(f"{name} has no time zone")
-    return stamp
+        raise BadRequest(f"{name} is not a valid time") from None
 
 
 def _flat(value: Any, prefix: str = "") -> Tuple[Tuple[str, str], ...]:
