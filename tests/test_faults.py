@@ -82,6 +82,15 @@ ONE_COVER = [  # fault on cover 1 only: (id, fault, cover 1's outcome after the 
 ]
 
 
+def test_delete_refused_for_one_key_is_failed_502_and_the_source_stays(cos):
+    app, _, body, watcher = build(cos)
+    cos.inject(Fault(op="DeleteObjects", key=C1_SRC, code="AccessDenied"))
+    status, answer = call(app, body)
+    assert status == 502 and outcomes(answer) == ["moved", "failed", "moved"], answer
+    assert cos.get(BUCKET, C1_SRC) is not None and cos.get(BUCKET, C1_DST) is not None
+    assert watcher.violations == []
+
+
 @pytest.mark.parametrize("name,fault,first,at_target", ONE_COVER, ids=[c[0] for c in ONE_COVER])
 def test_a_fault_on_one_cover_leaves_the_others_done_and_a_redelivery_finishes(cos, name, fault, first, at_target):
     app, _, body, watcher = build(cos)

@@ -284,6 +284,9 @@ def _source_gone(cos: Cos, cover: CoverPlan, base: CoverResult) -> CoverResult:
     return replace(base, outcome="missing", detail="cover is neither at its source nor at its target")
 
 
+_PERMANENT_DELETE_CODES = frozenset({"AccessDenied", "InvalidArgument", "MethodNotAllowed"})
+
+
 def _delete_sources(pool: ThreadPoolExecutor, cos: Cos, results: List[CoverResult]) -> Dict[int, CoverResult]:
     groups: Dict[Tuple[str, str], List[CoverResult]] = {}
     for r in results:
@@ -292,16 +295,21 @@ def _delete_sources(pool: ThreadPoolExecutor, cos: Cos, results: List[CoverResul
     futures = {k: pool.submit(cos.delete_many, k[0], k[1], [r.source.key for r in rs]) for k, rs in groups.items()}
     out: Dict[int, CoverResult] = {}
     for k, rs in groups.items():
+        permanent = False
         try:
             failed = futures[k].result()
         except CosFault as exc:
             failed = {r.source.key: str(exc) for r in rs}
+            permanent = not exc.retryable
         except Exception:  # noqa: BLE001 - sources stay; a redelivery deletes them
             log.event("unexpected error deleting sources", logging.ERROR, exc_info=True, bucket=k[0])
             failed = {r.source.key: "internal error; see the function log" for r in rs}
         for r in rs:
             if r.source.key in failed:
-                out[id(r)] = replace(r, outcome="retry", detail=f"copy verified; deleting the source failed ({failed[r.source.key]})")
+                # per-key AccessDenied (or a refused request) will not heal by itself: 'failed' (502), not 'retry'
+                final = permanent or failed[r.source.key] in _PERMANENT_DELETE_CODES
+                out[id(r)] = replace(r, outcome="failed" if final else "retry",
+                                     detail=f"copy verified; deleting the source failed ({failed[r.source.key]})")
             else:
                 out[id(r)] = replace(r, outcome="moved", delete_source=False)
     return out
