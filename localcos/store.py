@@ -60,6 +60,8 @@ def parse_ci_time(text: str) -> datetime:
     A value without an offset is taken as China Standard Time (+0800). Raises ValueError.
     """
     text = re.sub(r" (\d\d:?\d\d)$", r"+\1", text.strip())  # a '+' decoded from a query string as ' '
+    text = re.sub(r"[Zz]$", "+00:00", text)
+    text = re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", text)  # Python 3.10's fromisoformat needs +08:00
     dt = datetime.fromisoformat(text)
     return dt if dt.tzinfo else dt.replace(tzinfo=CHINA_TZ)
 
