@@ -26,7 +26,7 @@ SETTINGS = {
     "SMARTCOVER_TARGET_KEY": "covers/${InputName}/${Number}.${ext}",
     "SMARTCOVER_TAGS": "pipeline=smartcover",
     "SMARTCOVER_ALLOWED_BUCKETS": BUCKET,
-    "SMARTCOVER_LOG_LEVEL": os.environ.get("SMARTCOVER_LOG_LEVEL", "WARNING"),
+    "SMARTCOVER_LOG_LEVEL": os.environ.get("SMARTCOVER_LOG_LEVEL", "ERROR"),
 }
 
 
@@ -70,7 +70,7 @@ def main() -> int:
             srv.store.delete(BUCKET, srv.keys(BUCKET))  # each sample starts from a fresh bucket
             devkit.seed(srv, devkit.sample(name))
             kind = {"function_url": "Function URL", "apigw": "API Gateway"}[shape] + (" (Base64 body)" if b64 else "")
-            print(f"\n=== {n}/3 {name} as a {kind} event ===")
+            print(f"\n=== {n}/3 {name} as {'an' if kind.startswith('API') else 'a'} {kind} event ===")
             listing(srv, "before")
             answer = send(srv, f"demo-{n}", devkit.http_event(devkit.sample(name), shape, base64_body=b64))
             listing(srv, "after")

@@ -175,7 +175,7 @@ def compile_for(dest: Path, python: str) -> None:
     """Bytecode for the runtime interpreter, validated by source hash (mtime-proof)."""
     cmd = [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "checked-hash", str(dest)]
     print("+ " + " ".join(cmd))
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONHASHSEED="0"))  # same bytes on every build
 
 
 def make_zip(src: Path, out: Path) -> None:

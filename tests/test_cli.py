@@ -124,9 +124,13 @@ def test_serve_command_with_local_cos():
         first = proc.stdout.readline()
         assert first.startswith("smartcover function on http://127.0.0.1:"), first
         port = int(first.split("http://127.0.0.1:")[1].split("/")[0])
+        # the body of README's curl example, then its JSON twin (the same job: already moved)
+        status, _, body = request(port, "POST", f"/?token={devkit.TOKEN}", devkit.sample("smartcover-workflow.xml"),
+                                  {"Content-Type": "application/xml"})
+        assert status == 200 and [c["outcome"] for c in json.loads(body)["jobs"][0]["covers"]] == ["moved"] * 5
         status, _, body = request(port, "POST", f"/?token={devkit.TOKEN}", devkit.sample("smartcover-workflow.json"),
                                   {"Content-Type": "application/json"})
-        assert status == 200 and [c["outcome"] for c in json.loads(body)["jobs"][0]["covers"]] == ["moved"] * 5
+        assert status == 200 and [c["outcome"] for c in json.loads(body)["jobs"][0]["covers"]] == ["already-moved"] * 5
         status, _, _ = request(port, "POST", "/?token=wrong-token-0000000000", devkit.sample("smartcover-workflow.json"))
         assert status == 401
     finally:

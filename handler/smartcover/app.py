@@ -136,7 +136,7 @@ def log_results(results, ms: float) -> None:
             log.event("cover", jobId=r.job.job_id, cover=c.index, action=c.action, outcome=c.outcome,
                       source=str(c.source), target=str(c.target) if c.target else None, detail=c.detail or None)
         failed = r.job.state not in ("Success", "")
-        log.event("job", log.WARNING if failed or job_outcome(r) not in ("done", "ignored") else log.INFO,
+        log.event("job", log.WARNING if failed or job_outcome(r) not in ("done", "ignored", "planned", "dry-run") else log.INFO,
                   jobId=r.job.job_id, tag=r.job.tag, state=r.job.state, outcome=job_outcome(r), reason=r.reason or None,
                   code=r.job.code if failed else None, error=r.job.message if failed and r.job.message else None,
                   inputTagging=r.extra.get("inputTagging"), manifest=r.extra.get("manifest"),

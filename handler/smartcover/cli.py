@@ -192,7 +192,7 @@ def cmd_serve(args: argparse.Namespace, env: Dict[str, str]) -> int:
         print(f"smartcover function on http://127.0.0.1:{port}/ (Function URL events; Ctrl-C to stop)", flush=True)
         if local is not None:
             print(f"  local COS: {local.endpoint}, bucket test-123456789 (ap-chongqing) seeded with the official samples")
-            print(f"  try: curl -sS -X POST -H 'Content-Type: application/xml' --data-binary @tests/events/smartcover-job-api.xml "
+            print(f"  try: curl -sS -X POST -H 'Content-Type: application/xml' --data-binary @tests/events/smartcover-workflow.xml "
                   f"'http://127.0.0.1:{port}/?token={env.get('SMARTCOVER_TOKEN', '')}'", flush=True)
         run(server)
         return 0
