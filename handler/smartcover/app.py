@@ -37,6 +37,7 @@ from .events import QUEUE, TIMER, Request, from_event
 from .response import error, respond
 
 Answer = dict  # Dict[str, Any]: the integration response
+_PER_JOB = ("jobid", "InputPath", "InputName", "InputNameAndExt", "RunId")
 MESSAGE_MIN_S = 1.0
 """A queue message is not started with less time left than this (it is answered 503)."""
 
@@ -169,6 +170,9 @@ class App:
             log.event("SMARTCOVER_AUTH=none: callbacks are accepted without a token", log.WARNING)
         if config.allowed_buckets is None:
             log.event("SMARTCOVER_ALLOWED_BUCKETS is not set: any bucket the role can reach may be named", log.WARNING)
+        if config.copies and not any(f"${{{w}}}" in (config.target_key or "") for w in _PER_JOB):
+            log.event("SMARTCOVER_TARGET_KEY has no per-job wildcard (${jobid}, ${Input...}, ${RunId}): covers of "
+                      "different jobs with the same names would meet at one target key (409)", log.WARNING)
         log.event("start", config=config.public())
 
     @classmethod
