@@ -196,11 +196,6 @@ def handler_env(srv, action: str, **extra: str) -> Dict[str, str]:
     return devkit.env(srv, **env)
 
 
-def median_ms(values: Sequence[float]) -> float:
-    """Median of seconds, in milliseconds."""
-    return statistics.median(values) * 1000.0
-
-
 # -- 1. warm invocations ------------------------------------------------------------------------------
 def ours_once(app, srv, jobs: Jobs, covers: int) -> Tuple[float, int]:
     """One invocation of the handler on a fresh job: (seconds, requests localcos saw)."""

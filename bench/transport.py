@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     finally:
         cos.Cos._once = variants["sdk (requests)"]
         srv.stop()
-    print(f"| action | N | transport | ms | floor ms | /floor | requests |\n|---|---|---|---|---|---|---|")
+    print("| action | N | transport | ms | floor ms | /floor | requests |\n|---|---|---|---|---|---|---|")
     for action, n, name, t, req in rows:
         floor = run.FLOOR_TRIPS[action] * args.latency
         print(f"| {action} | {n} | {name} | {t * 1000:.1f} | {floor * 1000:.0f} | {t / floor:.2f}x | {req} |")

@@ -6,7 +6,6 @@ CI jobs a callback names, and gives the environment the handler needs to talk to
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import json
 import re
@@ -139,11 +138,6 @@ def _bucket(srv: Any, bucket: str, region: str) -> None:
         srv.create_bucket(bucket, region)
     except Exception:  # already there
         pass
-
-
-def clone(event: Dict[str, Any]) -> Dict[str, Any]:
-    """Deep copy of an event dict (tests mutate copies)."""
-    return copy.deepcopy(event)
 
 
 def _x(text: str) -> str:

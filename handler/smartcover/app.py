@@ -26,7 +26,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from typing import Any, Callable, Dict, List, Mapping, Optional
+    from typing import Any, Callable, List, Mapping, Optional
 
 from . import log
 from .auth import Authenticator, require_config

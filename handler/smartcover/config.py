@@ -13,7 +13,7 @@ import re
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from typing import Mapping, Optional, Tuple
+    from typing import Mapping, Optional
 
 from .errors import ConfigError
 from .records import record
@@ -299,8 +299,3 @@ def _endpoint(raw: str, name: str) -> Optional[Endpoint]:
     except ValueError:
         raise ConfigError(f"{name}: invalid port") from None
     return Endpoint(parts.scheme, parts.hostname, port)
-
-
-def split_csv(raw: str) -> Tuple[str, ...]:
-    """Split a comma list, dropping blanks: ``"a, b,,c" -> ("a", "b", "c")``."""
-    return tuple(x.strip() for x in raw.split(",") if x.strip())

@@ -39,6 +39,7 @@ from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
+import requests
 from qcloud_cos import CosConfig, CosS3Auth, CosS3Client
 from qcloud_cos.cos_exception import CosClientError
 
@@ -430,8 +431,6 @@ def _session(size: int) -> "requests.Session":
     """
     session = _SESSIONS.get(size)
     if session is None:
-        import requests
-
         session = requests.Session()
         session.trust_env = False
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=size)

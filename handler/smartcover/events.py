@@ -154,9 +154,9 @@ def _queue(records: list, max_body: int, request_id: str) -> Request:
     if len(records) > MAX_MESSAGES:
         raise PayloadTooLarge(f"more than {MAX_MESSAGES} messages in one event")
     messages = []
-    for record in records:
-        found = [(QUEUE_KINDS[k.lower()], v) for k, v in record.items()
-                 if isinstance(k, str) and k.lower() in QUEUE_KINDS] if isinstance(record, dict) else []
+    for item in records:
+        found = [(QUEUE_KINDS[k.lower()], v) for k, v in item.items()
+                 if isinstance(k, str) and k.lower() in QUEUE_KINDS] if isinstance(item, dict) else []
         if len(found) != 1 or not isinstance(found[0][1], dict) or "msgBody" not in found[0][1]:
             raise BadRequest("event is neither an HTTP event nor a callback")
         kind, data = found[0]

@@ -25,7 +25,6 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # SCF's synchronous invocation payload limit
-LOCAL_BUCKET = "test-123456789"
 LOCAL_REGION = "ap-chongqing"
 
 Handler = Callable[[Any, Any], Dict[str, Any]]

@@ -10,7 +10,7 @@ import re
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from typing import Iterable, Mapping, Optional, Tuple
+    from typing import Iterable, Optional, Tuple
 
 if TYPE_CHECKING:
     Tags = Tuple[Tuple[str, str], ...]
@@ -92,8 +92,3 @@ def merge(existing: Iterable[Tuple[str, str]], ours: Iterable[Tuple[str, str]]) 
     if len(merged) > MAX_TAGS:
         raise TagLimitError(f"object would carry {len(merged)} tags; COS allows {MAX_TAGS}")
     return tuple(merged.items())
-
-
-def from_mapping(tags: Mapping[str, str]) -> Tags:
-    """Freeze a tag dict into :data:`Tags` order-preserving."""
-    return tuple((str(k), str(v)) for k, v in tags.items())
