@@ -232,3 +232,28 @@ def test_timer_near_its_time_limit_lists_nothing_and_says_so(recent, make_app):
     body = json.loads(answer["body"])
     assert answer["statusCode"] == 503 and body["stopped"].startswith("time limit") and body["pages"] == 0
     assert recent.requests == []
+
+
+def test_jobs_sharing_keys_in_one_run_are_refused_not_mixed(cos, capsys):
+    """A rerun on the same video (same Output template, same source keys) is refused, as one
+    callback naming both jobs would be, instead of moving one job's frames under the other."""
+    cos.create_bucket(BUCKET, REGION)
+    shared = [f"output/shared/cover-{k}.jpg" for k in range(2)]
+    for i, created in ((1, "2024-05-01T10:00:00+0800"), (2, "2024-05-01T11:00:00+0800")):
+        xml = devkit.make_job_xml(job_id=jid(i), keys=shared, template="output/shared/cover-${Number}.jpg",
+                                  input_key="input/same.mp4", creation_time=created)
+        devkit.seed(cos, devkit.make_callback(xml))
+    env = devkit.env(cos, **MOVE)
+    code, summary, _ = run(capsys, env, *WINDOW)
+    assert code == 1 and summary["jobs"]["done"] == 1 and summary["jobs"]["failed"] == 1
+    (refused,) = summary["failures"]
+    assert refused["outcome"] == "refused" and "another job of this run" in json.dumps(refused)
+    moved = cos.keys(BUCKET, "covers/")
+    assert moved == ["covers/same/0.jpg", "covers/same/1.jpg"]
+    assert len({cos.tags(BUCKET, k)["smartcover:jobid"] for k in moved}) == 1
+
+
+def test_cli_bucket_outside_the_allow_list_is_a_usage_error(cos, capsys):
+    env = devkit.env(cos, **MOVE)
+    code = cli.main(["reconcile", "--bucket", "other-1250000000", "--region", REGION, "--hours", "1"], env)
+    assert code == 2 and "outside" in capsys.readouterr().err and cos.requests == []

@@ -294,3 +294,56 @@ def test_keys_with_characters_xml_cannot_carry_422(seeded, make_app, key):
 def test_trailing_newlines_in_names_are_refused(seeded, make_app, old, new, status):
     settings = {k: v for k, v in MOVE.items() if not k.startswith("SMARTCOVER_ALLOWED")}
     refused(seeded, make_app(**settings), devkit.http_event(SAMPLE.replace(old, new, 1)), status)
+
+
+# -- found by the second adversarial review ----------------------------------------------------
+
+@pytest.mark.parametrize("old,new", [
+    (b"<UserData>This is my SmartCover job.</UserData>", b"<UserData>FORGED: ship to prod</UserData>"),
+    (b"<QueueId>p2242ab62c7c94486915508540933a2c6</QueueId>", b"<QueueId>attackerqueue</QueueId>"),
+    (b"<EndTime>2022-06-30T15:29:48+0800</EndTime>", b"<EndTime>2030-06-30T15:29:48+0800</EndTime>"),
+    (b"<Width>1280</Width>", b"<Width>4096</Width>"),
+    (b"<WorkflowName>workflow-test</WorkflowName>", b"<WorkflowName>forged</WorkflowName>"),
+])
+def test_replay_with_manifest_fields_changed_422(seeded, make_app, old, new):
+    assert old in SAMPLE
+    app = make_app(**MOVE, SMARTCOVER_MANIFEST_KEY="manifests/${jobid}.json")
+    refused(seeded, app, devkit.http_event(SAMPLE.replace(old, new)), 422, reads_allowed=True)
+
+
+def test_a_target_that_is_another_covers_source_422(seeded, make_app):
+    # job ja's cover would be moved onto job jb's source key: jb's cover could be overwritten
+    # before jb deletes it (with SMARTCOVER_OVERWRITE=always), so such a plan is refused whole
+    job1 = devkit.make_job_xml(job_id="ja", keys=["output/smartcover-0.jpg"])
+    job2 = devkit.make_job_xml(job_id="jb", keys=["output/x/smartcover-0.jpg"], template="output/x/smartcover-${Number}.jpg")
+    app = make_app(**dict(MOVE, SMARTCOVER_TARGET_KEY="output/x/${OutputName}.${ext}", SMARTCOVER_VERIFY_JOB="false"))
+    refused(seeded, app, devkit.http_event(devkit.make_callback(job1, job2)), 422)
+
+
+def test_missing_target_bucket_is_failed_502_not_a_missing_cover(seeded, make_app):
+    app = make_app(**dict(MOVE, SMARTCOVER_TARGET_BUCKET="nowhere-1250000000",
+                          SMARTCOVER_ALLOWED_BUCKETS="test-123456789,nowhere-1250000000"))
+    code, body = answer(app, devkit.http_event(SAMPLE))
+    assert code == 502 and {c["outcome"] for c in body["jobs"][0]["covers"]} == {"failed"}
+    assert seeded.keys(BUCKET, "output/") == [f"output/smartcover-{i}.jpg" for i in range(5)]
+
+
+def test_at_sign_in_a_tag_value_takes_the_b64_form():
+    from smartcover.tags import fit_value
+    assert fit_value("users/a@b/video.mp4").startswith("b64:")
+
+
+def test_deeply_nested_direct_dict_is_400(make_app):
+    tree: dict = {}
+    node = tree
+    for _ in range(3000):
+        node["a"] = {}
+        node = node["a"]
+    out = make_app()({"EventName": "TaskFinish", "JobsDetail": tree}, devkit.context())
+    assert is_valid(out) and out["statusCode"] == 400
+
+
+def test_misconfigured_answer_names_the_variable_only():
+    from smartcover.app import load
+    out = load({"SMARTCOVER_ALLOWED_BUCKETS": "ok-1250000000,Secret Bucket Name"})(devkit.http_event(SAMPLE), None)
+    assert out["statusCode"] == 500 and "SMARTCOVER_ALLOWED_BUCKETS" in out["body"] and "Secret Bucket" not in out["body"]

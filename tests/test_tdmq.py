@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import devkit
 from localcos import Fault
 from smartcover.response import is_valid
@@ -61,12 +63,17 @@ def test_batch_reports_each_message_and_the_worst_status(cos, make_app):
     assert cos.keys(BUCKET, "covers/") == TARGETS
 
 
-def test_retryable_fault_in_one_message_makes_the_batch_503(cos, make_app):
+def test_retryable_fault_in_a_batch_fails_the_invocation_so_scf_redelivers(cos, make_app):
+    from smartcover.app import RetryBatch
+
     devkit.seed(cos, XML.encode())
     cos.inject(Fault(op="PutObjectCopy", key=TARGETS[0], status=503))
-    status, body = call(make_app(**MOVE), {"Records": [cmq(XML, "1", kind="TDMQ")]})
-    assert status == 503 and body["messages"][0]["status"] == 503 and body["messages"][0]["kind"] == "TDMQ"
-    status, body = call(make_app(**MOVE), {"Records": [cmq(XML, "1", kind="TDMQ")]})  # redelivery
+    app = make_app(**MOVE)
+    with pytest.raises(RetryBatch) as info:  # an answer would acknowledge the message: it would be lost
+        app({"Records": [cmq(XML, "1", kind="TDMQ")]}, devkit.context())
+    assert info.value.body["status"] == 503 and info.value.body["messages"][0]["kind"] == "TDMQ"
+    assert cos.get(BUCKET, "output/smartcover-0.jpg") is not None  # the faulted cover stayed at its source
+    status, body = call(app, {"Records": [cmq(XML, "1", kind="TDMQ")]})  # SCF's redelivery
     assert status == 200 and cos.keys(BUCKET, "covers/") == TARGETS
 
 
@@ -97,10 +104,20 @@ def test_queue_event_inside_an_http_body_needs_the_token(cos, make_app):
 
 def test_other_records_are_not_callbacks(cos, make_app):
     cos_event = {"Records": [{"cos": {"cosSchemaVersion": "1.0", "cosObject": {"key": "/1250000000/test/x"}}}]}
-    for event in (cos_event, {"Records": []}, {"Records": [{"CMQ": {"msgBody": 5}}]}, {"Records": [{"CMQ": {}, "Ckafka": {}}]}):
+    for event in (cos_event, {"Records": []}, {"Records": [{"CMQ": {}, "Ckafka": {}}]}):
         status, body = call(make_app(**MOVE), event)
         assert status == 400 and body["error"] == "BadRequest", event
+    status, body = call(make_app(**MOVE), {"Records": [{"CMQ": {"msgBody": 5}}]})  # a queue message, unusable
+    assert status == 400 and body["messages"][0]["error"] == "BadRequest"
     assert cos.requests == []
+
+
+def test_one_bad_record_does_not_stop_the_others(cos, make_app):
+    devkit.seed(cos, XML.encode())
+    event = {"Records": [{"CMQ": {"msgId": "m2"}}, cmq(XML, "m1"), cmq("<Response>" + "x" * 300000, "m3")]}
+    status, body = call(make_app(**MOVE), event)
+    assert status == 413 and [m["status"] for m in body["messages"]] == [400, 200, 413]
+    assert cos.keys(BUCKET, "covers/") == TARGETS
 
 
 def test_oversized_message_413(cos, make_app):

@@ -22,6 +22,7 @@ faults or the time limit left work undone (a redelivery finishes it).
 from __future__ import annotations
 
 import os
+import re
 import time
 
 TYPE_CHECKING = False
@@ -53,6 +54,18 @@ def overall_status(outcomes: List[str]) -> int:
     if "failed" in outcomes:
         return 502
     return 200
+
+
+class RetryBatch(Exception):
+    """Raised out of ``main_handler`` for a queue-trigger batch with a retryable (5xx) message.
+
+    SCF retries a queue-triggered invocation only when the function fails (SCF docs: CKafka and
+    CMQ/TDMQ triggers retry on function errors); an answer is an acknowledgement. ``body`` is the
+    batch summary that would have been answered (it is also logged)."""
+
+    def __init__(self, body: dict) -> None:
+        super().__init__(f"queue batch incomplete: status {body['status']}")
+        self.body = body
 
 
 class Session:
@@ -190,6 +203,10 @@ class App:
         except SmartCoverError as exc:
             status, body = exc.status, {"status": exc.status, "error": exc.code, "message": exc.public}
             log.event("refused", log.WARNING, status=exc.status, error=exc.code, reason=exc.public)
+        except RetryBatch as exc:
+            log.event("queue batch incomplete: failing the invocation so SCF redelivers it", log.ERROR,
+                      status=exc.body["status"], messages=len(exc.body["messages"]))
+            raise
         except Exception:  # noqa: BLE001 - the one place that turns bugs into a 500
             log.event("unexpected error", log.ERROR, exc_info=True)
             status, body = 500, {"status": 500, "error": "InternalError", "message": "internal error; see the function log"}
@@ -257,6 +274,8 @@ class App:
         for m in request.messages:
             started = time.monotonic()
             try:
+                if m.error is not None:
+                    raise m.error
                 if deadline.remaining() < MESSAGE_MIN_S:
                     status, body = 503, {"status": 503, "error": "Unavailable", "message": "not started: the function's time limit is near"}
                 else:
@@ -270,8 +289,13 @@ class App:
                       status=status, outcome=body.get("outcome") or body.get("error"), ms=round((time.monotonic() - started) * 1000, 1))
             items.append(dict({"messageId": m.message_id, "kind": m.kind}, **body))
         status = max(item["status"] for item in items)
-        return status, {"status": status, "outcome": "done" if status == 200 else "incomplete", "messages": items,
-                        "cosRequests": session.requests_made}
+        body = {"status": status, "outcome": "done" if status == 200 else "incomplete", "messages": items,
+                "cosRequests": session.requests_made}
+        if any(item["status"] >= 500 for item in items):
+            # SCF redelivers a queue batch only when the function fails, not on a 5xx inside an
+            # answer: fail, so that nothing retryable is acknowledged and lost (redelivery is idempotent)
+            raise RetryBatch(body)
+        return status, body
 
     def timer(self, request: Request, deadline: Deadline):
         """A timer trigger: reconcile the bucket and window its ``Message`` names (or the defaults,
@@ -294,7 +318,9 @@ class Misconfigured:
         log.event("invalid configuration", log.ERROR, reason=exc.public)
 
     def __call__(self, event: Any, context: Any = None) -> Answer:
-        return error(500, self.exc.code, self.exc.public)
+        # the caller may be anyone: name the variable, keep its value and the details for the log
+        names = sorted(set(re.findall(r"SMARTCOVER_[A-Z_]+|TENCENTCLOUD_[A-Z_]+", self.exc.public)))
+        return error(500, self.exc.code, "the function is misconfigured: " + (", ".join(names) or "see its log"))
 
 
 def load(env: Optional[Mapping[str, str]] = None) -> Callable[[Any, Any], Answer]:

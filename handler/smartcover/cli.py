@@ -130,6 +130,10 @@ def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
     if not bucket or not region:
         print("reconcile: give --bucket and --region (or set exactly one in SMARTCOVER_ALLOWED_BUCKETS/_REGIONS)", file=sys.stderr)
         return 2
+    if (config.allowed_buckets is not None and bucket not in config.allowed_buckets) or (
+            config.allowed_regions is not None and region not in config.allowed_regions):
+        print("reconcile: bucket or region outside SMARTCOVER_ALLOWED_BUCKETS/_REGIONS", file=sys.stderr)
+        return 2
     try:
         window = make_window(bucket, region, hours=args.hours, since=args.since, until=args.until, queue_id=args.queue_id)
     except SmartCoverError as exc:

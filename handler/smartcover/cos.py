@@ -363,7 +363,7 @@ def _raise_for(op: str, resp) -> None:
     if not code and status in (400, 403):
         raise CosFault(op, f"HTTP {status} without an error code (expired token or access denied?)",
                        status == 400, status, MAYBE_EXPIRED)
-    if status == 404 and op == "PutObjectCopy":
+    if status == 404 and op == "PutObjectCopy" and code in ("NoSuchKey", ""):
         raise SourceMissing(op, "copy source does not exist", False, 404, code or "NoSuchKey")
     if status == 409 and op == "PutObjectCopy":
         raise TargetExists(op, "target exists", False, 409, code)

@@ -54,11 +54,13 @@ MAX_MESSAGES = 1000
 @record
 class Message:
     """One queue message. ``kind``: CMQ, TDMQ, Ckafka or EventBridge; ``message_id``: the queue's
-    ``msgId`` (CKafka: ``topic/partition/offset``); ``body``: the raw ``msgBody`` bytes."""
+    ``msgId`` (CKafka: ``topic/partition/offset``); ``body``: the raw ``msgBody`` bytes;
+    ``error``: why this record cannot be used (4xx), so the other records of a batch still run."""
 
     kind: str
     message_id: str
     body: bytes
+    error: object = None  # a SmartCoverError when this one record is unusable (answered on its own)
 
 
 @record
@@ -123,7 +125,11 @@ def from_event(event: Any, context: Optional[Mapping[str, Any]], max_body: int) 
     if "httpMethod" in event and ("headers" in event or "body" in event):
         return _http(event, max_body, request_id)
     if "EventName" in event or "JobsDetail" in event or "Response" in event:
-        if len(json.dumps(event, default=str)) > max_body:
+        try:
+            size = len(json.dumps(event, default=str))
+        except (RecursionError, ValueError):
+            raise BadRequest("callback is nested too deeply") from None
+        if size > max_body:
             raise PayloadTooLarge(f"callback larger than {max_body} bytes")
         return Request(shape=DIRECT, tree=event, request_id=request_id)
     if str(event.get("Type") or "").lower() == "timer" and "TriggerName" in event:
@@ -153,18 +159,24 @@ def _queue(records: list, max_body: int, request_id: str) -> Request:
         raise BadRequest("event is neither an HTTP event nor a callback")
     if len(records) > MAX_MESSAGES:
         raise PayloadTooLarge(f"more than {MAX_MESSAGES} messages in one event")
+    kinds = [[(QUEUE_KINDS[k.lower()], v) for k, v in item.items() if isinstance(k, str) and k.lower() in QUEUE_KINDS]
+             if isinstance(item, dict) else [] for item in records]
+    if not any(len(found) == 1 and isinstance(found[0][1], dict) for found in kinds):
+        raise BadRequest("event is neither an HTTP event nor a callback")
     messages = []
-    for item in records:
-        found = [(QUEUE_KINDS[k.lower()], v) for k, v in item.items()
-                 if isinstance(k, str) and k.lower() in QUEUE_KINDS] if isinstance(item, dict) else []
-        if len(found) != 1 or not isinstance(found[0][1], dict) or "msgBody" not in found[0][1]:
-            raise BadRequest("event is neither an HTTP event nor a callback")
+    for n, found in enumerate(kinds):
+        if len(found) != 1 or not isinstance(found[0][1], dict):
+            messages.append(Message("unknown", f"record {n}", b"", BadRequest("record is not a queue message")))
+            continue
         kind, data = found[0]
         if kind == "Ckafka":
             message_id = "/".join(str(data.get(k, "")) for k in ("topic", "partition", "offset"))
         else:
             message_id = str(data.get("msgId") or "")
-        messages.append(Message(kind, message_id[:256], _message_body(data, max_body)))
+        try:
+            messages.append(Message(kind, message_id[:256], _message_body(data, max_body)))
+        except (BadRequest, PayloadTooLarge) as exc:  # this record alone is answered 4xx
+            messages.append(Message(kind, message_id[:256], b"", exc))
     return Request(shape=QUEUE, messages=tuple(messages), request_id=request_id)
 
 

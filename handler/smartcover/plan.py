@@ -99,19 +99,51 @@ def plan(callback: Callback, config: Config) -> Plan:
     if len(set(ids)) != len(ids):
         raise Unprocessable("a JobId appears twice in one callback")
     jobs = tuple(_plan_job(job, config) for job in callback.jobs)
-    for name, refs in (("target", [c.target for j in jobs for c in j.covers if c.target]),
-                       ("source", [c.source for j in jobs for c in j.covers])):
-        if len(set(refs)) != len(refs):
-            raise Unprocessable(f"two covers share the same {name} key")
+    reads, writes = set(), set()
+    for j in jobs:
+        problem = overlap(j, reads, writes)
+        if problem:
+            raise Unprocessable(problem)
+        claim(j, reads, writes)
     return Plan(callback.event_name, jobs)
+
+
+def footprint(job: JobPlan) -> Tuple[list, list]:
+    """``(sources, writes)`` of a job plan: the covers' source objects, and every object it may
+    write (targets, and the manifest)."""
+    sources = [c.source for c in job.covers]
+    writes = [c.target for c in job.covers if c.target] + ([job.manifest] if job.manifest else [])
+    return sources, writes
+
+
+def overlap(job: JobPlan, reads: set, writes: set) -> Optional[str]:
+    """Say why ``job`` cannot run beside jobs that already claimed ``reads``/``writes``: a key
+    twice among its own sources or writes, a write onto any source (one job could overwrite what
+    another is about to delete), or a key another job uses. ``None`` when it is disjoint."""
+    sources, targets = footprint(job)
+    if len(set(sources)) != len(sources) or len(set(targets)) != len(targets):
+        return "two covers share the same source or target key"
+    if set(targets) & (set(sources) | reads) or set(sources) & writes:
+        return "a target key is also a cover's source key"
+    if set(sources) & reads or set(targets) & writes:
+        return "two jobs share a source or target key"
+    return None
+
+
+def claim(job: JobPlan, reads: set, writes: set) -> None:
+    """Add ``job``'s footprint to ``reads``/``writes`` (see :func:`overlap`)."""
+    sources, targets = footprint(job)
+    reads.update(sources)
+    writes.update(targets)
 
 
 def job_differences(claimed: Job, confirmed: Job) -> Optional[str]:
     """Compare a callback's job with CI's own record of it (``GET /jobs/<JobId>``).
 
-    Every field the plan derives anything from must agree: JobId, Tag, State, failure Code, the
-    input video (bucket, region, key: it feeds ``${Input*}`` and tags), the Output template, the
-    output files (bucket, region, keys), the SmartCover Format (``${ext}``) and the workflow RunId.
+    Every field the plan, the tags or the manifest derive anything from must agree: JobId, Tag,
+    State, failure Code, the input video (bucket, region, key: it feeds ``${Input*}`` and tags),
+    the Output template, the output files (bucket, region, keys), the SmartCover parameters
+    (Format feeds ``${ext}``), the Workflow (RunId), QueueId, the job's times and UserData.
     Returns what differs, or ``None`` when CI confirms the callback.
     """
     def facts(job: Job) -> Dict[str, object]:
@@ -125,8 +157,11 @@ def job_differences(claimed: Job, confirmed: Job) -> Optional[str]:
             "Input": (job.input.bucket, job.input.region, job.input.object) if job.input else None,
             "Output": (op.output.bucket, op.output.region, op.output.object) if op.output and job.state == "Success" else None,
             "OutputFile": (files.bucket, files.region, tuple(sorted(files.keys))) if files and job.state == "Success" else None,
-            "Format": op.smart_cover.format if op.smart_cover else None,
-            "RunId": job.workflow.run_id if job.workflow else "",
+            "SmartCover": op.smart_cover,
+            "Workflow": job.workflow,
+            "QueueId": job.queue_id,
+            "Times": (job.creation_time, job.start_time, job.end_time),
+            "UserData": op.user_data,
         }
 
     mine, theirs = facts(claimed), facts(confirmed)

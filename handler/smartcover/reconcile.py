@@ -38,7 +38,7 @@ from . import config as cfg
 from . import log
 from .config import Config, valid_bucket, valid_region
 from .deadline import Deadline
-from .errors import BadRequest, Forbidden, SmartCoverError
+from .errors import BadRequest, Forbidden, SmartCoverError, Unprocessable
 from .events import Timer
 
 PAGE_SIZE = 10
@@ -221,7 +221,7 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
     from .cos import CosFault
     from .model import Callback
     from .parse import parse_body
-    from .plan import TASK_FINISH, Plan, plan
+    from .plan import TASK_FINISH, Plan, plan, claim, overlap
 
     config = config.replace(verify_job=False)
     page_size = max(1, min(PAGE_SIZE, int(page_size)))
@@ -230,6 +230,8 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
     cos = session.cos()
     states = "Success" + (",Failed,Cancel" if config.on_failure == "tag" else "")
     token, tokens, seen_ids = "", set(), set()
+    reads: set = set()
+    writes: set = set()
     log.event("reconcile start", bucket=window.bucket, region=window.region, since=window.start.isoformat(),
               until=window.end.isoformat(), states=states, dryRun=config.dry_run or None)
     while True:
@@ -258,7 +260,15 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
         valid = []
         for job in jobs:
             try:
-                valid.extend(plan(Callback(TASK_FINISH, (job,)), config).jobs)
+                planned = plan(Callback(TASK_FINISH, (job,)), config).jobs
+                # jobs are planned one by one: refuse one whose keys meet another's of this run
+                # (e.g. a rerun on the same video), as one callback naming both would be refused
+                problem = next((p for p in (overlap(j, reads, writes) for j in planned) if p), None)
+                if problem:
+                    raise Unprocessable(f"{problem} (another job of this run)")
+                for j in planned:
+                    claim(j, reads, writes)
+                valid.extend(planned)
             except SmartCoverError as exc:
                 _fail(summary, job.job_id, "refused", exc.public, exc.status)
                 log.event("job", logging.WARNING, jobId=job.job_id, outcome="refused", reason=exc.public, status=exc.status)

@@ -2,7 +2,7 @@
 
 COS rules (COS API doc 436/35709 PUT Object tagging, 436/42998 tag limits): at most 10 tags per
 object; key 1-128 characters, value 0-256; letters, digits, space and ``+ - _ = . : /`` (some pages
-add ``@``, accepted here too). ``x-cos-tagging`` carries them URL-encoded as ``k1=v1&k2=v2``.
+add ``@``; not accepted here, so such values take the ``b64:`` form). ``x-cos-tagging`` carries them URL-encoded as ``k1=v1&k2=v2``.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ else:
 MAX_TAGS = 10
 MAX_KEY = 128
 MAX_VALUE = 256
-_CHARS = re.compile(r"[A-Za-z0-9 +\-_=.:/@]*")  # fullmatch: "$" would pass a final "\n"
+_CHARS = re.compile(r"[A-Za-z0-9 +\-_=.:/]*")  # fullmatch: "$" would pass a final "\n"
 
 
 class TagLimitError(ValueError):
@@ -35,7 +35,7 @@ def tag_problem(key: str, value: str) -> Optional[str]:
     if not isinstance(value, str) or len(value) > MAX_VALUE:
         return f"tag value must be at most {MAX_VALUE} characters"
     if not _CHARS.fullmatch(key) or not _CHARS.fullmatch(value):
-        return "tags may use letters, digits, space and + - _ = . : / @ only"
+        return "tags may use letters, digits, space and + - _ = . : / only"
     return None
 
 
