@@ -56,20 +56,10 @@ def http_event(body: Any, shape: str = "function_url", token: Optional[str] = TO
 
 
 def context(request_id: str = "local-request", time_limit_ms: int = 30000) -> Dict[str, Any]:
-    """An SCF ``context`` dict with the keys SCF documents."""
-    return {
-        "request_id": request_id,
-        "function_name": "smartcover-callback",
-        "function_version": "$LATEST",
-        "namespace": "default",
-        "memory_limit_in_mb": 128,
-        "time_limit_in_ms": time_limit_ms,
-        "tencentcloud_region": "ap-chongqing",
-        "tencentcloud_appid": "1250000000",
-        "tencentcloud_uin": "100000000001",
-        "environment": "{}",
-        "environ": "",
-    }
+    """An SCF ``context`` dict with the keys SCF documents (:func:`smartcover.serve.context`)."""
+    from smartcover.serve import context as scf_context
+
+    return scf_context(request_id, time_limit_ms)
 
 
 def env(server: Any, **overrides: str) -> Dict[str, str]:

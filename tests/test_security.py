@@ -5,9 +5,7 @@ COS at all; CI-verification refusals (422) may read CI but never write.
 """
 from __future__ import annotations
 
-import io
 import json
-import logging
 
 import pytest
 
@@ -15,7 +13,6 @@ import devkit
 from smartcover.app import App
 from smartcover.auth import Authenticator, SsmSecret
 from smartcover.config import Config
-from smartcover.log import JsonFormatter
 from smartcover.response import is_valid
 
 BUCKET = "test-123456789"
@@ -25,15 +22,18 @@ MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/${Inp
 
 
 @pytest.fixture()
-def logs():
-    """Everything the smartcover logger writes during the test, as text."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("smartcover")
-    logger.addHandler(handler)
-    yield stream
-    logger.removeHandler(handler)
+def logs(capsys):
+    """Everything the function logs during the test (log lines go to the current sys.stdout/err)."""
+
+    class Captured:
+        text = ""
+
+        def getvalue(self) -> str:
+            out = capsys.readouterr()
+            self.text += out.out + out.err
+            return self.text
+
+    return Captured()
 
 
 def answer(app, event):
@@ -61,7 +61,9 @@ def job(**kw):
 
 def test_wrong_token_401(seeded, make_app, logs):
     body = refused(seeded, make_app(**MOVE), devkit.http_event(SAMPLE, token="wrong-token-0123456789"), 401)
-    assert body["error"] == "Unauthorized" and devkit.TOKEN not in json.dumps(body) and devkit.TOKEN not in logs.getvalue()
+    text = logs.getvalue()
+    assert body["error"] == "Unauthorized" and devkit.TOKEN not in json.dumps(body)
+    assert '"message":"refused"' in text and devkit.TOKEN not in text
 
 
 def test_missing_token_401(seeded, make_app):
@@ -220,6 +222,7 @@ def test_secrets_never_logged(seeded, make_app, logs):
     answer(app, devkit.http_event(SAMPLE))
     answer(app, devkit.http_event(SAMPLE, token="wrong-token-0123456789"))
     text = logs.getvalue()
+    assert '"message":"cover"' in text and '"message":"refused"' in text  # the lines were captured
     for secret in (devkit.TOKEN, devkit.SECRET_KEY, devkit.SESSION_TOKEN):
         assert secret not in text
 

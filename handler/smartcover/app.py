@@ -30,12 +30,12 @@ if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-sta
     from typing import Any, Callable, List, Mapping, Optional
 
 from . import log
-from .auth import Authenticator, require_config
+from .auth import Authenticator
 from .config import Config
 from .deadline import Deadline
 from .errors import ConfigError, MethodNotAllowed, SmartCoverError
 from .events import QUEUE, TIMER, Request, from_event
-from .response import error, respond
+from .response import INTERNAL, error, error_body, respond
 
 Answer = dict  # Dict[str, Any]: the integration response
 _PER_JOB = ("jobid", "InputPath", "InputName", "InputNameAndExt", "RunId")
@@ -150,7 +150,7 @@ def log_results(results, ms: float) -> None:
             log.event("cover", jobId=r.job.job_id, cover=c.index, action=c.action, outcome=c.outcome,
                       source=str(c.source), target=str(c.target) if c.target else None, detail=c.detail or None)
         failed = r.job.state not in ("Success", "")
-        log.event("job", log.WARNING if failed or job_outcome(r) not in ("done", "ignored", "planned", "dry-run") else log.INFO,
+        log.event("job", log.WARNING if failed or job_outcome(r) not in ("done", "ignored", "planned") else log.INFO,
                   jobId=r.job.job_id, tag=r.job.tag, state=r.job.state, outcome=job_outcome(r), reason=r.reason or None,
                   code=r.job.code if failed else None, error=r.job.message if failed and r.job.message else None,
                   inputTagging=r.extra.get("inputTagging"), manifest=r.extra.get("manifest"),
@@ -168,13 +168,13 @@ class App:
     """The callback handler for one validated :class:`Config`.
 
     ``env`` is where role credentials are read at each invocation (default ``os.environ``), so
-    tests and the local demo can pass a mapping. Call it as ``app(event, context)``; it always
-    returns a valid integration response and never raises.
+    tests and the local demo can pass a mapping. Call it as ``app(event, context)``; it returns a
+    valid integration response for every event, and raises only :class:`RetryBatch`, for a queue
+    batch with a retryable message (SCF redelivers a queue batch only when the function fails).
     """
 
     def __init__(self, config: Config, env: Optional[Mapping[str, str]] = None,
                  authenticator: Optional[Authenticator] = None) -> None:
-        require_config(config)
         self.config = config
         self.env = os.environ if env is None else env
         self.auth = authenticator or Authenticator(config, env=self.env)
@@ -201,7 +201,7 @@ class App:
         try:
             status, body = self._handle(event, context, deadline)
         except SmartCoverError as exc:
-            status, body = exc.status, {"status": exc.status, "error": exc.code, "message": exc.public}
+            status, body = exc.status, error_body(exc.status, exc.code, exc.public)
             log.event("refused", log.WARNING, status=exc.status, error=exc.code, reason=exc.public)
         except RetryBatch as exc:
             log.event("queue batch incomplete: failing the invocation so SCF redelivers it", log.ERROR,
@@ -209,7 +209,7 @@ class App:
             raise
         except Exception:  # noqa: BLE001 - the one place that turns bugs into a 500
             log.event("unexpected error", log.ERROR, exc_info=True)
-            status, body = 500, {"status": 500, "error": "InternalError", "message": "internal error; see the function log"}
+            status, body = INTERNAL[0], error_body(*INTERNAL)
         finally:
             log.REQUEST_ID.reset(token)
         if request_id:
@@ -277,14 +277,14 @@ class App:
                 if m.error is not None:
                     raise m.error
                 if deadline.remaining() < MESSAGE_MIN_S:
-                    status, body = 503, {"status": 503, "error": "Unavailable", "message": "not started: the function's time limit is near"}
+                    status, body = 503, error_body(503, "Unavailable", "not started: the function's time limit is near")
                 else:
                     status, body = self.run_callback(parse_body(m.body), session)
             except SmartCoverError as exc:
-                status, body = exc.status, {"status": exc.status, "error": exc.code, "message": exc.public}
+                status, body = exc.status, error_body(exc.status, exc.code, exc.public)
             except Exception:  # noqa: BLE001 - one message's bug must not lose the others
                 log.event("unexpected error", log.ERROR, exc_info=True, messageId=m.message_id)
-                status, body = 500, {"status": 500, "error": "InternalError", "message": "internal error; see the function log"}
+                status, body = INTERNAL[0], error_body(*INTERNAL)
             log.event("message", log.INFO if status < 400 else log.WARNING, kind=m.kind, messageId=m.message_id,
                       status=status, outcome=body.get("outcome") or body.get("error"), ms=round((time.monotonic() - started) * 1000, 1))
             items.append(dict({"messageId": m.message_id, "kind": m.kind}, **body))

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-sta
     from typing import Callable, Mapping, Optional
 
 from . import config as cfg
-from .errors import ConfigError, Unauthorized, Unavailable
+from .errors import Unauthorized, Unavailable
 from .events import Request
 
 TOKEN_PARAM = "token"
@@ -139,9 +139,3 @@ def _same(a: str, b: str) -> bool:
     import hmac
 
     return hmac.compare_digest(x, y)
-
-
-def require_config(config: cfg.Config) -> None:
-    """Raise :class:`ConfigError` if the auth settings cannot work (kept for symmetry with tests)."""
-    if config.token_secret and not config.ssm_region:
-        raise ConfigError(f"{cfg.TOKEN_SECRET} needs a region: set {cfg.SSM_REGION} or run on SCF")

@@ -19,8 +19,8 @@ import json
 import os
 import sys
 import time
-from urllib.parse import quote
 from typing import Dict, List, Mapping, Optional
+from urllib.parse import quote
 
 from . import log
 
@@ -114,10 +114,9 @@ def _config(env: Mapping[str, str]):
 
 def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
     """``reconcile``: see :func:`reconcile.reconcile`."""
-    from .config import SCF_REGION
     from .deadline import Deadline
     from .errors import SmartCoverError
-    from .reconcile import make_window, reconcile
+    from .reconcile import make_window, reconcile, target_of
 
     config = _config(env)
     if config is None:
@@ -125,16 +124,8 @@ def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
     if args.dry_run:
         config = config.replace(dry_run=True)
     log.setup(config.log_level if args.verbose else "WARNING", stream="stderr")
-    bucket = args.bucket or _single(config.allowed_buckets)
-    region = args.region or _single(config.allowed_regions) or env.get(SCF_REGION, "")
-    if not bucket or not region:
-        print("reconcile: give --bucket and --region (or set exactly one in SMARTCOVER_ALLOWED_BUCKETS/_REGIONS)", file=sys.stderr)
-        return 2
-    if (config.allowed_buckets is not None and bucket not in config.allowed_buckets) or (
-            config.allowed_regions is not None and region not in config.allowed_regions):
-        print("reconcile: bucket or region outside SMARTCOVER_ALLOWED_BUCKETS/_REGIONS", file=sys.stderr)
-        return 2
     try:
+        bucket, region = target_of(config, env, args.bucket, args.region)
         window = make_window(bucket, region, hours=args.hours, since=args.since, until=args.until, queue_id=args.queue_id)
     except SmartCoverError as exc:
         print(exc.public, file=sys.stderr)
@@ -239,7 +230,3 @@ def cmd_invoke(args: argparse.Namespace, env: Dict[str, str]) -> int:
     finally:
         if local is not None:
             local.stop()
-
-
-def _single(names) -> str:
-    return next(iter(names)) if names and len(names) == 1 else ""

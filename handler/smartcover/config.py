@@ -212,6 +212,9 @@ class Config:
             raise ConfigError(f"set one of {TOKEN} and {TOKEN_SECRET}, not both")
         if auth == "none" and (token or token_secret):
             raise ConfigError(f"{AUTH}=none conflicts with a configured token")
+        ssm_region = get(SSM_REGION) or get(SCF_REGION) or None
+        if token_secret and not ssm_region:
+            raise ConfigError(f"{TOKEN_SECRET} needs a region: set {SSM_REGION} or run on SCF")
 
         level = (get(LOG_LEVEL) or "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -239,7 +242,7 @@ class Config:
             token_secret=token_secret,
             token_ttl=_number(env, TOKEN_TTL, 300.0, 0.0, 86400.0),
             ssm_endpoint=_endpoint(get(SSM_ENDPOINT), SSM_ENDPOINT),
-            ssm_region=get(SSM_REGION) or get(SCF_REGION) or None,
+            ssm_region=ssm_region,
             auth_none=auth == "none",
             allowed_buckets=_names(get(ALLOWED_BUCKETS), ALLOWED_BUCKETS, valid_bucket),
             allowed_regions=_names(get(ALLOWED_REGIONS), ALLOWED_REGIONS, valid_region),

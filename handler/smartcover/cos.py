@@ -128,14 +128,15 @@ class Cos:
             client = self._clients.get(region)
             if client is None:
                 ep = self._config.cos_endpoint
-                # Timeout=None: send_request then uses the per-attempt timeout passed to it.
-                # PoolMaxSize: the covers' requests + the CI queries beside them (<= 10 jobs a
-                # callback), so no connection is dropped and opened again (a TLS handshake) later.
+                # Timeout=None: send_request then uses the per-attempt timeout passed to it. The
+                # connection pool is the session's (see _session): sized for the covers' requests +
+                # the CI queries beside them (<= 10 jobs a callback), so no connection is dropped
+                # and opened again (a TLS handshake) later.
                 conf = CosConfig(Region=region, SecretId=self._env.get(cfg.SECRET_ID, ""),
                                  SecretKey=self._env.get(cfg.SECRET_KEY, ""),
                                  Token=self._env.get(cfg.SESSION_TOKEN) or None, Timeout=None,
                                  Scheme=ep.scheme if ep else "https", IP=ep.host if ep else None,
-                                 Port=ep.port if ep else None, PoolMaxSize=self._config.concurrency + 10)
+                                 Port=ep.port if ep else None)
                 client = CosS3Client(conf, retry=0, session=_session(self._config.concurrency + 10))
                 self._clients[region] = client
             return client, self._generation

@@ -39,7 +39,6 @@ from .tags import Tags, TagLimitError, merge
 
 STAGE_RESERVE_S = 0.5
 """Time kept back per later stage of a cover (see :func:`reserve`)."""
-DONE = frozenset({"tagged", "already-tagged", "copied", "already-copied", "moved", "already-moved", "planned"})
 
 
 @dataclass(frozen=True)
@@ -63,11 +62,6 @@ class CoverResult:
     crc64: str = ""
     tags: Tags = ()
     delete_source: bool = False
-
-    @property
-    def retryable(self) -> bool:
-        """True when a redelivery could still change this outcome."""
-        return self.outcome == "retry"
 
     def to_dict(self) -> dict:
         """JSON-ready summary used in the HTTP answer and the logs."""

@@ -6,9 +6,8 @@ Nothing secret is ever passed to it.
 
 Written without the standard ``logging`` module, which costs ~7 ms of every cold start
 (``bench/run.py``): a refused request must stay cheap. Levels are ``logging``'s numbers (callers
-may pass ``logging.WARNING`` or :data:`WARNING`). Handlers that an embedding program or a test
-attaches to ``logging.getLogger("smartcover")`` still receive every line that passes the level,
-as ``LogRecord`` objects with a ``fields`` dict (format them with :class:`JsonFormatter`).
+may pass ``logging.WARNING`` or :data:`WARNING`). The stream is looked up in ``sys`` at each
+line, so a redirect (or pytest's capture) sees every line.
 
 Lines the handler writes (``message`` -> fields): ``start`` (``config``: the effective
 configuration, no secret values), ``request`` (``shape``, ``messages``), ``cover`` (``jobId``,
@@ -94,37 +93,3 @@ def event(message: str, level: int = INFO, exc_info: bool = False, **fields: Any
         stream = getattr(sys, _state["stream"] or "stderr")
         stream.write(text)
         stream.flush()
-    if "logging" in sys.modules:
-        _forward(message, level, fields, created, exc_info)
-
-
-def _forward(message: str, level: int, fields: Dict[str, Any], created: float, exc_info: bool) -> None:
-    logging = sys.modules["logging"]
-    logger = logging.Logger.manager.loggerDict.get("smartcover")
-    handlers = getattr(logger, "handlers", None)
-    if not handlers:
-        return
-    record = logger.makeRecord("smartcover", level, "", 0, message, (), sys.exc_info() if exc_info else None,
-                               extra={"fields": fields})
-    record.created, record.msecs = created, created % 1 * 1000
-    for handler in handlers:
-        if level >= handler.level:
-            handler.handle(record)
-
-
-def __getattr__(name: str):
-    """``JsonFormatter``: a ``logging.Formatter`` writing this module's lines, made on first use
-    (it needs the ``logging`` module) for handlers attached to ``logging.getLogger("smartcover")``."""
-    if name != "JsonFormatter":
-        raise AttributeError(name)
-    import logging
-
-    class JsonFormatter(logging.Formatter):
-        """Format a record as one JSON line; ``record.fields`` (a dict) is merged in."""
-
-        def format(self, record: logging.LogRecord) -> str:
-            error = self.formatException(record.exc_info) if record.exc_info else ""
-            return line(record.getMessage(), record.levelno, getattr(record, "fields", None) or {}, record.created, error)
-
-    globals()["JsonFormatter"] = JsonFormatter
-    return JsonFormatter

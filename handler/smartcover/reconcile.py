@@ -32,7 +32,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from . import config as cfg
 from . import log
@@ -99,6 +99,28 @@ def make_window(bucket: str, region: str, hours: Optional[float] = None, since: 
     return Window(bucket, region, since, end, queue_id)
 
 
+def target_of(config: Config, env: Mapping[str, str], bucket: Any, region: Any, who: str = "reconcile") -> Tuple[str, str]:
+    """The bucket and region to reconcile: as given, else the single entry of
+    ``SMARTCOVER_ALLOWED_BUCKETS`` / ``SMARTCOVER_ALLOWED_REGIONS`` (region: else the function's
+    own, ``TENCENTCLOUD_REGION``). Used by the timer trigger and the CLI alike.
+
+    Raises:
+        BadRequest: no bucket/region can be determined, or they are not strings.
+        Forbidden: the bucket or region is outside ``SMARTCOVER_ALLOWED_*``.
+    """
+    bucket = bucket or _single(config.allowed_buckets)
+    region = region or _single(config.allowed_regions) or (env.get(cfg.SCF_REGION) or "")
+    if not bucket or not region:
+        raise BadRequest(f"{who}: name the bucket and region, or set exactly one bucket in {cfg.ALLOWED_BUCKETS}")
+    if not isinstance(bucket, str) or not isinstance(region, str):
+        raise BadRequest(f"{who}: bucket and region must be strings")
+    if config.allowed_buckets is not None and bucket not in config.allowed_buckets:
+        raise Forbidden(f"{who}: bucket outside {cfg.ALLOWED_BUCKETS}")
+    if config.allowed_regions is not None and region not in config.allowed_regions:
+        raise Forbidden(f"{who}: region outside {cfg.ALLOWED_REGIONS}")
+    return bucket, region
+
+
 def window_from_timer(timer: Timer, config: Config, env: Mapping[str, str], now: Optional[datetime] = None) -> Window:
     """The window a timer trigger asks for.
 
@@ -122,17 +144,7 @@ def window_from_timer(timer: Timer, config: Config, env: Mapping[str, str], now:
         if not isinstance(data, dict) or not isinstance(data.get("reconcile"), dict):
             raise BadRequest('timer Message must be empty or {"reconcile": {"bucket": ..., "region": ..., "hours": ...}}')
         spec = data["reconcile"]
-    bucket = spec.get("bucket") or _single(config.allowed_buckets)
-    region = spec.get("region") or _single(config.allowed_regions) or (env.get(cfg.SCF_REGION) or "")
-    if not bucket or not region:
-        raise BadRequest(f"timer reconcile: name the bucket and region in the trigger's message, or set exactly one "
-                         f"bucket in {cfg.ALLOWED_BUCKETS}")
-    if not isinstance(bucket, str) or not isinstance(region, str):
-        raise BadRequest("timer reconcile: bucket and region must be strings")
-    if config.allowed_buckets is not None and bucket not in config.allowed_buckets:
-        raise Forbidden(f"timer reconcile: bucket outside {cfg.ALLOWED_BUCKETS}")
-    if config.allowed_regions is not None and region not in config.allowed_regions:
-        raise Forbidden(f"timer reconcile: region outside {cfg.ALLOWED_REGIONS}")
+    bucket, region = target_of(config, env, spec.get("bucket"), spec.get("region"), "timer reconcile")
     hours = spec.get("hours", DEFAULT_HOURS)
     if isinstance(hours, bool) or not isinstance(hours, (int, float)):
         raise BadRequest("timer reconcile: hours must be a number")

@@ -26,9 +26,18 @@ def respond(status: int, body: Dict[str, Any]) -> Dict[str, Any]:
     return {"isBase64Encoded": False, "statusCode": int(status), "headers": dict(HEADERS), "body": text}
 
 
+def error_body(status: int, code: str, message: str) -> Dict[str, Any]:
+    """The body of every error answer: ``{"status", "error", "message"}``."""
+    return {"status": status, "error": code, "message": message}
+
+
+INTERNAL = (500, "InternalError", "internal error; see the function log")
+"""What a bug is answered with: nothing about it leaks to the caller."""
+
+
 def error(status: int, code: str, message: str, request_id: str = "") -> Dict[str, Any]:
     """An error answer: ``{"status", "error", "message"[, "requestId"]}``."""
-    body = {"status": status, "error": code, "message": message}
+    body = error_body(status, code, message)
     if request_id:
         body["requestId"] = request_id
     return respond(status, body)
