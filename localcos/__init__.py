@@ -12,8 +12,9 @@ List Objects V1), CI media job queries and SSM GetSecretValue; verifies COS requ
 """
 from .faults import Fault
 from .protocol import COSError, RequestRecord
+from .quirks import QUIRKS
 from .server import DEFAULT_CREDENTIALS, LocalCOS
 from .store import StoredObject, crc64ecma
 
 __all__ = ["LocalCOS", "Fault", "COSError", "RequestRecord", "StoredObject", "crc64ecma",
-           "DEFAULT_CREDENTIALS"]
+           "DEFAULT_CREDENTIALS", "QUIRKS"]

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import router, ssm
 from .faults import Fault, FaultSet
+from .quirks import check as check_quirks
 from .protocol import COSError, Request, RequestRecord, Response, error_body, new_request_id
 from .signature import Authenticator
 from .store import StoredObject, Store
@@ -141,12 +142,14 @@ class LocalCOS:
     `credentials` maps SecretId -> SecretKey (default {'AKIDLOCALTEST': 'local-secret-key'});
     `tokens` maps SecretId -> the security token its requests must carry (None: no token needed);
     `latency` is seconds slept before answering every request (settable any time); `port` 0 picks a
-    free port. Use `start()`/`stop()` or `with LocalCOS(...) as srv:`.
+    free port; `quirks` names platform modes of :data:`localcos.quirks.QUIRKS` (kept in the mutable
+    set `self.quirks`, read at each request). Use `start()`/`stop()` or `with LocalCOS(...) as srv:`.
     """
 
     def __init__(self, credentials: dict | None = None, tokens: dict | None = None,
-                 latency: float = 0.0, port: int = 0):
+                 latency: float = 0.0, port: int = 0, quirks=()):
         self.latency = latency
+        self.quirks: set = check_quirks(quirks)
         self._port_wanted = port
         self._store = Store()
         self._auth = Authenticator(DEFAULT_CREDENTIALS if credentials is None else credentials, tokens)
@@ -265,9 +268,10 @@ class LocalCOS:
 
     def reset(self) -> None:
         """Forget all state - buckets, objects, CI jobs, SSM secrets, watchers, fault rules and
-        recorded requests - keeping the port, credentials and tokens, so one server can serve many
-        independent runs. Call it when no request is in flight (see `wait_idle`)."""
+        recorded requests and quirks - keeping the port, credentials and tokens, so one server can
+        serve many independent runs. Call it when no request is in flight (see `wait_idle`)."""
         self._store = Store()
+        self.quirks.clear()
         self._faults.clear()
         self.clear_requests()
 
