@@ -10,6 +10,8 @@ import hashlib
 import json
 import re
 import sys
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional
 
@@ -75,11 +77,39 @@ def env(server: Any, **overrides: str) -> Dict[str, str]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-def server(latency: float = 0.0):
-    """A started :class:`localcos.LocalCOS` with the local credentials."""
+class JobClock:
+    """Last-Modified for a local server: time passing from :data:`JOB_RUNNING`, an instant inside
+    the official samples' job run (StartTime 15:29:43, EndTime 15:29:48 +0800), so objects the
+    tests put play the covers CI wrote during that job. ``restart()`` goes back to that instant;
+    ``jump(seconds)`` moves on, e.g. to play a rerun writing the same keys later."""
+
+    def __init__(self, start: Optional[datetime] = None) -> None:
+        self.start = start or JOB_RUNNING
+        self.restart()
+
+    def restart(self) -> None:
+        """Go back to ``start``."""
+        self._t0, self._offset = time.monotonic(), 0.0
+
+    def jump(self, seconds: float) -> None:
+        """Move the clock on by ``seconds``."""
+        self._offset += seconds
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self._t0 + self._offset)
+
+
+JOB_RUNNING = datetime(2022, 6, 30, 7, 29, 44, tzinfo=timezone.utc)
+"""15:29:44 +0800: within the official samples' job run."""
+
+
+def server(latency: float = 0.0, quirks: Iterable[str] = ()):
+    """A started :class:`localcos.LocalCOS` with the local credentials, the platform modes
+    ``quirks`` (:data:`localcos.QUIRKS`) and a :class:`JobClock` (``srv.clock``)."""
     from localcos import LocalCOS
 
-    srv = LocalCOS(credentials={SECRET_ID: SECRET_KEY}, tokens={SECRET_ID: SESSION_TOKEN}, latency=latency)
+    srv = LocalCOS(credentials={SECRET_ID: SECRET_KEY}, tokens={SECRET_ID: SESSION_TOKEN}, latency=latency,
+                   quirks=quirks, clock=JobClock())
     srv.start()
     return srv
 

@@ -92,7 +92,8 @@ def copy_object(app, req: Request) -> Response:
     `x-cos-copy-source: <bucket>.cos.<region>.myqcloud.com/<percent-encoded key>`;
     `x-cos-metadata-directive` Copy|Replaced (Replaced takes Content-Type and x-cos-meta-* from the
     request); `x-cos-tagging-directive` Copy|Replaced (Replaced takes x-cos-tagging);
-    `x-cos-forbid-overwrite: true` -> 409 FileAlreadyExists. Copy onto itself with metadata
+    `x-cos-forbid-overwrite: true` -> 409 FileAlreadyExists; `x-cos-copy-source-If-Match` /
+    `-If-None-Match` (an ETag) -> 412 PreconditionFailed when the source fails it. Copy onto itself with metadata
     directive Copy -> 400 InvalidRequest. Missing source -> 404 NoSuchKey (NoSuchBucket for an
     unknown source bucket/region).
     """
@@ -111,7 +112,9 @@ def copy_object(app, req: Request) -> Response:
                          content_type=(req.headers.get("content-type") or "application/octet-stream") if replaced else None,
                          metadata=_meta(req) if replaced else None,
                          tags=_header_tags(req) if tag_dir == "Replaced" else None,
-                         forbid_overwrite=_flag(req, "x-cos-forbid-overwrite"))
+                         forbid_overwrite=_flag(req, "x-cos-forbid-overwrite"),
+                         if_match=req.headers.get("x-cos-copy-source-if-match"),
+                         if_none_match=req.headers.get("x-cos-copy-source-if-none-match"))
     root = ET.Element("CopyObjectResult")
     sub(root, "ETag", obj.etag)
     sub(root, "CRC64", obj.crc64)

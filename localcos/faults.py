@@ -30,6 +30,8 @@ class Fault:
       copy_error_body  answer HTTP 200 with an <Error> body (code InternalError; COS does this for
                        PUT Object - Copy, 436/7730) without performing the operation.
       empty_body       answer HTTP 200 with an empty body without performing the operation.
+      headers          ((name, value), ...) added to the answer; alone, the request is processed
+                       normally (e.g. a proxy's ``Set-Cookie``).
 
     DeleteObjects with a `key` glob: each matching key in the batch is left alone and reported as a
     <Error> entry with `code` (default InternalError); skip/times count keys, not requests.
@@ -49,6 +51,7 @@ class Fault:
     reset_after: bool = False
     copy_error_body: bool = False
     empty_body: bool = False
+    headers: tuple = ()
     skip: int = 0
     times: int | None = 1
     label: str | None = None
@@ -76,6 +79,8 @@ class Fault:
         for name in ("reset", "reset_after", "copy_error_body", "empty_body"):
             if getattr(self, name):
                 parts.append(name)
+        if self.headers:
+            parts.append("headers:" + ",".join(n for n, _ in self.headers))
         if self.status is not None or self.code is not None:
             parts.append("status:%d" % self.error_code()[0])
         return ",".join(parts) or "noop"

@@ -143,15 +143,19 @@ class LocalCOS:
     `tokens` maps SecretId -> the security token its requests must carry (None: no token needed);
     `latency` is seconds slept before answering every request (settable any time); `port` 0 picks a
     free port; `quirks` names platform modes of :data:`localcos.quirks.QUIRKS` (kept in the mutable
-    set `self.quirks`, read at each request). Use `start()`/`stop()` or `with LocalCOS(...) as srv:`.
+    set `self.quirks`, read at each request); `clock`, when given, is a callable returning the aware
+    datetime that writes record as Last-Modified (see `clock`). Use `start()`/`stop()` or `with LocalCOS(...) as srv:`.
     """
 
     def __init__(self, credentials: dict | None = None, tokens: dict | None = None,
-                 latency: float = 0.0, port: int = 0, quirks=()):
+                 latency: float = 0.0, port: int = 0, quirks=(), clock=None):
         self.latency = latency
+        self._clock = clock
         self.quirks: set = check_quirks(quirks)
         self._port_wanted = port
         self._store = Store()
+        if clock is not None:
+            self._store.clock = clock
         self._auth = Authenticator(DEFAULT_CREDENTIALS if credentials is None else credentials, tokens)
         self._faults = FaultSet()
         self._records_lock = threading.Lock()
@@ -203,6 +207,17 @@ class LocalCOS:
     def endpoint(self) -> str:
         """'http://127.0.0.1:<port>'."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def clock(self):
+        """Callable giving the aware datetime that writes record as Last-Modified (whole seconds).
+        Settable: ``srv.clock = lambda: later`` makes every later write look written then."""
+        return self._store.clock
+
+    @clock.setter
+    def clock(self, fn) -> None:
+        self._clock = fn
+        self._store.clock = fn
 
     # ---- state -----------------------------------------------------------------------------------
     def create_bucket(self, bucket: str, region: str) -> None:
@@ -271,6 +286,8 @@ class LocalCOS:
         recorded requests and quirks - keeping the port, credentials and tokens, so one server can
         serve many independent runs. Call it when no request is in flight (see `wait_idle`)."""
         self._store = Store()
+        if self._clock is not None:
+            self._store.clock = self._clock
         self.quirks.clear()
         self._faults.clear()
         self.clear_requests()
@@ -362,6 +379,8 @@ class LocalCOS:
                 raise COSError(501, "NotImplemented", f"{req.method} {req.op} is not implemented by localcos.")
         except COSError as err:
             resp = self._error(req, err)
+        if fault is not None and fault.headers and resp is not None:
+            resp.headers.update(dict(fault.headers))
         return resp, bool(fault is not None and fault.reset_after)
 
     def _apply_fault(self, req: Request, fault: Fault):

@@ -116,6 +116,9 @@ class Store:
         self._secrets: dict[str, dict[str, str]] = {}
         self._seq = itertools.count()
         self._watchers: list = []
+        self.clock = utcnow
+        """Callable giving the aware UTC datetime that writes record as Last-Modified (settable:
+        tests pin it inside a job's run, or move it on to act as a later writer)."""
 
     # ---- buckets -------------------------------------------------------------------------------
     def create_bucket(self, bucket: str, region: str) -> None:
@@ -174,7 +177,7 @@ class Store:
         obj = StoredObject(key=key, body=body, etag='"%s"' % hashlib.md5(body).hexdigest(),
                            crc64=crc64ecma(body), size=len(body), content_type=content_type,
                            metadata={k.lower(): v for k, v in (metadata or {}).items()},
-                           tags=tags, last_modified=utcnow())
+                           tags=tags, last_modified=self.clock().replace(microsecond=0))
         with self._lock:
             objs = self._objs(bucket)
             if forbid_overwrite and key in objs:
@@ -205,15 +208,23 @@ class Store:
 
     def copy(self, src_bucket: str, src_key: str, bucket: str, key: str, content_type: str | None = None,
              metadata: dict | None = None, tags: dict | None = None,
-             forbid_overwrite: bool = False) -> StoredObject:
+             forbid_overwrite: bool = False, if_match: str | None = None,
+             if_none_match: str | None = None) -> StoredObject:
         """PUT Object - Copy (436/10881) in one atomic step. `content_type`/`metadata`/`tags` None
-        means "copy from the source". Raises COSError NoSuchKey, NoSuchBucket, 409 FileAlreadyExists."""
+        means "copy from the source". `if_match`/`if_none_match`: the source's
+        `x-cos-copy-source-If-Match`/`-If-None-Match` ETag (quoted or not; 412 PreconditionFailed
+        when it fails, checked before forbid-overwrite). Raises COSError NoSuchKey, NoSuchBucket,
+        412 PreconditionFailed, 409 FileAlreadyExists."""
         with self._lock:
             src = self.require(src_bucket, src_key)
+            etag = src.etag.strip('"')
+            if (if_match is not None and if_match.strip().strip('"') != etag) or \
+                    (if_none_match is not None and if_none_match.strip().strip('"') == etag):
+                raise COSError(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold.")
             objs = self._objs(bucket)
             if forbid_overwrite and key in objs:
                 raise COSError(409, "FileAlreadyExists", "The object already exists.")
-            obj = replace(src, key=key, last_modified=utcnow(),
+            obj = replace(src, key=key, last_modified=self.clock().replace(microsecond=0),
                           content_type=src.content_type if content_type is None else content_type,
                           metadata=src.metadata if metadata is None else dict(metadata),
                           tags=src.tags if tags is None else validate_tags(tags.items()))
