@@ -3,9 +3,14 @@
 Timings live in ``bench/run.py``; here only what is exact. A job with N covers on a fresh state
 costs, in requests localcos sees (``SMARTCOVER_VERIFY_JOB`` on, covers without tags of their own):
 
-* ``tag``: 1 CI query + N GET tagging + N PUT tagging = 2N + 1;
-* ``copy``: 1 CI query + N HEAD + N copies (tags set on the copy) = 2N + 1;
-* ``move`` and ``move,tag``: the same + 1 batch delete = 2N + 2.
+* ``tag``: 1 CI query + N HEAD + N GET tagging + N PUT tagging = 3N + 1;
+* ``copy``: 1 CI query + N HEAD + N GET tagging + N copies (tags set on the copy) = 3N + 1;
+* ``move`` and ``move,tag``: the same + 1 batch delete = 3N + 2.
+
+Every cover's source is read twice, side by side (one round trip): HEAD for its ETag, CRC64 and
+Last-Modified (provenance, :func:`plan.source_problem`) and GET tagging for its tags (another
+job's ``smartcover:jobid``; tags to keep), whatever ``x-cos-tagging-count`` says, since COS does
+not document that header (platform facts, section 8).
 
 A refused request (wrong or missing token, wrong method) answers without importing the COS SDK,
 ``requests`` or the callback parser, nor the standard modules that dominate a cold start
@@ -27,10 +32,11 @@ from smartcover.response import is_valid
 BUCKET = "test-123456789"
 TARGET = {"SMARTCOVER_TARGET_KEY": "covers/${jobid}/${Number}.${ext}"}
 ACTIONS = {
-    "tag": ({}, lambda n: {"GetMediaJobs": 1, "GetObjectTagging": n, "PutObjectTagging": n}),
-    "copy": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "PutObjectCopy": n}),
-    "move": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "PutObjectCopy": n, "DeleteObjects": 1}),
-    "move,tag": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "PutObjectCopy": n, "DeleteObjects": 1}),
+    "tag": ({}, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n, "PutObjectTagging": n}),
+    "copy": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n, "PutObjectCopy": n}),
+    "move": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n, "PutObjectCopy": n, "DeleteObjects": 1}),
+    "move,tag": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n, "PutObjectCopy": n,
+                                    "DeleteObjects": 1}),
 }
 
 
@@ -55,7 +61,7 @@ def test_requests_per_job(cos, make_app, action, n):
     assert status == 200 and answer["outcome"] == "done", answer
     ops = Counter(r.op for r in cos.requests)
     assert ops == Counter(expected(n))
-    assert sum(ops.values()) == answer["cosRequests"] == 2 * n + (2 if action.startswith("move") else 1)
+    assert sum(ops.values()) == answer["cosRequests"] == 3 * n + (2 if action.startswith("move") else 1)
     assert all(r.status < 300 for r in cos.requests)
 
 
@@ -68,7 +74,7 @@ def test_tag_redelivery_reads_only(cos, make_app, n):
     cos.clear_requests()
     status, answer = run(app, body)
     assert status == 200 and {c["outcome"] for c in answer["jobs"][0]["covers"]} == {"already-tagged"}
-    assert Counter(r.op for r in cos.requests) == Counter({"GetMediaJobs": 1, "GetObjectTagging": n})
+    assert Counter(r.op for r in cos.requests) == Counter({"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n})
 
 
 CHILD = r"""

@@ -168,7 +168,7 @@ def test_job_unknown_to_ci_422(seeded, make_app):
     body = refused(seeded, make_app(**MOVE), devkit.http_event(job(job_id="jffffffffffffffffffffffffffffffff")), 422,
                    reads_allowed=True)
     assert "CI does not know" in json.dumps(body)
-    assert {r.op for r in seeded.requests} <= {"GetMediaJobs", "HeadObject"}
+    assert {r.op for r in seeded.requests} <= {"GetMediaJobs", "HeadObject", "GetObjectTagging"}
 
 
 THREE = [f"output/smartcover-{i}.jpg" for i in range(3)]

@@ -45,6 +45,7 @@ MANIFEST_KEY = "SMARTCOVER_MANIFEST_KEY"
 DRY_RUN = "SMARTCOVER_DRY_RUN"
 ON_FAILURE = "SMARTCOVER_ON_FAILURE"
 LOG_LEVEL = "SMARTCOVER_LOG_LEVEL"
+CLOCK_SKEW = "SMARTCOVER_CLOCK_SKEW"
 
 # SCF execution-role credentials (SCF doc 583/32389); read per invocation, not here.
 SECRET_ID = "TENCENTCLOUD_SECRETID"
@@ -110,6 +111,7 @@ class Config:
     dry_run: bool = False
     on_failure: str = "ignore"
     log_level: str = "INFO"
+    clock_skew: float = 60.0
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={'<set>' if name == 'token' and value else value!r}"
@@ -148,6 +150,7 @@ class Config:
             "manifestKey": self.manifest_key,
             "dryRun": self.dry_run,
             "onFailure": self.on_failure,
+            "clockSkew": self.clock_skew,
         }
 
     @classmethod
@@ -252,6 +255,7 @@ class Config:
             dry_run=_bool(env, DRY_RUN, False),
             on_failure=on_failure,
             log_level=level,
+            clock_skew=_number(env, CLOCK_SKEW, 60.0, 0.0, 3600.0),
         )
 
 

@@ -29,10 +29,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.cookiejar
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, TypeVar
 from urllib.parse import quote
 from xml.etree.ElementTree import ParseError
@@ -46,7 +49,7 @@ from qcloud_cos.cos_exception import CosClientError
 from . import config as cfg
 from .deadline import Deadline, attempt_timeouts, backoff, fits_after
 from .errors import ConfigError
-from .plan import ObjectRef
+from .model import ObjectRef
 from .tags import Tags, encode_tagging
 
 logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)  # outcomes are logged by the handler
@@ -74,14 +77,25 @@ class SourceMissing(CosFault):
     """404 NoSuchKey for the copy source."""
 
 
+class SourceChanged(CosFault):
+    """412 on a copy sent with ``x-cos-copy-source-If-Match``: the source is no longer the version
+    read before (COS doc 436/10881). COS does not state the status of a forbid-overwrite refusal
+    (platform facts, section 8): where it is also 412 the caller cannot tell the two apart from the
+    status and must look at the target (:mod:`execute` does)."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
-    """What HEAD Object tells: quoted ``etag``, ``crc64`` (decimal text or ``""``), size, tag count."""
+    """What HEAD Object tells (COS doc 436/7745): quoted ``etag``, ``crc64`` (decimal text or
+    ``""``), ``size`` in bytes, ``tag_count`` (``x-cos-tagging-count``; 0 when absent, which COS's
+    HEAD page does not document either way) and ``last_modified`` (aware UTC datetime, whole
+    seconds; ``None`` when absent or unreadable)."""
 
     etag: str
     crc64: str
     size: int
     tag_count: int
+    last_modified: Optional[datetime] = None
 
 
 @dataclass(frozen=True)
@@ -130,14 +144,14 @@ class Cos:
                 ep = self._config.cos_endpoint
                 # Timeout=None: send_request then uses the per-attempt timeout passed to it. The
                 # connection pool is the session's (see _session): sized for the covers' requests +
-                # the CI queries beside them (<= 10 jobs a callback), so no connection is dropped
+                # the CI queries beside them (<= 10 jobs a callback; two reads a cover), so no connection is dropped
                 # and opened again (a TLS handshake) later.
                 conf = CosConfig(Region=region, SecretId=self._env.get(cfg.SECRET_ID, ""),
                                  SecretKey=self._env.get(cfg.SECRET_KEY, ""),
                                  Token=self._env.get(cfg.SESSION_TOKEN) or None, Timeout=None,
                                  Scheme=ep.scheme if ep else "https", IP=ep.host if ep else None,
                                  Port=ep.port if ep else None)
-                client = CosS3Client(conf, retry=0, session=_session(self._config.concurrency + 10))
+                client = CosS3Client(conf, retry=0, session=_session(2 * self._config.concurrency + 10))
                 self._clients[region] = client
             return client, self._generation
 
@@ -242,7 +256,8 @@ class Cos:
             if not h.get("ETag"):
                 raise CosFault("HeadObject", "answer without ETag", True, resp.status_code)
             return ObjectInfo(etag=h.get("ETag", ""), crc64=h.get("x-cos-hash-crc64ecma", ""),
-                              size=_int(h.get("Content-Length")), tag_count=_int(h.get("x-cos-tagging-count")))
+                              size=_int(h.get("Content-Length")), tag_count=_int(h.get("x-cos-tagging-count")),
+                              last_modified=_http_date(h.get("Last-Modified")))
 
         out = self._send("HeadObject", "HEAD", ref.bucket, ref.region, ref.key, read=read, reserve_s=reserve_s)
         return out if isinstance(out, ObjectInfo) else None
@@ -267,17 +282,21 @@ class Cos:
         self._send("PutObjectTagging", "PUT", ref.bucket, ref.region, ref.key, params={"tagging": ""},
                    headers={"Content-Type": "application/xml", "Content-MD5": _md5(body)}, data=body)
 
-    def copy(self, source: ObjectRef, target: ObjectRef, tags: Tags, forbid_overwrite: bool, reserve_s: float = 0.0) -> CopyResult:
+    def copy(self, source: ObjectRef, target: ObjectRef, tags: Tags, forbid_overwrite: bool, reserve_s: float = 0.0,
+             if_match: str = "") -> CopyResult:
         """PUT Object - Copy (COS doc 436/10881) with the tag set replaced by ``tags`` and,
-        when ``forbid_overwrite``, ``x-cos-forbid-overwrite: true``.
+        when ``forbid_overwrite``, ``x-cos-forbid-overwrite: true``; with ``if_match`` (the
+        source's ETag as HEAD gave it) ``x-cos-copy-source-If-Match``, so only that exact version
+        of the source is copied.
 
         COS may answer 200 with an ``<Error>`` body when the copy fails mid-way: that, and an
         empty or unparsable 200 body, are retryable faults (retried here while attempts remain).
 
         Raises:
             TargetExists: 409, the target key is taken (possibly by an earlier attempt of this
-            very copy whose answer was lost). SourceMissing: 404 on the source. CosFault: as
-            :meth:`_send`.
+            very copy whose answer was lost). SourceMissing: 404 on the source. SourceChanged:
+            412 (the source is not ``if_match`` any more, or, where COS answers a forbid-overwrite
+            refusal with 412, the target is taken). CosFault: as :meth:`_send`.
         """
         headers = {
             "x-cos-copy-source": f"{source.bucket}.cos.{source.region}.myqcloud.com/{quote(source.key, safe='/-_.~')}",
@@ -287,6 +306,8 @@ class Cos:
         }
         if forbid_overwrite:
             headers["x-cos-forbid-overwrite"] = "true"
+        if if_match:
+            headers["x-cos-copy-source-If-Match"] = if_match
 
         def read(resp) -> CopyResult:
             root = _xml("PutObjectCopy", resp.content)
@@ -368,8 +389,27 @@ def _raise_for(op: str, resp) -> None:
         raise SourceMissing(op, "copy source does not exist", False, 404, code or "NoSuchKey")
     if status == 409 and op == "PutObjectCopy":
         raise TargetExists(op, "target exists", False, 409, code)
+    if status == 412 and op == "PutObjectCopy":
+        raise SourceChanged(op, "precondition failed: the source changed, or the target exists", False, 412, code)
     retryable = status >= 500 or status in (408, 429) or code in _EXPIRED or code in ("RequestTimeout", "SlowDown")
     raise CosFault(op, f"HTTP {status} {code or ''} {message or ''}".strip(), retryable, status, code)
+
+
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_HTTP_DATE = re.compile(r"\w{3}, (\d\d) (\w{3}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT")
+
+
+def _http_date(value: Optional[str]) -> Optional[datetime]:
+    """An RFC 7231 IMF-fixdate (``Wed, 02 Dec 2026 20:38:48 GMT``) as an aware UTC datetime;
+    ``None`` when absent or in another form."""
+    m = _HTTP_DATE.fullmatch((value or "").strip())
+    if not m or m.group(2) not in _MONTHS:
+        return None
+    day, _, year, hh, mm, ss = m.groups()
+    try:
+        return datetime(int(year), _MONTHS[m.group(2)], int(day), int(hh), int(mm), int(ss), tzinfo=timezone.utc)
+    except ValueError:
+        return None
 
 
 def _int(value: Optional[str]) -> int:
@@ -420,6 +460,23 @@ def _short(exc: Exception) -> str:
 
 
 _SESSIONS: Dict[int, "requests.Session"] = {}
+HOSTS = 4 * 10
+"""Host connection pools kept (urllib3 PoolManager ``num_pools``): what one run can touch, per job
+(at most 10 a callback, :data:`parse.MAX_JOBS`) the input bucket's COS and CI hosts, the output
+bucket's and the target bucket's COS hosts. Fewer would close and reopen connections mid-run."""
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """A cookie policy that accepts and returns no cookie."""
+
+    def set_ok(self, cookie, request) -> bool:  # noqa: D102
+        return False
+
+    def return_ok(self, cookie, request) -> bool:  # noqa: D102
+        return False
+
+
+_NO_COOKIES = _NoCookies()
 
 
 def _session(size: int) -> "requests.Session":
@@ -434,7 +491,10 @@ def _session(size: int) -> "requests.Session":
     if session is None:
         session = requests.Session()
         session.trust_env = False
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=size)
+        # No cookie is ever kept: a proxy or private endpoint that sets one on one invocation's
+        # answer must not see it again on another invocation's requests.
+        session.cookies.set_policy(_NO_COOKIES)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=HOSTS, pool_maxsize=size)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         _SESSIONS[size] = session

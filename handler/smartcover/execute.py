@@ -2,19 +2,31 @@
 
 Per cover, for ``copy``/``move``::
 
-    stage 1 (parallel, reads only): CI GET /jobs/<JobId>  |  HEAD source  (GET tagging if it has tags)
-    stage 2 (after CI confirms):    PUT Object - Copy, tags set on the copy itself, forbid-overwrite
+    stage 1 (parallel, reads only): CI GET /jobs/<JobId>  |  HEAD source  |  GET source tagging
+    stage 2 (after CI confirms):    PUT Object - Copy, tags set on the copy itself, forbid-overwrite,
+                                    x-cos-copy-source-If-Match = the ETag HEAD gave
     stage 3 (one per bucket):       batch DELETE of the sources whose copy was verified
 
-and for ``tag``: GET tagging (parallel with the CI query), then PUT tagging only if it changes.
+and for ``tag``: GET tagging | HEAD (parallel with the CI query), then PUT tagging only if it changes.
 
-Safety rules (README "Guarantees"): a source is deleted only after the copy's CRC64 (else ETag)
-equals the source's; every copy is first sent with ``x-cos-forbid-overwrite: true``; a target that
-already holds this job's cover (its ``smartcover:jobid``/``smartcover:index`` tags and content
-match) counts as done, so repeated or concurrent deliveries converge; any other existing target
-is left alone (``conflict``) unless ``SMARTCOVER_OVERWRITE=always``, which then copies again
-without the header. Every decision is taken from the state in COS; nothing is remembered between
-invocations.
+Safety rules (README "Guarantees" and "Several jobs"):
+
+* Provenance: a source is only worked on if it is the object its job wrote
+  (:func:`plan.source_problem`: not tagged as another job's, written within the job's run, ETag
+  equal to CI's ``Md5Info``), and the copy is conditional on that exact version (If-Match), so a
+  rerun that rewrites the key between the read and the copy is noticed (412).
+* Ownership: a target that carries another job's ``smartcover:jobid`` is never overwritten,
+  whatever ``SMARTCOVER_OVERWRITE`` says: the cover is ``conflict`` (409) and names that job
+  (``owner``). ``SMARTCOVER_OVERWRITE=always`` replaces only objects that carry no identity of this
+  function, and then checks the target again before it deletes the source.
+* Claims: when two jobs' covers can render to the same target key (no ``${jobid}`` in the
+  template, :func:`plan.can_collide`), the first cover (lowest target key) is copied before the
+  others: if another job holds that target, the rest are not attempted, so of two such jobs one
+  gets every shared target and the other none, in whatever order or at whatever moment they come.
+* A source is deleted only after the copy's CRC64 (else ETag) equals the source's. A target that
+  already holds this job's cover (its ``smartcover:jobid``/``smartcover:index`` tags and content
+  match) counts as done, so repeated or concurrent deliveries converge. Every decision is taken
+  from the state in COS; nothing is remembered between invocations.
 
 Faults (see :mod:`cos` for retries and the deadline): a fault on one cover only sets that cover's
 outcome; the others go on. So at every moment each cover is at its source or, verified, at its
@@ -24,17 +36,18 @@ rest: ``retry`` outcomes make the answer 503.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
 from . import log
 from .config import Config
-from .cos import Cos, CosFault, ObjectInfo, SourceMissing, TargetExists
+from .cos import Cos, CosFault, ObjectInfo, SourceChanged, SourceMissing, TargetExists
 from .errors import BadRequest
 from .model import Job
 from .parse import parse_body
-from .plan import CoverPlan, JobPlan, ObjectRef, Plan, job_differences
+from .plan import TAG_INDEX, TAG_JOB, CoverPlan, JobPlan, ObjectRef, Plan, job_differences, owner, source_problem
+from .pool import Pool
 from .tags import Tags, TagLimitError, merge
 
 STAGE_RESERVE_S = 0.5
@@ -47,9 +60,12 @@ class CoverResult:
 
     ``outcome``: tagged, already-tagged, copied, already-copied, moved, already-moved (done);
     retry (a retryable fault or the deadline; a redelivery finishes it); conflict (the target
-    holds an object this function did not write); missing (neither at source nor at target);
-    rejected (CI did not confirm the job); failed (COS refused, e.g. AccessDenied or tag limit);
-    planned (dry run).
+    holds an object this function did not write or another job's cover, or the source is not this
+    job's); missing (neither at source nor at target); rejected (CI did not confirm the job);
+    failed (COS refused, e.g. AccessDenied or tag limit); planned (dry run). ``owner``: the other
+    job that holds the target or the source, when that is why. ``overwrote``: the copy replaced an
+    object without identity (``SMARTCOVER_OVERWRITE=always``), so the target is checked again
+    before the source is deleted.
     """
 
     index: int
@@ -62,12 +78,16 @@ class CoverResult:
     crc64: str = ""
     tags: Tags = ()
     delete_source: bool = False
+    owner: str = ""
+    overwrote: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready summary used in the HTTP answer and the logs."""
         out = {"index": self.index, "sourceKey": self.source.key, "action": self.action, "outcome": self.outcome}
         if self.target:
             out["targetBucket"], out["targetKey"] = self.target.bucket, self.target.key
+        if self.owner:
+            out["owner"] = self.owner
         if self.detail:
             out["detail"] = self.detail
         return out
@@ -106,6 +126,9 @@ class JobResult:
         if self.job.code and self.job.state != "Success":
             out["code"], out["message"] = self.job.code, self.job.message
         out.update(self.extra)
+        owners = sorted({c.owner for c in self.covers if c.owner})
+        if owners:
+            out["conflictsWith"] = owners
         if self.covers:
             out["covers"] = [c.to_dict() for c in self.covers]
         return out
@@ -116,20 +139,34 @@ class _Rejected(Exception):
 
 
 def execute(plan: Plan, cos: Cos, config: Config) -> List[JobResult]:
-    """Carry out ``plan``; never raises for COS faults (they become cover outcomes)."""
+    """Carry out ``plan``; never raises for COS faults (they become cover outcomes).
+
+    Tasks are submitted in dependency order (CI queries, then every read, then the covers, each
+    job's claiming cover before its others), and a task only ever waits for tasks submitted
+    before it, so the pool cannot deadlock whatever its size."""
     acting = [j for j in plan.jobs if j.disposition == "act"]
     tagging_failed = [j for j in plan.jobs if j.disposition == "failed" and j.failure_tags]
     results: Dict[str, JobResult] = {}
     # The CI queries run beside the covers, not in their slots: with 10 covers and 10 workers the
     # last cover would wait for the query's worker, one more round trip (bench/run.py, N=10).
     queries = len(acting) + len(tagging_failed) if config.verify_job else 0
-    with ThreadPoolExecutor(max_workers=config.concurrency + queries, thread_name_prefix="cos") as pool:
+    with Pool(max_workers=2 * config.concurrency + queries, thread_name_prefix="cos") as pool:
         checks: Dict[str, Optional[Future]] = {
             j.job.job_id: pool.submit(verify_job, cos, j.job, reserve(config, 2 if config.moves else 1)) if config.verify_job else None
             for j in acting + tagging_failed
         }
-        covers = {(j.job.job_id, c.index): pool.submit(_run_cover, cos, config, c, checks[j.job.job_id])
-                  for j in acting for c in j.covers}
+        reads = {(j.job.job_id, c.index): _submit_reads(pool, cos, c, reserve(config, 2 if c.action == "move" else 1))
+                 for j in acting for c in j.covers}
+        covers: Dict[Tuple[str, int], Future] = {}
+        for j in acting:
+            jid = j.job.job_id
+            first = min(j.covers, key=lambda c: c.target.key if c.target else "") if j.claim_first else None
+            gate = None
+            if first is not None:
+                gate = covers[(jid, first.index)] = pool.submit(_run_cover, cos, config, first, checks[jid], reads[(jid, first.index)])
+            for c in j.covers:
+                if c is not first:
+                    covers[(jid, c.index)] = pool.submit(_run_cover, cos, config, c, checks[jid], reads[(jid, c.index)], gate)
         inputs = {j.job.job_id: pool.submit(_tag_input, cos, j, checks[j.job.job_id]) for j in tagging_failed}
         done = {key: fut.result() for key, fut in covers.items()}
         deleted = _delete_sources(pool, cos, list(done.values()))
@@ -142,6 +179,12 @@ def execute(plan: Plan, cos: Cos, config: Config) -> List[JobResult]:
     return [results[j.job.job_id] for j in plan.jobs]
 
 
+def _submit_reads(pool: Pool, cos: Cos, cover: CoverPlan, reserve_s: float) -> Tuple[Future, Future]:
+    """Stage 1 of a cover: HEAD and GET tagging of its source, side by side."""
+    return (pool.submit(cos.head, cover.source, reserve_s=reserve_s),
+            pool.submit(cos.get_tags, cover.source, reserve_s=reserve_s))
+
+
 def dry_run(plan: Plan, config: Config) -> List[JobResult]:
     """What :func:`execute` would do, without a request: each cover ``planned`` with its requests."""
     out = []
@@ -150,9 +193,10 @@ def dry_run(plan: Plan, config: Config) -> List[JobResult]:
         for c in j.covers:
             steps = ["GET ci /jobs/" + j.job.job_id] if config.verify_job else []
             if c.action == "tag":
-                steps += [f"GET {c.source}?tagging", f"PUT {c.source}?tagging (if tags change)"]
+                steps += [f"HEAD {c.source}", f"GET {c.source}?tagging", f"PUT {c.source}?tagging (if tags change)"]
             else:
-                steps += [f"HEAD {c.source}", f"PUT {c.target} copy-source={c.source}"]
+                steps += [f"HEAD {c.source}", f"GET {c.source}?tagging",
+                          f"PUT {c.target} copy-source={c.source} If-Match=<source ETag> forbid-overwrite"]
                 if c.action == "move":
                     steps.append(f"POST {c.source.bucket}/?delete {c.source.key}")
             covers.append(CoverResult(c.index, c.source, c.action, c.target, "planned", "; ".join(steps), tags=c.tags))
@@ -189,49 +233,25 @@ def _confirm(check: Optional[Future]) -> None:
             raise _Rejected(problem)
 
 
-def _run_cover(cos: Cos, config: Config, cover: CoverPlan, check: Optional[Future]) -> CoverResult:
+_UNKNOWN = object()
+"""A source read answered 403: the key is missing (COS without list permission answers so, as S3
+does; platform facts section 8) or the role may not read it."""
+_ASK_DOCTOR = ("the source read answered 403: the key is missing or the role may not read it "
+               "(give the role cos:GetBucket on the prefix so that COS answers 404; see doctor)")
+
+
+def _run_cover(cos: Cos, config: Config, cover: CoverPlan, check: Optional[Future],
+               reads: Tuple[Future, Future], gate: Optional[Future] = None) -> CoverResult:
     base = CoverResult(cover.index, cover.source, cover.action, cover.target, "retry")
     # Time kept back for the stages that follow (copy, then batch delete): a slow cover gives up
     # in time for the others to be finished and reported.
-    after_read = reserve(config, 2 if cover.action == "move" else 1)
     after_copy = reserve(config, 1 if cover.action == "move" else 0)
     try:
-        if cover.action == "tag":
-            existing = cos.get_tags(cover.source, reserve_s=after_read)
-            _confirm(check)
-            if existing is None:
-                return replace(base, outcome="missing", detail="cover not found at its source")
-            merged = merge(existing if config.preserve_tags else (), cover.tags)
-            if set(merged) == set(existing):
-                return replace(base, outcome="already-tagged", tags=merged)
-            cos.put_tags(cover.source, merged)
-            return replace(base, outcome="tagged", tags=merged)
-
-        info = cos.head(cover.source, reserve_s=after_read)
+        info, tags = _read(reads)
         _confirm(check)
-        if info is None:
-            return _source_gone(cos, cover, base)
-        source_tags = (cos.get_tags(cover.source, reserve_s=after_read) or ()) if config.preserve_tags and info.tag_count else ()
-        tags = merge(source_tags, cover.tags)
-        try:
-            # Always forbid overwriting first: a target that already holds this cover (an earlier
-            # or concurrent delivery) is then recognised and left as it is, even with
-            # SMARTCOVER_OVERWRITE=always, which only replaces what is not this cover.
-            copied = cos.copy(cover.source, cover.target, tags, forbid_overwrite=True, reserve_s=after_copy)  # type: ignore[arg-type]
-        except TargetExists:
-            taken = _target_taken(cos, cover, info, base, after_copy)
-            if taken.outcome != "conflict" or not config.overwrite:
-                return taken
-            try:
-                copied = cos.copy(cover.source, cover.target, tags, forbid_overwrite=False, reserve_s=after_copy)  # type: ignore[arg-type]
-            except SourceMissing:
-                return _source_gone(cos, cover, base)
-        except SourceMissing:
-            return _source_gone(cos, cover, base)
-        if not _same_content(info, copied.crc64, copied.etag):
-            return replace(base, detail="copy not verified: its CRC64/ETag differs from the source")
-        return replace(base, outcome="copied", etag=copied.etag, crc64=copied.crc64, tags=tags,
-                       delete_source=cover.action == "move")
+        if cover.action == "tag":
+            return _tag(cos, config, cover, base, info, tags)
+        return _copy(cos, config, cover, base, info, tags, gate, after_copy)
     except _Rejected as exc:
         return replace(base, outcome="rejected", detail=str(exc))
     except TagLimitError as exc:
@@ -241,6 +261,80 @@ def _run_cover(cos: Cos, config: Config, cover: CoverPlan, check: Optional[Futur
     except Exception:  # noqa: BLE001 - a bug on one cover must not lose the others' outcomes
         log.event("unexpected error on a cover", logging.ERROR, exc_info=True, cover=cover.index, source=str(cover.source))
         return replace(base, outcome="retry", detail="internal error; see the function log")
+
+
+def _read(reads: Tuple[Future, Future]):
+    """``(info, tags)`` of stage 1: ``None`` for a missing key (404), :data:`_UNKNOWN` for a
+    403 without an error code (a HEAD has no body). Other faults propagate."""
+    out = []
+    for fut in reads:
+        try:
+            out.append(fut.result())
+        except CosFault as exc:
+            if exc.status != 403 or exc.code not in ("", "AccessDenied", "TokenExpired?"):
+                raise
+            out.append(_UNKNOWN)
+    info, tags = out
+    if info is not _UNKNOWN and info is not None and tags is _UNKNOWN:
+        raise CosFault("GetObjectTagging", "HTTP 403 AccessDenied: the role may not read the cover's tags", False, 403, "AccessDenied")
+    return info, tags
+
+
+def _tag(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info, existing) -> CoverResult:
+    if info is _UNKNOWN or existing is _UNKNOWN:
+        return replace(base, outcome="failed", detail=_ASK_DOCTOR)
+    if info is None or existing is None:
+        return replace(base, outcome="missing", detail="cover not found at its source")
+    problem = source_problem(cover, info.etag, info.last_modified, existing)
+    if problem:
+        return replace(base, outcome="conflict", detail=problem + "; left alone", owner=_other(existing, cover))
+    merged = merge(existing if config.preserve_tags else (), cover.tags)
+    if set(merged) == set(existing):
+        return replace(base, outcome="already-tagged", tags=merged)
+    cos.put_tags(cover.source, merged)
+    return replace(base, outcome="tagged", tags=merged)
+
+
+def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info, source_tags,
+          gate: Optional[Future], reserve_s: float) -> CoverResult:
+    if info is None or info is _UNKNOWN or source_tags is None:
+        gone = _source_gone(cos, cover, base)
+        return replace(gone, outcome="failed", detail=_ASK_DOCTOR) if info is _UNKNOWN and gone.outcome == "missing" else gone
+    problem = source_problem(cover, info.etag, info.last_modified, source_tags)
+    if problem:
+        return replace(base, outcome="conflict", detail=problem + "; source and target left alone", owner=_other(source_tags, cover))
+    if gate is not None:
+        first = gate.result()
+        if first.owner:
+            return replace(base, outcome="conflict", owner=first.owner,
+                           detail=f"job {first.owner} holds this job's first target {first.target}: not attempted")
+        if first.outcome == "retry":
+            return replace(base, detail="not started: this job's first cover did not finish (its target is the job's claim)")
+    tags = merge(source_tags if config.preserve_tags else (), cover.tags)
+    assert cover.target is not None
+    overwrote = False
+    try:
+        # Always forbid overwriting first: a target that already holds this cover (an earlier
+        # or concurrent delivery) is then recognised and left as it is, even with
+        # SMARTCOVER_OVERWRITE=always, which only replaces objects without this function's identity.
+        copied = cos.copy(cover.source, cover.target, tags, forbid_overwrite=True, reserve_s=reserve_s, if_match=info.etag)
+    except (TargetExists, SourceChanged) as exc:
+        taken, replaceable = _target_taken(cos, cover, info, base, reserve_s, isinstance(exc, SourceChanged))
+        if not (replaceable and config.overwrite):
+            return taken
+        try:
+            copied = cos.copy(cover.source, cover.target, tags, forbid_overwrite=False, reserve_s=reserve_s, if_match=info.etag)
+        except SourceChanged:
+            return replace(base, detail="the source changed between reading and copying it (412); a redelivery looks again")
+        except SourceMissing:
+            return _source_gone(cos, cover, base)
+        overwrote = True
+    except SourceMissing:
+        return _source_gone(cos, cover, base)
+    if not _same_content(info, copied.crc64, copied.etag):
+        return replace(base, detail="copy not verified: its CRC64/ETag differs from the source")
+    return replace(base, outcome="copied", etag=copied.etag, crc64=copied.crc64, tags=tags,
+                   delete_source=cover.action == "move", overwrote=overwrote)
 
 
 def reserve(config: Config, stages: int) -> float:
@@ -259,35 +353,73 @@ def _is_ours(tags: Optional[Tags], cover: CoverPlan) -> bool:
     return tags is not None and set(cover.identity) <= set(tags)
 
 
-def _target_taken(cos: Cos, cover: CoverPlan, info: ObjectInfo, base: CoverResult, reserve_s: float = 0.0) -> CoverResult:
-    target_tags = cos.get_tags(cover.target, reserve_s=reserve_s)  # type: ignore[arg-type]
-    target = cos.head(cover.target, reserve_s=reserve_s)  # type: ignore[arg-type]
+def _other(tags: Optional[Tags], cover: CoverPlan) -> str:
+    """The other job named by ``tags``, or ``""``."""
+    name = owner(tags)
+    return name if name and name != cover.job_id else ""
+
+
+def _target_taken(cos: Cos, cover: CoverPlan, info: ObjectInfo, base: CoverResult, reserve_s: float = 0.0,
+                  source_changed: bool = False) -> Tuple[CoverResult, bool]:
+    """The copy found its target taken (409), or failed a precondition (412: the source changed,
+    or, where COS answers forbid-overwrite so, the target is taken). Returns the cover's result
+    and whether ``SMARTCOVER_OVERWRITE=always`` may replace the target (only an object that
+    carries no identity of this function)."""
+    assert cover.target is not None
+    target_tags = cos.get_tags(cover.target, reserve_s=reserve_s)
+    target = cos.head(cover.target, reserve_s=reserve_s)
     if target is None:
-        return replace(base, detail="target vanished while checking it")
+        if source_changed:
+            return replace(base, detail="the source changed between reading and copying it (412); a redelivery looks again"), False
+        return replace(base, detail="target vanished while checking it"), False
     if _is_ours(target_tags, cover) and _same_content(info, target.crc64, target.etag):
         return replace(base, outcome="already-copied", etag=target.etag, crc64=target.crc64, tags=target_tags or (),
-                       detail="target already holds this cover", delete_source=cover.action == "move")
-    return replace(base, outcome="conflict", detail="target key holds an object this function did not write; left alone")
+                       detail="target already holds this cover", delete_source=cover.action == "move"), False
+    other = _other(target_tags, cover)
+    if other:
+        return replace(base, outcome="conflict", owner=other,
+                       detail=f"target key holds job {other}'s cover; never replaced"), False
+    if owner(target_tags):
+        return replace(base, outcome="conflict",
+                       detail="target key holds another object tagged as this job's; never replaced"), False
+    return replace(base, outcome="conflict", detail="target key holds an object this function did not write; left alone"), True
 
 
 def _source_gone(cos: Cos, cover: CoverPlan, base: CoverResult) -> CoverResult:
-    target_tags = cos.get_tags(cover.target)  # type: ignore[arg-type]
+    assert cover.target is not None
+    target_tags = cos.get_tags(cover.target)
     if _is_ours(target_tags, cover):
         return replace(base, outcome="already-moved" if cover.action == "move" else "already-copied", tags=target_tags or (),
                        detail="source gone; target holds this cover")
+    other = _other(target_tags, cover)
+    if other:
+        return replace(base, outcome="missing", owner=other,
+                       detail=f"cover is not at its source, and its target holds job {other}'s cover")
     return replace(base, outcome="missing", detail="cover is neither at its source nor at its target")
 
 
 _PERMANENT_DELETE_CODES = frozenset({"AccessDenied", "InvalidArgument", "MethodNotAllowed"})
 
 
-def _delete_sources(pool: ThreadPoolExecutor, cos: Cos, results: List[CoverResult]) -> Dict[int, CoverResult]:
+def _delete_sources(pool: Pool, cos: Cos, results: List[CoverResult]) -> Dict[int, CoverResult]:
+    """Stage 3: one batch delete per bucket of the sources whose copy was verified. A copy that
+    replaced an object (``overwrote``) is checked once more first: another writer may have replaced
+    it in turn, and then the source is kept (``conflict``). Returns changed results by ``id``."""
+    out: Dict[int, CoverResult] = {}
+    rechecks = {id(r): pool.submit(_still_ours, cos, r) for r in results if r.delete_source and r.overwrote}
+    for r in results:
+        if id(r) in rechecks:
+            try:
+                problem = rechecks[id(r)].result()
+            except CosFault as exc:
+                problem = f"could not check the target again ({exc})"
+            if problem:
+                out[id(r)] = replace(r, outcome="conflict", delete_source=False, detail=problem + "; the source is kept")
     groups: Dict[Tuple[str, str], List[CoverResult]] = {}
     for r in results:
-        if r.delete_source:
+        if r.delete_source and id(r) not in out:
             groups.setdefault((r.source.bucket, r.source.region), []).append(r)
     futures = {k: pool.submit(cos.delete_many, k[0], k[1], [r.source.key for r in rs]) for k, rs in groups.items()}
-    out: Dict[int, CoverResult] = {}
     for k, rs in groups.items():
         permanent = False
         try:
@@ -309,6 +441,19 @@ def _delete_sources(pool: ThreadPoolExecutor, cos: Cos, results: List[CoverResul
     return out
 
 
+def _still_ours(cos: Cos, r: CoverResult) -> Optional[str]:
+    """``None`` when ``r.target`` still holds the copy ``r`` made (this cover's identity tags and
+    its ETag), else why not."""
+    assert r.target is not None
+    tags, info = cos.get_tags(r.target), cos.head(r.target)
+    if info is None or tags is None:
+        return "the target vanished after this copy"
+    if not set(t for t in r.tags if t[0] in (TAG_JOB, TAG_INDEX)) <= set(tags) or info.etag.strip('"') != r.etag.strip('"'):
+        other = owner(tags)
+        return f"the target was replaced after this copy{f' by job {other}' if other else ''}"
+    return None
+
+
 def _tag_input(cos: Cos, job: JobPlan, check: Optional[Future]) -> str:
     """``SMARTCOVER_ON_FAILURE=tag``: merge the failure tags into the input video's tag set."""
     ref = ObjectRef(job.job.input.bucket, job.job.input.region, job.job.input.object)  # type: ignore[union-attr]
@@ -317,6 +462,8 @@ def _tag_input(cos: Cos, job: JobPlan, check: Optional[Future]) -> str:
         _confirm(check)
         if existing is None:
             return "missing"
+        if owner(existing) not in ("", job.job.job_id):
+            return "conflict"  # tagged for another job: never relabelled
         merged = merge(existing, job.failure_tags)
         if set(merged) == set(existing):
             return "already-tagged"

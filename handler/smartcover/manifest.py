@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
+from .pool import Pool
 from dataclasses import replace
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -161,7 +161,7 @@ def write_all(plan: Plan, results: Sequence[JobResult], cos: Cos, concurrency: i
     if not todo:
         return out
     ready = [(i, j, r) for i, j, r in todo if r.outcome == "done"]
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(ready) or 1)), thread_name_prefix="manifest") as pool:
+    with Pool(max_workers=max(1, min(concurrency, len(ready) or 1)), thread_name_prefix="manifest") as pool:
         futures = {i: pool.submit(write, cos, j, r) for i, j, r in ready}
         for i, j, r in todo:
             outcome, detail = futures[i].result() if i in futures else ("skipped", "job not complete")
@@ -200,7 +200,7 @@ def _final_objects(cos: Cos, result: JobResult) -> Dict[int, Tuple[str, str]]:
         else:
             need.append(c)
     if need:
-        with ThreadPoolExecutor(max_workers=min(10, len(need)), thread_name_prefix="manifest-head") as pool:
+        with Pool(max_workers=min(10, len(need)), thread_name_prefix="manifest-head") as pool:
             heads = {c.index: pool.submit(cos.head, c.target or c.source) for c in need}
             for c in need:
                 info = heads[c.index].result()

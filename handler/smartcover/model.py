@@ -14,6 +14,18 @@ from typing import Optional, Tuple
 
 
 @dataclass(frozen=True)
+class ObjectRef:
+    """One COS object: bucket (``name-APPID``), region, decoded key."""
+
+    bucket: str
+    region: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
 class CosHeader:
     """One ``Input.CosHeaders`` entry (present for workflow-triggered jobs)."""
 

@@ -8,11 +8,12 @@ the job's own ``Output.Object`` template and the key rules of :func:`templates.k
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Dict, Optional, Tuple
 
 from .config import Config, valid_bucket, valid_region
 from .errors import Forbidden, Unprocessable
-from .model import Callback, Job
+from .model import Callback, Job, ObjectRef
 from .tags import Tags, fit_value
 from .templates import key_problem, output_pattern, render, split_key
 
@@ -25,18 +26,7 @@ TAG_INPUT = "smartcover:input"
 TAG_RUN = "smartcover:runid"
 TAG_STATE = "smartcover:state"
 TAG_ERROR = "smartcover:error"
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """One COS object: bucket (``name-APPID``), region, decoded key."""
-
-    bucket: str
-    region: str
-    key: str
-
-    def __str__(self) -> str:
-        return f"{self.bucket}/{self.key}"
+UTC = timezone.utc
 
 
 @dataclass(frozen=True)
@@ -53,11 +43,64 @@ class CoverPlan:
     action: str
     target: Optional[ObjectRef]
     tags: Tags
+    md5: str = ""
+    """The cover's MD5 (hex) from ``OutputFile.Md5Info``, when CI gave one."""
+    written_after: Optional[datetime] = None
+    """The source must have been written at or after this instant (job StartTime - clock skew)."""
+    written_before: Optional[datetime] = None
+    """... and at or before this one (job EndTime + clock skew)."""
 
     @property
     def identity(self) -> Tags:
         """``smartcover:jobid`` and ``smartcover:index`` of this cover."""
         return tuple((k, v) for k, v in self.tags if k in (TAG_JOB, TAG_INDEX))
+
+    @property
+    def job_id(self) -> str:
+        """The JobId this cover belongs to."""
+        return dict(self.tags).get(TAG_JOB, "")
+
+
+def owner(tags: Optional[Tags]) -> str:
+    """The JobId an object's tags name (``smartcover:jobid``), or ``""`` when it has none."""
+    return dict(tags or ()).get(TAG_JOB, "")
+
+
+def source_problem(cover: CoverPlan, etag: str, last_modified: Optional[datetime], tags: Optional[Tags]) -> Optional[str]:
+    """Whether the object at ``cover.source`` is the one its job wrote; ``None`` when it is.
+
+    The one place that decides provenance (README "Guarantees"): an object whose tags name another
+    job (``smartcover:jobid``) is that job's; one written outside the job's run (``Last-Modified``,
+    COS doc 436/7745, before StartTime or after EndTime, each widened by ``SMARTCOVER_CLOCK_SKEW``)
+    was written by someone else, e.g. a rerun of the job writing the same keys; one whose ETag
+    disagrees with CI's ``Md5Info`` (when CI gives it and the ETag is a plain MD5) is other bytes.
+    A bound CI does not give (``-`` times) is not checked.
+    """
+    other = owner(tags)
+    if other and other != cover.job_id:
+        return f"the cover at its source is tagged as job {other}'s"
+    if last_modified is not None:
+        if cover.written_before is not None and last_modified > cover.written_before:
+            return (f"the source was written at {_iso(last_modified)}, after the job ended "
+                    f"(EndTime + clock skew {_iso(cover.written_before)}): it is not this job's cover")
+        if cover.written_after is not None and last_modified < cover.written_after:
+            return (f"the source was written at {_iso(last_modified)}, before the job started "
+                    f"(StartTime - clock skew {_iso(cover.written_after)}): it is not this job's cover")
+    plain = etag.strip('"').lower()
+    if cover.md5 and len(plain) == 32 and plain != cover.md5.lower():
+        return "the source's ETag differs from the MD5 CI reported for it (Md5Info)"
+    return None
+
+
+def can_collide(template: Optional[str]) -> bool:
+    """Whether covers of two different jobs can render to the same target key under ``template``:
+    only ``${jobid}`` is unique per job (``${RunId}`` is empty for jobs submitted through the API,
+    and a rerun has the same input names)."""
+    return "${jobid}" not in (template or "")
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -70,6 +113,10 @@ class JobPlan:
     covers: Tuple[CoverPlan, ...] = ()
     manifest: Optional[ObjectRef] = None
     failure_tags: Tags = ()
+    claim_first: bool = False
+    """Copy the first cover (lowest target key) before the others: its target is the job's claim on
+    targets another job's covers may render to as well (:func:`can_collide`), so that of two such
+    jobs one gets all shared targets and the other none (README "Several jobs")."""
 
 
 @dataclass(frozen=True)
@@ -203,6 +250,10 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
 
     covers = []
     seen = set()
+    skew = timedelta(seconds=config.clock_skew)
+    window = {"written_after": job.start_time - skew if job.start_time else None,
+              "written_before": job.end_time + skew if job.end_time else None}
+    md5s = {m.object_name.lstrip("/"): m.md5 for m in result.md5_info if m.object_name and m.md5}
     for key in result.keys:
         problem = key_problem(key)
         if problem:
@@ -216,8 +267,9 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
         seen.add(index)
         source = ObjectRef(result.bucket, result.region, key)
         tags = _cover_tags(job, index, config)
+        md5 = md5s.get(key) or md5s.get(key[len(result.object_prefix):]) or ""
         if not config.copies:
-            covers.append(CoverPlan(index, source, "tag", None, tags))
+            covers.append(CoverPlan(index, source, "tag", None, tags, md5, **window))
             continue
         parts = split_key(key)
         target_key = render(config.target_key or "", dict(values, Number=str(index), number=str(index),
@@ -230,7 +282,7 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
         target = ObjectRef(target_bucket, target_region, target_key)
         if target == source:
             raise Unprocessable(f"job {job.job_id}: target key equals the cover's own key")
-        covers.append(CoverPlan(index, source, "move" if config.moves else "copy", target, tags))
+        covers.append(CoverPlan(index, source, "move" if config.moves else "copy", target, tags, md5, **window))
 
     manifest = None
     if config.manifest_key:
@@ -239,7 +291,8 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
         if problem:
             raise Unprocessable(f"job {job.job_id}: manifest key: {problem}")
         manifest = ObjectRef(target_bucket, target_region, key)
-    return JobPlan(job, "act", covers=tuple(sorted(covers, key=lambda c: c.index)), manifest=manifest)
+    return JobPlan(job, "act", covers=tuple(sorted(covers, key=lambda c: c.index)), manifest=manifest,
+                   claim_first=config.copies and len(covers) > 1 and can_collide(config.target_key))
 
 
 def _failed(job: Job, config: Config) -> JobPlan:
