@@ -35,10 +35,10 @@ from .config import Config
 from .deadline import Deadline
 from .errors import ConfigError, MethodNotAllowed, SmartCoverError
 from .events import QUEUE, TIMER, Request, from_event
+from .templates import can_collide
 from .response import INTERNAL, error, error_body, respond
 
 Answer = dict  # Dict[str, Any]: the integration response
-_PER_JOB = ("jobid", "InputPath", "InputName", "InputNameAndExt", "RunId")
 MESSAGE_MIN_S = 1.0
 """A queue message is not started with less time left than this (it is answered 503)."""
 
@@ -183,9 +183,10 @@ class App:
             log.event("SMARTCOVER_AUTH=none: callbacks are accepted without a token", log.WARNING)
         if config.allowed_buckets is None:
             log.event("SMARTCOVER_ALLOWED_BUCKETS is not set: any bucket the role can reach may be named", log.WARNING)
-        if config.copies and not any(f"${{{w}}}" in (config.target_key or "") for w in _PER_JOB):
-            log.event("SMARTCOVER_TARGET_KEY has no per-job wildcard (${jobid}, ${Input...}, ${RunId}): covers of "
-                      "different jobs with the same names would meet at one target key (409)", log.WARNING)
+        if config.copies and can_collide(config.target_key):
+            log.event("SMARTCOVER_TARGET_KEY has no ${jobid}: covers of different jobs (two videos with the same name, "
+                      "a rerun of a job) can render to the same target key; the first job to claim it keeps it and the "
+                      "other gets 409. A collision-free choice: covers/${InputName}/${jobid}/${Number}.${ext}", log.WARNING)
         log.event("start", config=config.public())
 
     @classmethod

@@ -50,12 +50,25 @@ def line(message: str, level: int, fields: Dict[str, Any], created: float, error
     out.update((k, v) for k, v in (fields or {}).items() if v is not None)
     if error:
         out["error"] = error
-    text = json.dumps(out, ensure_ascii=False, default=str, separators=(",", ":"))
+    return dumps(out)
+
+
+_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+"""Characters JSON leaves raw that line readers (``str.splitlines``, some log shippers) split at;
+json.dumps already escapes the C0 ones (``\\n``, ``\\x0b``, ``\\x1c``...)."""
+
+
+def dumps(obj: Any) -> str:
+    """Compact one-line JSON of ``obj`` (``default=str``), UTF-8 text where it can be encoded,
+    with every character a line reader treats as a line break escaped, so one record stays one
+    line. Used for log lines and for the answers' bodies."""
+    text = json.dumps(obj, ensure_ascii=False, default=str, separators=(",", ":"))
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate somewhere: escape rather than lose the line
-            text = json.dumps(out, ensure_ascii=True, default=str, separators=(",", ":"))
+            return json.dumps(obj, ensure_ascii=True, default=str, separators=(",", ":"))
+        text = text.translate(_BREAKS)
     return text
 
 

@@ -14,7 +14,7 @@ Content (UTF-8 JSON, keys sorted, two-space indent, trailing newline; see :func:
      "covers": [{"index", "bucket", "region", "key", "sourceKey", "format", "width", "height",
                  "etag", "crc64", "tags": {...}}, ...]}
 
-It is deterministic: no clock time, only CI's job times and what COS reports (ETag without
+It is deterministic: no clock time, only CI's job times (normalised to UTC, ``...Z``) and what COS reports (ETag without
 quotes, ``x-cos-hash-crc64ecma`` as decimal text, tags sorted), so a redelivery or a reconcile
 run produces the same bytes. ``width``/``height`` are the SmartCover ``Width``/``Height``
 parameters in pixels (CI doc 436/83112, SmartCover; ``null`` when the job left them to the video
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timezone
 from .pool import Pool
 from dataclasses import replace
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -211,4 +212,9 @@ def _final_objects(cos: Cos, result: JobResult) -> Dict[int, Tuple[str, str]]:
 
 
 def _time(value) -> Optional[str]:
-    return value.isoformat() if value is not None else None
+    """An instant as UTC ``YYYY-MM-DDTHH:MM:SSZ`` (fractions kept when CI gives them), so the same
+    instant written with another offset gives the same manifest bytes; ``None`` for no time."""
+    if value is None:
+        return None
+    text = value.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+    return text + "Z"

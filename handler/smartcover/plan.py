@@ -15,7 +15,7 @@ from .config import Config, valid_bucket, valid_region
 from .errors import Forbidden, Unprocessable
 from .model import Callback, Job, ObjectRef
 from .tags import Tags, fit_value
-from .templates import key_problem, output_pattern, render, split_key
+from .templates import can_collide, key_problem, output_pattern, render, split_key
 
 SMARTCOVER = "SmartCover"
 FORMATS = frozenset({"jpg", "jpeg", "png", "webp"})  # CI SmartCover Format (CI doc: SmartCover job parameters)
@@ -90,13 +90,6 @@ def source_problem(cover: CoverPlan, etag: str, last_modified: Optional[datetime
     if cover.md5 and len(plain) == 32 and plain != cover.md5.lower():
         return "the source's ETag differs from the MD5 CI reported for it (Md5Info)"
     return None
-
-
-def can_collide(template: Optional[str]) -> bool:
-    """Whether covers of two different jobs can render to the same target key under ``template``:
-    only ``${jobid}`` is unique per job (``${RunId}`` is empty for jobs submitted through the API,
-    and a rerun has the same input names)."""
-    return "${jobid}" not in (template or "")
 
 
 def _iso(value: datetime) -> str:

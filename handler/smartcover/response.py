@@ -5,7 +5,7 @@ always a JSON document. Any other shape makes the gateway answer "Invalid scf re
 """
 from __future__ import annotations
 
-import json
+from .log import dumps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
@@ -16,14 +16,9 @@ HEADERS = {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "
 
 def respond(status: int, body: Dict[str, Any]) -> Dict[str, Any]:
     """Build an integration response with ``body`` serialised as compact JSON (UTF-8; escaped
-    to ASCII if some text could not be encoded, so the gateway can always send it)."""
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = json.dumps(body, ensure_ascii=True, separators=(",", ":"), default=str)
-    return {"isBase64Encoded": False, "statusCode": int(status), "headers": dict(HEADERS), "body": text}
+    to ASCII if some text could not be encoded, so the gateway can always send it; line
+    separators escaped: :func:`log.dumps`)."""
+    return {"isBase64Encoded": False, "statusCode": int(status), "headers": dict(HEADERS), "body": dumps(body)}
 
 
 def error_body(status: int, code: str, message: str) -> Dict[str, Any]:

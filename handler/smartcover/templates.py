@@ -119,3 +119,10 @@ def output_pattern(template: str, values: Mapping[str, str]) -> "re.Pattern[str]
         pos = m.end()
     parts.append(re.escape(template[pos:]))
     return re.compile("".join(parts) + r"\Z")
+
+
+def can_collide(template: Optional[str]) -> bool:
+    """Whether covers of two different jobs can render to the same target key under ``template``:
+    only ``${jobid}`` is unique per job (``${RunId}`` is empty for jobs submitted through the API,
+    and a rerun or a video of the same name elsewhere has the same ``${Input...}`` values)."""
+    return "${jobid}" not in (template or "")
