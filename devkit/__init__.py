@@ -168,23 +168,27 @@ def make_job_xml(job_id: str = "j6842765cf84611ecb8546d80f2baf56f", *, keys: Ite
                  template: str = "output/smartcover-${Number}.jpg", bucket: str = "test-123456789",
                  region: str = "ap-chongqing", input_key: str = "input/demo.mp4", state: str = "Success",
                  tag: str = "SmartCover", code: str = "Success", message: str = "", prefix: str = "",
-                 creation_time: str = "2022-06-30T15:29:42+0800", run_id: Optional[str] = None) -> str:
-    """A ``<JobsDetail>`` element in CI's layout (as in the official samples) with the given values."""
+                 creation_time: str = "2022-06-30T15:29:42+0800", run_id: Optional[str] = None,
+                 start_time: str = "2022-06-30T15:29:43+0800", end_time: str = "2022-06-30T15:29:48+0800",
+                 md5: Optional[Mapping[str, str]] = None) -> str:
+    """A ``<JobsDetail>`` element in CI's layout (as in the official samples) with the given values;
+    ``md5`` maps object names to the MD5 (hex) CI reports in ``Md5Info``."""
     keys = tuple(keys)
+    md5_info = "".join(f"<Md5Info><Md5>{v}</Md5><ObjectName>{_x(k)}</ObjectName></Md5Info>" for k, v in (md5 or {}).items()) or "<Md5Info/>"
     names = "".join(f"<ObjectName>{_x(k)}</ObjectName>" for k in keys)
     workflow = (f"<Workflow><Name>SmartCover_1581665960537</Name><RunId>{run_id}</RunId>"
                 f"<WorkflowId>web6ac56c1ef54dbfa44d7f4103203be9</WorkflowId><WorkflowName>workflow-test</WorkflowName></Workflow>"
                 if run_id else "")
     return (f"<JobsDetail><Code>{_x(code)}</Code><CreationTime>{creation_time}</CreationTime>"
-            f"<EndTime>2022-06-30T15:29:48+0800</EndTime><Input><BucketId>{bucket}</BucketId>"
+            f"<EndTime>{end_time}</EndTime><Input><BucketId>{bucket}</BucketId>"
             f"<Object>{_x(input_key)}</Object><Region>{region}</Region></Input><JobId>{job_id}</JobId>"
             f"<Message>{_x(message)}</Message><Operation><MediaInfo><Format/><Stream><Audio/><Subtitle/><Video/></Stream></MediaInfo>"
-            f"<MediaResult><OutputFile><Bucket>{bucket}</Bucket><Md5Info/>{names}<ObjectPrefix>{_x(prefix)}</ObjectPrefix>"
+            f"<MediaResult><OutputFile><Bucket>{bucket}</Bucket>{md5_info}{names}<ObjectPrefix>{_x(prefix)}</ObjectPrefix>"
             f"<Region>{region}</Region></OutputFile></MediaResult><Output><Bucket>{bucket}</Bucket>"
             f"<Object>{_x(template)}</Object><Region>{region}</Region></Output><SmartCover><Count>{max(1, len(keys))}</Count>"
             f"<DeleteDuplicates>false</DeleteDuplicates><Format>jpg</Format><Height>960</Height><Width>1280</Width></SmartCover>"
             f"<UserData>This is my SmartCover job.</UserData></Operation><QueueId>p2242ab62c7c94486915508540933a2c6</QueueId>"
-            f"<StartTime>2022-06-30T15:29:43+0800</StartTime><State>{state}</State><Tag>{tag}</Tag>{workflow}</JobsDetail>")
+            f"<StartTime>{start_time}</StartTime><State>{state}</State><Tag>{tag}</Tag>{workflow}</JobsDetail>")
 
 
 def make_callback(*jobs_xml: str, event_name: str = "TaskFinish") -> bytes:

@@ -38,6 +38,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.conn_lock:
             self.server.conns.add(self.connection)
+            self.server.localcos._accepted += 1
 
     def finish(self):
         """Forget the socket; tolerate a connection we already reset."""
@@ -161,6 +162,7 @@ class LocalCOS:
         self._records_lock = threading.Lock()
         self._records: list = []
         self._in_flight = 0
+        self._accepted = 0
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -283,16 +285,22 @@ class LocalCOS:
 
     def reset(self) -> None:
         """Forget all state - buckets, objects, CI jobs, SSM secrets, watchers, fault rules and
-        recorded requests and quirks - keeping the port, credentials and tokens, so one server can
-        serve many independent runs. Call it when no request is in flight (see `wait_idle`)."""
+        recorded requests and quirks - keeping the port, credentials, tokens and clock (restarted
+        when it has a `restart()`), so one server can serve many independent runs. Call it when no request is in flight (see `wait_idle`)."""
         self._store = Store()
         if self._clock is not None:
             self._store.clock = self._clock
+            getattr(self._clock, "restart", lambda: None)()
         self.quirks.clear()
         self._faults.clear()
         self.clear_requests()
 
     # ---- faults and records ------------------------------------------------------------------------
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted since start (keep-alive reuse shows as no increase)."""
+        return self._accepted
+
     def in_flight(self) -> int:
         """Requests received and not yet answered (including those sleeping on a `delay` fault)."""
         with self._records_lock:

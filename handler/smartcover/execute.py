@@ -302,7 +302,13 @@ def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info, s
         return replace(gone, outcome="failed", detail=_ASK_DOCTOR) if info is _UNKNOWN and gone.outcome == "missing" else gone
     problem = source_problem(cover, info.etag, info.last_modified, source_tags)
     if problem:
-        return replace(base, outcome="conflict", detail=problem + "; source and target left alone", owner=_other(source_tags, cover))
+        # Not this job's object (a rerun wrote the key again, say): this job's cover may be at its
+        # target already, from a delivery before that; the source is left to its writer.
+        done = _source_gone(cos, cover, base)
+        if done.outcome != "missing":
+            return replace(done, detail=f"target holds this cover; the object now at its source is not this job's ({problem})")
+        return replace(base, outcome="conflict", detail=problem + "; source and target left alone",
+                       owner=_other(source_tags, cover) or done.owner)
     if gate is not None:
         first = gate.result()
         if first.owner:
