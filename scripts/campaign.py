@@ -101,6 +101,12 @@ class Scenario:
     overwrite: bool = False
     retries: int = 0
     verify_job: bool = True
+    layout: str = "apart"
+    """``apart``: the jobs' covers go to their own targets, all jobs in one callback. ``shared``
+    (2 jobs, copy/move): both jobs' inputs are named ``demo.mp4``, so README's template renders
+    the same target keys for both; each job has its own callback. ``rerun`` (copy/move): job 0 and,
+    after its first deliveries, CI's rerun of it (job 1, a new JobId) writing the same output keys
+    an hour later; each has its own callback. See :func:`run_multi`."""
 
     @property
     def copies(self) -> bool:
@@ -112,10 +118,27 @@ class Scenario:
         out = []
         for j in range(self.jobs):
             for i in range(self.covers):
-                src = f"output/v{j}/smartcover-{i}.jpg"
-                out.append(Cover(j, i, _job_id(j), src, f"covers/v{j}/{i}.jpg" if self.copies else None,
-                                 devkit.cover_bytes(src), dict(PRE_TAGS) if self.source_tags and i == 0 and j == 0 else {}))
+                src = f"output/v{self._folder(j)}/smartcover-{i}.jpg"
+                target = f"covers/{'demo' if self.layout != 'apart' else f'v{j}'}/{i}.jpg" if self.copies else None
+                body = devkit.cover_bytes(src + ("#rerun" if self.layout == "rerun" and j == 1 else ""))
+                out.append(Cover(j, i, _job_id(j), src, target, body,
+                                 dict(PRE_TAGS) if self.source_tags and i == 0 and j == 0 else {}))
         return out
+
+    def _folder(self, j: int) -> int:
+        return 0 if self.layout == "rerun" else j
+
+    def job_body(self, j: int) -> bytes:
+        """The callback of job ``j`` alone (layouts ``shared`` and ``rerun``)."""
+        f = self._folder(j)
+        times = dict(start_time="2022-06-30T16:29:43+0800", end_time="2022-06-30T16:29:49+0800") if self.layout == "rerun" and j == 1 else {}
+        return devkit.make_callback(devkit.make_job_xml(
+            job_id=_job_id(j), keys=[f"output/v{f}/smartcover-{i}.jpg" for i in range(self.covers)],
+            template=f"output/v{f}/smartcover-${{Number}}.jpg", input_key=self.input_key(j), **times))
+
+    def input_key(self, j: int) -> str:
+        """Job ``j``'s input video key."""
+        return {"apart": f"input/v{j}.mp4", "shared": f"input/v{j}/demo.mp4", "rerun": "input/v0/demo.mp4"}[self.layout]
 
     @property
     def foreign_key(self) -> Optional[str]:
@@ -131,7 +154,10 @@ class Scenario:
 
     def seed(self, srv) -> None:
         """Put the inputs, covers (with their pre-existing tags), the foreign object and the CI jobs."""
-        devkit.seed(srv, self.body())
+        if self.layout == "apart":
+            devkit.seed(srv, self.body())
+        for j in range(self.jobs if self.layout == "shared" else 1 if self.layout == "rerun" else 0):
+            devkit.seed(srv, self.job_body(j))
         for c in self.cover_list():
             if c.pre_tags:
                 srv.put(BUCKET, c.source, c.body, tags=c.pre_tags, content_type="image/jpeg")
@@ -236,7 +262,7 @@ def check_state(scenario: Scenario, snap: dict) -> List[str]:
     """Invariant violations in the object snapshot ``snap`` ({(bucket, key): StoredObject})."""
     problems = []
     objs = {k: o for (b, k), o in snap.items() if b == BUCKET}
-    allowed = {f"input/v{j}.mp4" for j in range(scenario.jobs)}
+    allowed = {scenario.input_key(j) for j in range(scenario.jobs)}
     tag_mode = not scenario.copies
     for c in scenario.cover_list():
         allowed.add(c.source)
@@ -382,6 +408,8 @@ def run_schedule(schedule: Schedule, lab: Lab) -> Report:
     from smartcover.config import Config
 
     sc = schedule.scenario
+    if sc.layout != "apart":
+        return run_multi(schedule, lab)
     ref_status, ref_outcomes, ref_state = reference(sc, lab)
     report = Report(schedules=1)
     where = f"{schedule}"
@@ -423,14 +451,7 @@ def run_schedule(schedule: Schedule, lab: Lab) -> Report:
             srv.clear_faults()
             report.deliveries += d.copies
             check_answers(answers, d.kill_after is not None, f"faulty delivery {n + 1}")
-            for r in srv.requests[seen:]:
-                kind, _, count = (r.fault or "").partition(":")
-                if kind == "kill":
-                    continue
-                if kind:
-                    report.faults["key_error" if kind == "key_errors" else kind] += int(count) if kind == "key_errors" else 1
-            if any(r.fault == "kill" for r in srv.requests[seen:]):
-                report.faults["kill"] += 1  # counted once per killed delivery
+            _tally(report, srv.requests[seen:])
 
         status, answer = 503, {}
         clean = 0
@@ -469,6 +490,198 @@ def run_schedule(schedule: Schedule, lab: Lab) -> Report:
     return report
 
 
+# -- several jobs meeting: shared targets, reruns ---------------------------------------------------
+def check_multi(scenario: Scenario, snap: dict, present: set) -> List[str]:
+    """Invariant violations for layouts ``shared``/``rerun`` in ``snap``: every cover of
+    ``present`` (``(job, index)``: the covers CI has written and not since replaced) is at its
+    source or, verified, at its target; no object tagged with a job holds bytes that job did not
+    produce; no source changes but by CI; nothing else appears."""
+    objs = {k: o for (b, k), o in snap.items() if b == BUCKET}
+    covers = scenario.cover_list()
+    by_id = {(c.job_id, str(c.index)): c for c in covers}
+    problems = []
+    for c in covers:
+        if (c.job, c.index) not in present:
+            continue
+        src, dst = objs.get(c.source), objs.get(c.target) if c.target else None
+        ident = {"smartcover:jobid": c.job_id, "smartcover:index": str(c.index)}
+        at_target = dst is not None and dst.body == c.body and ident.items() <= dst.tags.items()
+        if not (src is not None and src.body == c.body) and not at_target:
+            problems.append(f"cover {c.job_id}/{c.index} lost: neither at {c.source} nor, verified, at {c.target}")
+    sources = {c.source for c in covers}
+    for key, o in objs.items():
+        jid, idx = o.tags.get("smartcover:jobid"), o.tags.get("smartcover:index")
+        if jid is not None and key not in sources:
+            c = by_id.get((jid, idx or ""))
+            if c is None or o.body != c.body:
+                problems.append(f"{key} is tagged as {jid}/{idx} but holds bytes that job did not produce")
+        elif key in sources and not any(o.body == c.body for c in covers if c.source == key):
+            problems.append(f"source {key} holds bytes no job produced")
+    allowed = sources | {c.target for c in covers if c.target} | {scenario.input_key(j) for j in range(scenario.jobs)}
+    stray = sorted(set(objs) - allowed)
+    if stray:
+        problems.append(f"unexpected objects {stray}")
+    return problems
+
+
+class MultiWatcher:
+    """``LocalCOS.watch`` hook for :func:`check_multi`; ``present`` is updated as CI writes."""
+
+    def __init__(self, scenario: Scenario, present: set) -> None:
+        self.scenario, self.present = scenario, present
+        self.checks = 0
+        self.violations: List[str] = []
+
+    def __call__(self, srv, bucket: str, keys) -> None:
+        self.checks += 1
+        for problem in check_multi(self.scenario, srv.snapshot(), self.present):
+            self.violations.append(f"after a change of {bucket}/{','.join(keys)}: {problem}")
+
+
+def run_multi(schedule: Schedule, lab: Lab) -> Report:
+    """Run a ``shared`` or ``rerun`` schedule: each faulty delivery brings every job's callback at
+    once (each ``copies`` times), in threads; for ``rerun``, CI rewrites job 0's sources as job 1
+    after the first delivery (so job 1 is delivered from then on). Then clean rounds (each job's
+    callback once, in order) until nobody answers 503, and one more round.
+
+    Checked: :func:`check_multi` after every change; every answer 200/409/503 (killed ones aside)
+    and true (a cover reported done is done); at the end, ``shared``: one job has every target and
+    the other none, answering 409 that names the first; the last round changes nothing and repeats
+    the statuses (redeliveries do not flip ownership)."""
+    from smartcover.app import App
+    from smartcover.config import Config
+
+    sc = schedule.scenario
+    report = Report(schedules=1)
+    where = f"{schedule}"
+    srv = lab.main
+    srv.wait_idle()
+    srv.reset()
+    present = {(0, i) for i in range(sc.covers)} | ({(1, i) for i in range(sc.covers)} if sc.layout == "shared" else set())
+    try:
+        sc.seed(srv)
+        env = sc.env(srv)
+        app = App(Config.from_env(env), env)
+        watcher = MultiWatcher(sc, present)
+        srv.watch(watcher)
+        jobs = [0, 1] if sc.layout == "shared" else [0]
+
+        def round_(bodies, copies: int, tag: str) -> List[Tuple[int, dict]]:
+            out: List[Tuple[int, dict]] = []
+            lock = threading.Lock()
+
+            def one(j: int, n: int) -> None:
+                got = deliver(app, sc.job_body(j), 1, tag=f"{tag}-{j}-{n}")
+                with lock:
+                    out.extend(got)
+
+            threads = [threading.Thread(target=one, args=(j, n)) for j in bodies for n in range(copies)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            srv.wait_idle()
+            return out
+
+        def check(answers, killed: bool, label: str) -> None:
+            objs = {k: o for (b, k), o in srv.snapshot().items() if b == BUCKET}
+            covers = {(c.job_id, c.index): c for c in sc.cover_list()}
+            for status, answer in answers:
+                if killed:
+                    continue
+                if status not in (200, 409, 503):
+                    report.mismatches.append(f"{label}: status {status} {json.dumps(answer)[:300]}: {where}")
+                for key, outcome in outcomes(answer).items():
+                    c, dst = covers.get(key), None
+                    if c is not None and c.target:
+                        dst = objs.get(c.target)
+                    if outcome in DONE and (dst is None or dst.body != c.body or dst.tags.get("smartcover:jobid") != c.job_id):
+                        report.mismatches.append(f"{label}: untrue answer: {key} reported {outcome}: {where}")
+
+        for n, d in enumerate(schedule.deliveries):
+            if d.kill_after is not None:
+                srv.inject(Fault(reset=True, skip=d.kill_after, times=None, label="kill"))
+            for rule in d.rules:
+                srv.inject(rule.fault(sc))
+            seen = len(srv.requests)
+            answers = round_(jobs, d.copies, f"f{n}")
+            srv.clear_faults()
+            _tally(report, srv.requests[seen:])
+            report.deliveries += len(answers)
+            check(answers, d.kill_after is not None, f"faulty delivery {n + 1}")
+            if sc.layout == "rerun" and n == 0:
+                _rerun(srv, sc, present)
+                jobs = [0, 1]
+
+        statuses: Dict[int, int] = {}
+        clean = 0
+        while clean < MAX_CLEAN and (not statuses or 503 in statuses.values()):
+            clean += 1
+            for j in jobs:
+                status, answer = deliver(app, sc.job_body(j), tag=f"c{clean}-{j}")[0]
+                srv.wait_idle()
+                statuses[j] = status
+                report.deliveries += 1
+                check([(status, answer)], False, f"clean round {clean}")
+        report.clean_redeliveries[clean] += 1
+        state = normal_state(srv.snapshot())
+        if 503 in statuses.values():
+            report.mismatches.append(f"still 503 after {clean} clean rounds: {statuses}: {where}")
+        again = {j: deliver(app, sc.job_body(j), tag=f"dup-{j}")[0] for j in jobs}
+        srv.wait_idle()
+        if normal_state(srv.snapshot()) != state or {j: s for j, (s, _) in again.items()} != statuses:
+            report.mismatches.append(f"a last round changed the state or the answers {statuses} -> "
+                                     f"{ {j: s for j, (s, _) in again.items()} }: {where}")
+        if sc.layout == "shared" and 503 not in statuses.values():
+            report.mismatches += [f"{p}: {where}" for p in _one_owner(sc, srv.snapshot(), again)]
+        srv.unwatch(watcher)
+        report.state_checks += watcher.checks
+        report.violations += [f"{v}: {where}" for v in watcher.violations]
+    finally:
+        srv.clear_faults()
+        srv.wait_idle()
+    return report
+
+
+def _tally(report: Report, records) -> None:
+    """Count the faults that fired in ``records`` by kind (a killed delivery counts once)."""
+    for r in records:
+        kind, _, count = (r.fault or "").partition(":")
+        if kind and kind != "kill":
+            report.faults["key_error" if kind == "key_errors" else kind] += int(count) if kind == "key_errors" else 1
+    if any(r.fault == "kill" for r in records):
+        report.faults["kill"] += 1
+
+
+def _rerun(srv, sc: Scenario, present: set) -> None:
+    """CI reruns job 0 an hour later as job 1: new bytes at the same output keys, a new JobId."""
+    srv.wait_idle()
+    srv.clock.jump(3600)
+    for c in sc.cover_list():
+        if c.job == 1:
+            present.discard((0, c.index))  # CI itself replaces job 0's bytes at the source
+            present.add((1, c.index))
+            srv.put(BUCKET, c.source, c.body, content_type="image/jpeg")
+    srv.add_job(BUCKET, devkit.job_xml(job_id=_job_id(1), body=sc.job_body(1)))
+
+
+def _one_owner(sc: Scenario, snap: dict, answers: Dict[int, Tuple[int, dict]]) -> List[str]:
+    """``shared``: one job holds every target, the other none, and that one answers 409 naming it."""
+    objs = {k: o for (b, k), o in snap.items() if b == BUCKET}
+    owners = {objs[c.target].tags.get("smartcover:jobid") for c in sc.cover_list() if c.target in objs}
+    if len(owners) != 1 or not all(c.target in objs for c in sc.cover_list()):
+        return [f"targets are not all one job's: {sorted(str(o) for o in owners)}"]
+    winner = owners.pop()
+    out = []
+    for j, (status, answer) in answers.items():
+        if _job_id(j) == winner:
+            continue
+        named = {o for job in answer.get("jobs", []) for o in job.get("conflictsWith", [])}
+        if status != 409 or named != {winner}:
+            out.append(f"the second job answered {status} naming {sorted(named)}, not {winner}")
+    return out
+
+
 # -- random schedules (the campaign; the test suite draws them with hypothesis) ---------------------
 def ops_for(action: str) -> Tuple[str, ...]:
     """The COS/CI operations the handler uses for ``action`` (faults elsewhere would never fire)."""
@@ -476,21 +689,26 @@ def ops_for(action: str) -> Tuple[str, ...]:
         return ("GetMediaJobs", "HeadObject", "GetObjectTagging", "PutObjectCopy", "DeleteObjects")
     if "copy" in action:
         return ("GetMediaJobs", "HeadObject", "GetObjectTagging", "PutObjectCopy")
-    return ("GetMediaJobs", "GetObjectTagging", "PutObjectTagging")
+    return ("GetMediaJobs", "HeadObject", "GetObjectTagging", "PutObjectTagging")
 
 
 def random_schedule(rng: random.Random) -> Schedule:
-    """Draw a schedule: mostly moves, a few faults per delivery, some kills and duplicates."""
+    """Draw a schedule: mostly moves, a few faults per delivery, some kills and duplicates; one in
+    three schedules has several jobs meeting (shared targets or a rerun, :func:`run_multi`)."""
+    action = rng.choice(ACTIONS + ("move,tag", "move"))
+    layout = rng.choice(("shared", "rerun")) if "tag" != action and rng.random() < 1 / 3 else "apart"
+    multi = layout != "apart"
     scenario = Scenario(
-        action=rng.choice(ACTIONS + ("move,tag", "move")),
-        jobs=rng.choice((1, 1, 2)),
+        action=action,
+        jobs=2 if multi else rng.choice((1, 1, 2)),
         covers=rng.randint(1, 4),
-        source_tags=rng.random() < 0.4,
+        source_tags=not multi and rng.random() < 0.4,
         preserve_tags=rng.random() < 0.8,
-        foreign_target=rng.random() < 0.15,
+        foreign_target=not multi and rng.random() < 0.15,
         overwrite=rng.random() < 0.15,
         retries=1 if rng.random() < 0.2 else 0,
         verify_job=rng.random() < 0.8,
+        layout=layout,
     )
     ops = ops_for(scenario.action)
     deliveries = []
