@@ -442,10 +442,7 @@ def run_schedule(schedule: Schedule, lab: Lab) -> Report:
                     report.mismatches.append(f"{label}: answered {status} but the state differs from the fault-free run: {where}")
 
         for n, d in enumerate(schedule.deliveries):
-            if d.kill_after is not None:
-                srv.inject(Fault(reset=True, skip=d.kill_after, times=None, label="kill"))
-            for rule in d.rules:
-                srv.inject(rule.fault(sc))
+            arm(srv, sc, d)
             seen = len(srv.requests)
             answers = deliver(app, body, d.copies, tag=f"f{n}")
             srv.clear_faults()
@@ -599,10 +596,7 @@ def run_multi(schedule: Schedule, lab: Lab) -> Report:
                         report.mismatches.append(f"{label}: untrue answer: {key} reported {outcome}: {where}")
 
         for n, d in enumerate(schedule.deliveries):
-            if d.kill_after is not None:
-                srv.inject(Fault(reset=True, skip=d.kill_after, times=None, label="kill"))
-            for rule in d.rules:
-                srv.inject(rule.fault(sc))
+            arm(srv, sc, d)
             seen = len(srv.requests)
             answers = round_(jobs, d.copies, f"f{n}")
             srv.clear_faults()
@@ -641,6 +635,14 @@ def run_multi(schedule: Schedule, lab: Lab) -> Report:
         srv.clear_faults()
         srv.wait_idle()
     return report
+
+
+def arm(srv, sc: Scenario, d: Delivery) -> None:
+    """Inject delivery ``d``'s fault rules (and its SCF kill) into ``srv``."""
+    if d.kill_after is not None:
+        srv.inject(Fault(reset=True, skip=d.kill_after, times=None, label="kill"))
+    for rule in d.rules:
+        srv.inject(rule.fault(sc))
 
 
 def _tally(report: Report, records) -> None:
