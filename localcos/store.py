@@ -21,7 +21,7 @@ from .protocol import COSError, utcnow, xml_parse
 
 log = logging.getLogger("localcos")
 _crc64 = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xFFFFFFFFFFFFFFFF, rev=True)
-_TAG_TEXT = re.compile(r"[A-Za-z0-9 +\-_=.:/@]*")
+_TAG_TEXT = re.compile("[A-Za-z0-9 +\\-_=.:/@\u4e00-\u9fff]+")
 MAX_TAGS = 10
 JOB_STATES = ("Submitted", "Running", "Success", "Failed", "Pause", "Cancel")
 CHINA_TZ = timezone(timedelta(hours=8))
@@ -35,8 +35,10 @@ def crc64ecma(data: bytes) -> str:
 def validate_tags(pairs) -> dict:
     """Check (key, value) pairs against the COS object tag rules (436/35709) and return them as a dict.
 
-    At most 10 tags; key 1..128 chars, value 0..256 chars, both only letters, digits, space and
-    `+ - _ = . : / @`; keys unique. Raises COSError 400 InvalidTag otherwise.
+    The stricter reading of COS's two tag pages (436/35665, 436/42998): at most 10 tags; key
+    1..127 and value 1..255 characters, each also under 128 / 256 bytes in UTF-8; both only
+    letters (Chinese included), digits, space and `+ - _ = . : / @`; keys unique. Raises
+    COSError 400 InvalidTag otherwise.
     """
     pairs = list(pairs)
     if len(pairs) > MAX_TAGS:
@@ -44,9 +46,9 @@ def validate_tags(pairs) -> dict:
     tags: dict = {}
     for key, value in pairs:
         key, value = key or "", value or ""
-        if not 1 <= len(key) <= 128 or not _TAG_TEXT.fullmatch(key):
+        if not 1 <= len(key.encode()) <= 127 or not _TAG_TEXT.fullmatch(key):
             raise COSError(400, "InvalidTag", f"The tag key {key!r} is invalid")
-        if len(value) > 256 or not _TAG_TEXT.fullmatch(value):
+        if not 1 <= len(value.encode()) <= 255 or not _TAG_TEXT.fullmatch(value):
             raise COSError(400, "InvalidTag", f"The tag value {value!r} is invalid")
         if key in tags:
             raise COSError(400, "InvalidTag", f"Cannot provide multiple tags with the same key {key!r}")
