@@ -107,6 +107,8 @@ def act(the_plan, config: Config, session: Session) -> list:
 
     cos = session.cos()
     results = execute(the_plan, cos, config)
+    # the plans carried out: a job whose RunId CI could not confirm was planned again without it
+    the_plan = type(the_plan)(the_plan.event_name, tuple(r.plan or j for j, r in zip(the_plan.jobs, results)), the_plan.reason)
     if any(j.manifest is not None for j in the_plan.jobs):
         from .manifest import write_all
         results = write_all(the_plan, results, cos, config.concurrency)
