@@ -115,6 +115,7 @@ class Store:
         self._buckets: dict[str, str] = {}
         self._objects: dict[str, dict[str, StoredObject]] = {}
         self._jobs: dict[str, dict[str, Job]] = {}
+        self._queues: dict[str, set] = {}
         self._secrets: dict[str, dict[str, str]] = {}
         self._seq = itertools.count()
         self._watchers: list = []
@@ -300,6 +301,26 @@ class Store:
             table = self._jobs[bucket]
             found = [table[j] for j in job_ids if j in table]
             return found, [j for j in job_ids if j not in table]
+
+    def all_jobs(self, bucket: str) -> list[Job]:
+        """Every registered job of `bucket`, in registration order."""
+        with self._lock:
+            self.check_bucket(bucket)
+            return sorted(self._jobs[bucket].values(), key=lambda j: j.seq)
+
+    def add_queue(self, bucket: str, queue_id: str) -> None:
+        """Declare CI media queue `queue_id` in `bucket` (a queue also exists for every QueueId of
+        a registered job)."""
+        with self._lock:
+            self.check_bucket(bucket)
+            self._queues.setdefault(bucket, set()).add(queue_id)
+
+    def queues(self, bucket: str) -> list[str]:
+        """Sorted ids of the bucket's media queues (declared ones and those of registered jobs)."""
+        with self._lock:
+            self.check_bucket(bucket)
+            ids = set(self._queues.get(bucket, ())) | {j.queue_id for j in self._jobs[bucket].values() if j.queue_id}
+        return sorted(ids)
 
     def list_jobs(self, bucket: str, tag: str, queue_id: str = "", states=None, start=None, end=None,
                   descending: bool = True, size: int = 10, after: tuple | None = None):

@@ -294,7 +294,8 @@ def _verify_run_id(cos: Cos, job: Job, run_id: str, bucket: str, region: str, un
     from .parse import xml_tree
 
     try:
-        raw = cos.ci_get(bucket, region, f"/workflowexecution/{quote(run_id, safe='')}", reserve_s=reserve_s)
+        raw = cos.ci_get(bucket, region, f"/workflowexecution/{quote(run_id, safe='')}", reserve_s=reserve_s,
+                         op="DescribeWorkflowExecution")
     except CosFault as exc:
         if exc.retryable:
             raise
