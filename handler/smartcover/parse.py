@@ -92,6 +92,8 @@ def xml_tree(data: bytes) -> Tree:
         raise BadRequest("XML with a DTD, entities or external references is refused") from None
     except (ParseError, ValueError, UnicodeError):
         raise BadRequest("malformed XML") from None
+    except LookupError:  # an encoding neither expat nor Python knows: untrusted input, not a bug
+        raise BadRequest("XML declares an unknown encoding") from None
     count = 0
     stack = [(root, 1)]
     while stack:
