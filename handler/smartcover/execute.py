@@ -205,6 +205,8 @@ def dry_run(plan: Plan, config: Config) -> List[JobResult]:
         covers = []
         for c in j.covers:
             steps = ["GET ci /jobs/" + j.job.job_id] if config.verify_job else []
+            if config.verify_job and uses_run_id(j, config):
+                steps.append(f"GET ci /workflowexecution/{j.job.workflow.run_id} (only if CI's job record has no Workflow)")  # type: ignore[union-attr]
             if c.action == "tag":
                 steps += [f"HEAD {c.source}", f"GET {c.source}?tagging", f"PUT {c.source}?tagging (if tags change)"]
             else:

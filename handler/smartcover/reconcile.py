@@ -2,13 +2,17 @@
 
 CI's "list media jobs" API (CI doc 436/54011, ``DescribeMediaJobs``)::
 
-    GET /jobs?tag=SmartCover&states=Success&startCreationTime=&endCreationTime=&size=&nextToken=
+    GET /jobs?tag=SmartCover&queueId=&states=Success&startCreationTime=&endCreationTime=&size=&nextToken=
     Host: <bucket>.ci.<region>.myqcloud.com
     -> <Response><JobsDetail>...</JobsDetail>...<NextToken>...</NextToken></Response>
 
 (times as ``%Y-%m-%dT%H:%M:%S%z``, e.g. ``2024-05-01T00:00:00+0000``; ``NextToken`` empty on the
-last page; ``queueId`` optional here). Each page (at most :data:`PAGE_SIZE` jobs, the parser's
-per-document limit) is parsed with :func:`parse.parse_body` (``require_event=False``); every job
+last page). Several CI pages mark ``queueId`` required (1045/43701), newer ones optional
+(460/84766): the list is asked once per queue, the queues coming from the caller, from
+``SMARTCOVER_QUEUE_IDS`` or from CI's media queue list (``GET /queue``, 436/54045), else without
+a queue id (:class:`Queues`, reported in the summary). Each page (at most :data:`PAGE_SIZE` jobs,
+the parser's per-document limit) is parsed with :func:`parse.parse_body` (``require_event=False``,
+``tolerant=True``: a job that cannot be read is reported by JobId and skipped); every job
 is validated on its own with :func:`plan.plan` exactly as a ``TaskFinish`` callback naming that one
 job would be (a job that fails validation is reported and skipped), and the valid jobs of the
 page are carried out together by :func:`app.act` - the executor and manifest writer the callback
