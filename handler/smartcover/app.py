@@ -155,7 +155,7 @@ def log_results(results, ms: float) -> None:
         log.event("job", log.WARNING if failed or job_outcome(r) not in ("done", "ignored", "planned") else log.INFO,
                   jobId=r.job.job_id, tag=r.job.tag, state=r.job.state, outcome=job_outcome(r), reason=r.reason or None,
                   code=r.job.code if failed else None, error=r.job.message if failed and r.job.message else None,
-                  inputTagging=r.extra.get("inputTagging"), manifest=r.extra.get("manifest"),
+                  inputTagging=r.extra.get("inputTagging"), runId=r.extra.get("runId"), manifest=r.extra.get("manifest"),
                   manifestKey=r.extra.get("manifestKey"), ms=round(ms, 1))
 
 
