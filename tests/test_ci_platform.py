@@ -392,3 +392,23 @@ def test_chinese_and_at_sign_input_key_is_tagged_as_itself(cos):
     status, _ = call(app_for(cos, **MOVE), body)
     assert status == 200
     assert cos.tags(BUCKET, "covers/用户@演示/0.jpg")["smartcover:input"] == "input/用户@演示.mp4"
+
+
+def test_a_run_id_confirmed_only_on_redelivery_loses_nothing():
+    """First delivery: the workflow query is refused, covers go to keys without the RunId. A later
+    delivery confirms it and renders other keys: the covers are at neither place it expects, so it
+    answers 409 and writes nothing; the first delivery's covers stay where they are."""
+    env = dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${RunId}/${InputName}/${Number}.${ext}")
+    server = devkit.server(quirks={"ci-no-workflow"})
+    try:
+        devkit.seed(server, WORKFLOW)
+        server.inject(Fault(op="DescribeWorkflowExecution", status=403, code="AccessDenied"))
+        app = app_for(server, **env)
+        assert call(app, WORKFLOW)[0] == 200 and server.keys(BUCKET, "covers/") == TARGETS
+        server.clear_requests()
+        status, body = call(app, WORKFLOW)
+        assert status == 409 and body["jobs"][0]["runId"] == "confirmed"
+        assert {c["outcome"] for c in body["jobs"][0]["covers"]} == {"missing"}
+        assert server.writes() == [] and server.keys(BUCKET, "covers/") == TARGETS
+    finally:
+        server.stop()
