@@ -62,8 +62,8 @@ def utf8_declaration(data: bytes) -> bytes:
     """``data`` with an XML declaration whose encoding is UTF-8 under another spelling
     (``utf8``, ``UTF_8``, ``u8``, ``cp65001``...: every name Python's codec registry maps to
     UTF-8) rewritten to ``encoding="UTF-8"``, the spelling expat knows; any other declaration,
-    or none, is left as it is (expat then reads UTF-16, ISO-8859-1 and US-ASCII and refuses the
-    rest as malformed). The parser stays defusedxml. XML 1.0 section 4.3.3 makes encoding names
+    or none, is left as it is (pyexpat then reads what it reads: UTF-16 bytes, ISO-8859-1,
+    US-ASCII, Python's single-byte codecs; it refuses multi-byte ones such as GBK, which answer 400). The parser stays defusedxml. XML 1.0 section 4.3.3 makes encoding names
     case-insensitive; CI's callbacks declare none (samples in ``tests/events``)."""
     m = _DECLARATION.match(data)
     if not m:
