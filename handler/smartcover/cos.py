@@ -355,6 +355,17 @@ class Cos:
             raise CosFault("PutObject", "bucket does not exist", False, 404, "NoSuchBucket")
         return resp.headers.get("ETag", "")
 
+    def request(self, op: str, method: str, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None,
+                headers: Optional[Dict[str, str]] = None, data: Optional[bytes] = None, ci: bool = False):
+        """One signed request as :meth:`_send` sends it (retries, deadline), for the checks of
+        :mod:`doctor` that must see raw answers (headers, status). Returns the ``requests.Response``
+        for a status below 300 and for a 404 of GET/HEAD on the object API.
+
+        Raises:
+            CosFault: as :meth:`_send` (its ``status`` and ``code`` say what COS or CI answered).
+        """
+        return self._send(op, method, bucket, region, path, params=params, headers=headers, data=data, ci=ci)
+
     # -- CI ----------------------------------------------------------------------------------
     def ci_get(self, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None, reserve_s: float = 0.0) -> bytes:
         """GET on the CI host of ``bucket`` (e.g. ``/jobs/<JobId>``, CI doc 436/54010); raw XML bytes.
@@ -383,7 +394,12 @@ def _raise_for(op: str, resp) -> None:
     if not code:
         code = resp.headers.get("x-cos-error-code", "")
     if not code and status in (400, 403):
-        raise CosFault(op, f"HTTP {status} without an error code (expired token or access denied?)",
+        hint = ""
+        if status == 403 and op in ("HeadObject", "GetObject", "GetObjectTagging"):
+            # S3 answers 403 for a missing key when the caller may not list the bucket; COS may
+            # too (platform facts, section 8): `python -m handler doctor` tells which
+            hint = "; for a key that does not exist this is the answer without cos:GetBucket (list) permission"
+        raise CosFault(op, f"HTTP {status} without an error code (expired token or access denied?{hint})",
                        status == 400, status, MAYBE_EXPIRED)
     if status == 404 and op == "PutObjectCopy" and code in ("NoSuchKey", ""):
         raise SourceMissing(op, "copy source does not exist", False, 404, code or "NoSuchKey")
