@@ -54,6 +54,7 @@ from .tags import Tags, encode_tagging
 
 logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)  # outcomes are logged by the handler
 _EXPIRED = {"ExpiredToken", "TokenExpired", "InvalidToken"}
+_READS = ("HeadObject", "GetObject", "GetObjectTagging")
 MAYBE_EXPIRED = "TokenExpired?"
 NOT_STARTED = "not started: too little time left before the function's time limit"
 MAX_REBUILDS = 1
@@ -393,12 +394,12 @@ def _raise_for(op: str, resp) -> None:
     status = resp.status_code
     if not code:
         code = resp.headers.get("x-cos-error-code", "")
+    hint = ""
+    if status == 403 and op in _READS:
+        # S3 answers 403 for a missing key when the caller may not list the bucket; COS may
+        # too (platform facts, section 8): `python -m handler doctor` tells which
+        hint = "; for a key that does not exist this is COS's answer without cos:GetBucket (list) permission, see doctor"
     if not code and status in (400, 403):
-        hint = ""
-        if status == 403 and op in ("HeadObject", "GetObject", "GetObjectTagging"):
-            # S3 answers 403 for a missing key when the caller may not list the bucket; COS may
-            # too (platform facts, section 8): `python -m handler doctor` tells which
-            hint = "; for a key that does not exist this is the answer without cos:GetBucket (list) permission"
         raise CosFault(op, f"HTTP {status} without an error code (expired token or access denied?{hint})",
                        status == 400, status, MAYBE_EXPIRED)
     if status == 404 and op == "PutObjectCopy" and code in ("NoSuchKey", ""):
@@ -408,7 +409,7 @@ def _raise_for(op: str, resp) -> None:
     if status == 412 and op == "PutObjectCopy":
         raise SourceChanged(op, "precondition failed: the source changed, or the target exists", False, 412, code)
     retryable = status >= 500 or status in (408, 429) or code in _EXPIRED or code in ("RequestTimeout", "SlowDown")
-    raise CosFault(op, f"HTTP {status} {code or ''} {message or ''}".strip(), retryable, status, code)
+    raise CosFault(op, f"HTTP {status} {code or ''} {message or ''}".strip().rstrip(".") + hint, retryable, status, code)
 
 
 _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
