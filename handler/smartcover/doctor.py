@@ -306,23 +306,30 @@ class _Doctor:
         queues = self._queues(needs_queue)
         queue_id = self.options.queue_id or (queues[0] if queues else "") or next((j.queue_id for j in listed if j.queue_id), "")
         if queue_id:
-            raw, exc = self._list(queue_id)
-            if exc is None:
-                jobs, problem = self._parse_jobs(raw)
-                if problem:
-                    r.add("ci-list-queue", FAIL, f"answered, unreadable: {problem}", "reconcile would stop at this page (502)",
-                          "report the job list's shape")
-                else:
-                    r.add("ci-list-queue", PASS, f"GET /jobs?queueId={queue_id} answered ({len(jobs)} SmartCover jobs)",
-                          "reconcile can list jobs per queue")
-                    listed = listed or jobs
-            else:
-                r.add("ci-list-queue", FAIL, f"queueId={queue_id}: {_fault(exc)}", "CI's job list could not be read for this queue",
-                      "check the queue id; allow ci:DescribeMediaJobs with resource \"*\"")
-        elif needs_queue:
+            listed = listed or self._list_queue(queue_id)
+        self._record(listed)
+        if not queue_id and self.job is not None and self.job.queue_id:
+            self._list_queue(self.job.queue_id)
+        elif not queue_id and needs_queue:
             r.add("ci-list-queue", FAIL, "no queue id known", "reconcile cannot list jobs on this account",
                   "set SMARTCOVER_QUEUE_IDS or pass --queue-id; allow ci:DescribeMediaQueues")
-        self._record(listed)
+
+    def _list_queue(self, queue_id: str) -> Tuple[Job, ...]:
+        """The ``ci-list-queue`` row: the job list for one queue; returns its jobs."""
+        r = self.report
+        raw, exc = self._list(queue_id)
+        if exc is not None:
+            r.add("ci-list-queue", FAIL, f"queueId={queue_id}: {_fault(exc)}", "CI's job list could not be read for this queue",
+                  "check the queue id; allow ci:DescribeMediaJobs with resource \"*\"")
+            return ()
+        jobs, problem = self._parse_jobs(raw)
+        if problem:
+            r.add("ci-list-queue", FAIL, f"answered, unreadable: {problem}", "reconcile would stop at this page (502)",
+                  "report the job list's shape")
+            return ()
+        r.add("ci-list-queue", PASS, f"GET /jobs?queueId={queue_id} answered ({len(jobs)} SmartCover jobs)",
+              "reconcile can list jobs per queue")
+        return jobs
 
     def _queues(self, needed: bool) -> List[str]:
         configured = _configured_queues(self.config, self.env)
@@ -410,6 +417,9 @@ class _Doctor:
                       "report the difference; SMARTCOVER_VERIFY_JOB=false skips the check, at the cost of trusting the callback")
             else:
                 r.add("ci-compare", PASS, f"{what} agrees with CI's record", "verification confirms such callbacks")
+        else:
+            r.add("ci-compare", WARN, "the job is not in the listing window and no callback was given",
+                  "CI's record was not compared with what verification receives", "pass --callback FILE (a body CI sent for this job)")
         wf = (callback_job.workflow if callback_job else None) or self.job.workflow
         self._workflow(wf.run_id if wf else "")
 
@@ -778,11 +788,12 @@ def _check_ssm(report: Report, config: Config, env: Mapping[str, str]) -> None:
 
 
 def _check_function_url(report: Report, url: str, config: Config) -> None:
-    """POST a tokenless, empty-ish body to the Function URL: 401 is the right answer."""
+    """POST, without a token, a callback the function ignores (a WorkflowFinish event: answered 200
+    ``ignored`` with no COS request when no token is asked for): 401 is the right answer."""
     import requests
 
     try:
-        resp = requests.post(url, data=b"<Response/>", headers={"Content-Type": "application/xml"}, timeout=10, allow_redirects=False)
+        resp = requests.post(url, data=b"<Response><EventName>WorkflowFinish</EventName></Response>", headers={"Content-Type": "application/xml"}, timeout=10, allow_redirects=False)
     except requests.RequestException as exc:
         report.add("function-url", FAIL, f"unreachable ({type(exc).__name__})", "CI cannot reach the function either",
                    "check the URL and that the Function URL is enabled for the internet (netConfig.enableExtranet)")
