@@ -341,3 +341,17 @@ def test_ci_list_requires_queue(srv):
     report = run(srv, doctor.Options(job_id=JOB, queue_id="p2242ab62c7c94486915508540933a2c6"))
     assert row(report, "ci-list").status == "warn" and "queueId" in row(report, "ci-list").observed
     assert row(report, "ci-list-queue").status == "pass"
+
+
+def test_cam_policy_grants_every_action_the_function_and_doctor_call():
+    """deploy/cam-policy.json lists each CAM action behind a request (doctor.PERMISSION), and CI's
+    actions use resource "*" (interface-level actions are refused for a named resource, 1045/49896)."""
+    import re
+
+    policy = json.loads((devkit.ROOT / "deploy" / "cam-policy.json").read_text())
+    granted = {a.split("/", 1)[1]: st["resource"] for st in policy["statement"] for a in st["action"]}
+    wanted = {a for text in doctor.PERMISSION.values() for a in re.findall(r"(?:cos|ci|ssm):\w+", text)}
+    wanted |= {"cos:GetBucket", "ssm:GetSecretValue"}  # a missing key's 404; the SSM token
+    assert wanted <= set(granted), wanted - set(granted)
+    assert all(granted[a] == ["*"] for a in granted if a.startswith("ci:"))
+    assert all(st["effect"] == "allow" for st in policy["statement"])
