@@ -645,21 +645,26 @@ class _Doctor:
                                 "failed jobs' input videos cannot be tagged", "allow cos:GetObjectTagging and cos:PutObjectTagging on the input prefix")
 
     def _missing(self, ref: ObjectRef, prefix: str) -> None:
+        """HEAD and GET tagging of a key that does not exist: 404 (with list permission) or 403."""
         status, h = self._head(ref)
+        tagging, fault = self._read_tags(ref)
+        tag_answer = "404" if tagging is None and fault is None else (fault or "200")
         cid = f"missing-key:{ref.bucket}/{prefix}"
-        if status == 404:
-            self.report.add(cid, PASS, "HEAD of a missing key answers 404",
-                            "the function tells a gone cover from a refusal (redeliveries report already-moved)")
-        elif status == 403:
-            self.report.add(cid, FAIL, "HEAD of a missing key answers 403",
-                            "without list permission COS hides missing keys: a redelivery after a move, or a cover gone from both "
-                            "places, is answered 502 instead of already-moved / missing (nothing is written either way)",
-                            f"allow cos:GetBucket on {ref.bucket} (list; COS condition cos:prefix can narrow it to {prefix or 'the prefix'})")
+        if status == 404 and tag_answer == "404":
+            self.report.add(cid, PASS, "HEAD and GET tagging of a missing key answer 404",
+                            "the function tells a missing cover from a refusal")
+        elif status == 403 or "403" in tag_answer:
+            self.report.add(cid, FAIL, f"a missing key answers 403 (HEAD {status}, GET tagging {tag_answer})",
+                            "COS hides missing keys from a role without list permission: a move's redelivery is still settled by "
+                            "its target (already-moved), but a cover gone from both places is answered 502 instead of 409 "
+                            "missing, and the 403 cannot be told from a real refusal (nothing is written either way)",
+                            f"allow cos:GetBucket on {ref.bucket} (COS condition cos:prefix can narrow it to "
+                            f"{prefix or 'your prefixes'}), and cos:HeadObject/cos:GetObjectTagging on the prefix if not granted")
         elif status == 200:
             self.report.add(cid, WARN, f"a key named {ref.key} exists", "the check could not run", "run doctor again")
         else:
-            self.report.add(cid, FAIL, f"HEAD answered {h.get('error') or status}", "the prefix cannot be read",
-                            "allow cos:HeadObject on the prefix")
+            self.report.add(cid, FAIL, f"HEAD answered {h.get('error') or status}, GET tagging {tag_answer}",
+                            "the prefix cannot be read", "allow cos:HeadObject and cos:GetObjectTagging on the prefix")
 
     def versioning(self) -> None:
         """GET Bucket versioning of each bucket the function writes."""
