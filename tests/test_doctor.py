@@ -301,7 +301,7 @@ def _effective(srv, mode: str):
                 return "" if exc.status == 400 else None
         if mode == "ci-dash-times":  # CI writes '-' for jobs that never ran: try one of those too
             srv.add_job(BUCKET, devkit.make_job_xml(FAILED_JOB, state="Failed", code="InternalError", message="never ran"))
-        for job_id in (JOB, FAILED_JOB):
+        for job_id in (JOB, FAILED_JOB) if mode == "ci-dash-times" else (JOB,):
             try:
                 raw = _record(srv, job_id)
             except CosFault:
@@ -309,7 +309,7 @@ def _effective(srv, mode: str):
             shows = {"ci-no-workflow": b"<Workflow>" not in raw, "ci-template": b"<TemplateId>" in raw,
                      "ci-dash-times": b"<StartTime>-</StartTime>" in raw or b"<EndTime>-</EndTime>" in raw,
                      "ci-times-offset": b"<StartTime>2022-06-30T15:29:43+0800</StartTime>" not in raw}[mode]
-            if shows and job_id in raw.decode():
+            if shows and f"<JobId>{job_id}</JobId>" in raw.decode():
                 return job_id
         return None
     finally:
