@@ -251,7 +251,7 @@ def test_cli_usage_errors(srv, capsys):
 def test_direct_invocation(srv):
     env = env_for(srv)
     app = App(Config.from_env(env), env)
-    answer = app({"doctor": {"jobId": JOB, "write": "scratch/"}}, devkit.context())
+    answer = app(json.loads(devkit.sample("doctor-event.json")), devkit.context())
     assert is_valid(answer) and answer["statusCode"] == 200
     body = json.loads(answer["body"])
     assert body["ok"] is True and body["outcome"] in ("pass", "warn")
