@@ -64,6 +64,8 @@ def test_read_only_run_passes_and_writes_nothing(srv):
 def test_finds_the_most_recent_job_without_a_job_id(srv):
     report = run(srv, doctor.Options(hours=24 * 365 * 10))
     assert row(report, "ci-job").status == "pass" and JOB in row(report, "ci-job").observed
+    assert "1 SmartCover jobs" in row(report, "ci-list").observed
+    assert row(report, "ci-list-queue").status == "pass"  # listed by the job's queue as well
     assert row(report, "ci-compare").status == "pass"  # the listed job agrees with its record
 
 

@@ -291,7 +291,7 @@ class _Doctor:
                       "reconcile would stop at this page (502) before doing anything",
                       "report the job list's shape; until then run reconcile with --queue-id on queues without such jobs")
             else:
-                r.add("ci-list", PASS, f"GET /jobs without queueId answered ({len(listed)} SmartCover jobs in {self.options.hours:g} h)",
+                r.add("ci-list", PASS, f"GET /jobs without queueId answered ({len(listed)} SmartCover jobs of the last {self.options.hours:g} h on its first page)",
                       "reconcile can list jobs without a queue id")
         elif exc.status == 403:
             r.add("ci-list", FAIL, _fault(exc), "the role may not list CI jobs: reconcile and the timer trigger cannot run",
@@ -306,7 +306,8 @@ class _Doctor:
         queues = self._queues(needs_queue)
         queue_id = self.options.queue_id or (queues[0] if queues else "") or next((j.queue_id for j in listed if j.queue_id), "")
         if queue_id:
-            listed = listed or self._list_queue(queue_id)
+            in_queue = self._list_queue(queue_id)
+            listed = listed or in_queue
         self._record(listed)
         if not queue_id and self.job is not None and self.job.queue_id:
             self._list_queue(self.job.queue_id)
@@ -327,7 +328,7 @@ class _Doctor:
             r.add("ci-list-queue", FAIL, f"answered, unreadable: {problem}", "reconcile would stop at this page (502)",
                   "report the job list's shape")
             return ()
-        r.add("ci-list-queue", PASS, f"GET /jobs?queueId={queue_id} answered ({len(jobs)} SmartCover jobs)",
+        r.add("ci-list-queue", PASS, f"GET /jobs?queueId={queue_id} answered ({len(jobs)} SmartCover jobs on its first page)",
               "reconcile can list jobs per queue")
         return jobs
 
