@@ -137,6 +137,8 @@ class Options:
 
     def checked(self) -> "Options":
         """Self, after checking the shapes. Raises BadRequest."""
+        if not self.hours > 0:
+            raise BadRequest("doctor: hours must be positive")
         if self.write_prefix is not None:
             prefix = self.write_prefix.strip("/")
             if not prefix or len(prefix) > 512 or any(ord(c) < 32 for c in prefix):
@@ -456,9 +458,11 @@ class _Doctor:
             else:
                 r.add("record:Md5Info", WARN, "empty", "provenance rests on Last-Modified and tags only (no MD5 to compare)",
                       "nothing to change; a cover rewritten in place during the job's run is not detected")
+        elif str(d.get("State") or "").strip() != "Success":
+            r.add("record:OutputFile", PASS, "absent (the job did not succeed)", "a job that did not succeed has no covers to confirm")
         else:
-            r.add("record:OutputFile", WARN if d.get("State") != "Success" else FAIL, "absent",
-                  "the covers' keys cannot be confirmed: verification refuses such callbacks", "report the record's shape")
+            r.add("record:OutputFile", FAIL, "absent", "the covers' keys cannot be confirmed: verification refuses such callbacks",
+                  "report the record's shape")
         if isinstance(op.get("SmartCover"), dict):
             r.add("record:SmartCover", PASS, f"Format {op['SmartCover'].get('Format') or '(none)'}", "Format (${ext}) can be confirmed")
         elif op.get("TemplateId"):
@@ -483,7 +487,7 @@ class _Doctor:
                       "nothing to change (CI writes '-' for jobs that never ran)")
         for name in ("QueueId", "CreationTime"):
             value = d.get(name)
-            r.add(f"record:{name}", PASS if value else WARN, value or "absent",
+            r.add(f"record:{name}", PASS if value else WARN, str(value) if value else "absent",
                   f"{name} present" if value else f"{name} cannot be compared", "nothing to change")
         user = op.get("UserData")
         r.add("record:UserData", PASS, "present" if user else "absent or empty", "UserData is compared only when both carry it")
