@@ -10,6 +10,7 @@ import json
 import threading
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import devkit
 from localcos.faults import Fault
@@ -374,3 +375,27 @@ def test_cam_policy_grants_every_action_the_function_and_doctor_call():
     assert wanted <= set(granted), wanted - set(granted)
     assert all(granted[a] == ["*"] for a in granted if a.startswith("ci:"))
     assert all(st["effect"] == "allow" for st in policy["statement"])
+
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=6)
+_KEYS = st.sampled_from(["bucket", "region", "queueId", "jobId", "hours", "write", "functionUrl", "nonsense"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_JSON, st.dictionaries(_KEYS, _JSON, max_size=7)))
+def test_doctor_options_take_only_well_typed_values(spec):
+    """Any JSON as the doctor argument is either well-typed Options or a BadRequest (400), nothing else."""
+    from smartcover.errors import BadRequest
+
+    try:
+        options = doctor.Options.from_dict(spec)
+    except BadRequest as exc:
+        assert exc.status == 400 and exc.public.startswith("doctor:")
+        return
+    assert isinstance(spec, dict) or spec is None
+    assert options.hours > 0 and all(isinstance(getattr(options, f), (str, type(None)))
+                                     for f in ("bucket", "region", "write_prefix", "function_url"))
+    assert options.write_prefix is None or options.write_prefix.strip("/")
