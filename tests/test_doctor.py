@@ -399,3 +399,17 @@ def test_doctor_options_take_only_well_typed_values(spec):
     assert options.hours > 0 and all(isinstance(getattr(options, f), (str, type(None)))
                                      for f in ("bucket", "region", "write_prefix", "function_url"))
     assert options.write_prefix is None or options.write_prefix.strip("/")
+
+
+def test_doctor_event_shape():
+    """``{"doctor": {...}}`` alone is the doctor shape; with any other key it is not."""
+    from smartcover.errors import BadRequest
+    from smartcover.events import DIRECT, DOCTOR, from_event
+
+    event = json.loads(devkit.sample("doctor-event.json"))
+    request = from_event(event, None, 1024)
+    assert request.shape == DOCTOR and request.doctor == event["doctor"] and not request.is_http
+    assert from_event({"doctor": None}, None, 1024).doctor == {}
+    assert from_event({"doctor": {}, "EventName": "TaskFinish"}, None, 1024).shape == DIRECT
+    with pytest.raises(BadRequest):
+        from_event({"doctor": []}, None, 1024)
