@@ -33,8 +33,8 @@ The checks:
 * ``function-url``: the Function URL refuses a call without a token (401).
 * with a write prefix, on scratch keys under it that are removed at the end: ``write-put``,
   ``write-copy-tagging`` (copy with ``x-cos-tagging-directive: Replaced``), ``write-forbid-overwrite``
-  (409 or 412 for a taken key, 436/10881), ``write-put-tagging``, ``write-delete`` (batch delete,
-  436/8289).
+  (409 or 412 for a taken key, 436/10881), ``write-put-tagging``, ``write-tag-limits`` (the widest
+  tags written as themselves: 436/35665, 436/42998), ``write-delete`` (batch delete, 436/8289).
 """
 from __future__ import annotations
 
@@ -758,6 +758,7 @@ class _Doctor:
             except CosFault as exc:
                 r.add("write-put-tagging", FAIL, f"PUT tagging of {dst}: {_fault(exc)}", "the function cannot tag objects",
                       "allow cos:PutObjectTagging under the prefix")
+            self._tag_limits(dst)
         try:
             failed = self.cos.delete_many(bucket, region, made)
         except CosFault as exc:
@@ -768,6 +769,29 @@ class _Doctor:
                   f"allow cos:DeleteMultipleObjects and cos:DeleteObject under the prefix; delete {', '.join(left)} by hand")
         else:
             r.add("write-delete", PASS, f"batch delete removed the {len(made)} scratch objects", "moved covers' sources can be deleted")
+
+
+    def _tag_limits(self, ref: ObjectRef) -> None:
+        """PUT tagging with the widest tags the function writes as themselves (COS's stricter
+        reading of 436/35665 and 436/42998: key 127, value 255 characters; Chinese and ``@``)."""
+        from .cos import CosFault
+
+        wide = ((SCRATCH + "k" * (127 - len(SCRATCH)), "v" * 255), ("smartcover:doctor", "智能封面@1"))
+        try:
+            self.cos.put_tags(ref, wide)
+            got = self.cos.get_tags(ref)
+        except CosFault as exc:
+            self.report.add("write-tag-limits", FAIL, f"PUT tagging refused: {_fault(exc)}",
+                            "COS refuses tags the function writes as themselves (a 127-character key, a 255-character value, "
+                            "Chinese and @): covers with such tags would fail (502)",
+                            "report it (tags.py must follow what COS accepts); meanwhile avoid such SMARTCOVER_TAGS and key names")
+            return
+        if sorted(got or ()) == sorted(wide):
+            self.report.add("write-tag-limits", PASS, "a 127-character key, a 255-character value, Chinese and @ are kept as sent",
+                            "tags that fit COS's rules are written as themselves")
+        else:
+            self.report.add("write-tag-limits", FAIL, "COS accepted the tags but returns others",
+                            "tags the function reads back would not match what it wrote", "report it")
 
 
 # -- checks without COS --------------------------------------------------------------------------
