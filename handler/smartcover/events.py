@@ -10,7 +10,7 @@ Shapes are told apart by small ``infer`` checks tried in order (as Mangum does):
 * Direct invocation (``scf invoke``, console test, TDMQ bridge): the event *is* the callback, as a
   string (XML or JSON) or an already-decoded dict. Only callers with CAM permission to invoke the
   function can do this, so it carries no URL token.
-* Doctor (a direct invocation by an operator, ``scf invoke``/console test): ``{"doctor": {...}}``
+* Doctor (a direct invocation by an operator, e.g. an SCF console test event): ``{"doctor": {...}}``
   with ``doctor`` as the only key; its value names what to check (:mod:`smartcover.doctor`).
 * Timer trigger (SCF doc 583/9708; 583/31927 "Timer"): ``{"Type": "Timer", "TriggerName": "...",
   "Time": "2019-02-21T11:49:00Z", "Message": "..."}`` (serverless-components/tencent-scf
