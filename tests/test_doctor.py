@@ -1,7 +1,7 @@
 """``python -m handler doctor`` against localcos, in each platform mode: it reports which way the
 account answers (localcos/quirks.py), read-only unless a write prefix is given.
 
-CI modes (ci-*) live in localcos/ciapi.py; a test for a mode that has no effect on this build of
+CI modes (ci-*) live in localcos/ciapi.py; a test for a mode that has no effect on a build of
 localcos is skipped (it runs once that mode is implemented).
 """
 from __future__ import annotations
@@ -423,3 +423,21 @@ def test_doctor_event_shape():
     assert from_event({"doctor": {}, "EventName": "TaskFinish"}, None, 1024).shape == DIRECT
     with pytest.raises(BadRequest):
         from_event({"doctor": []}, None, 1024)
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_ci_list_requires_queue_uses_configured_or_discovered_queues(srv, configured):
+    _need(srv, "ci-list-requires-queue")
+    queue = "p2242ab62c7c94486915508540933a2c6"
+    report = run(srv, doctor.Options(job_id=JOB), **({"SMARTCOVER_QUEUE_IDS": queue} if configured else {}))
+    assert row(report, "ci-list").status == "warn"
+    assert row(report, "ci-queues").status == "pass"
+    assert row(report, "ci-list-queue").status == "pass" and queue in row(report, "ci-list-queue").observed
+
+
+def test_queue_list_refused_when_needed_and_nothing_configured_fails(srv):
+    _need(srv, "ci-list-requires-queue")
+    srv.inject(Fault(op="DescribeMediaQueues", status=403, code="AccessDenied", times=None))
+    report = run(srv, doctor.Options(job_id=JOB))
+    check = row(report, "ci-queues")
+    assert check.status == "fail" and "ci:DescribeMediaQueues" in check.fix

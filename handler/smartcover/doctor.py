@@ -846,10 +846,8 @@ def _check_function_url(report: Report, url: str, config: Config) -> None:
 # -- helpers -------------------------------------------------------------------------------------
 
 def _configured_queues(config: Config, env: Mapping[str, str]) -> List[str]:
-    ids = getattr(config, "queue_ids", None)
-    if ids:
-        return list(ids)
-    return [q.strip() for q in (env.get("SMARTCOVER_QUEUE_IDS") or "").split(",") if q.strip()]
+    """``SMARTCOVER_QUEUE_IDS`` as configured (config.py validates it)."""
+    return list(config.queue_ids)
 
 
 def _queue_ids(raw: bytes) -> List[str]:
