@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -150,19 +150,31 @@ class Options:
         return self
 
 
-@dataclass
+class _Rows:
+    """The rows of a run as they are added (see :class:`Report` for the result)."""
+
+    def __init__(self, bucket: str, region: str) -> None:
+        self.bucket, self.region = bucket, region
+        self.checks: List[Check] = []
+
+    def add(self, check_id: str, status: str, observed: str, meaning: str, fix: str = "") -> Check:
+        """Append a row (``fix`` is dropped for a pass) and return it."""
+        row = Check(check_id, status, observed, meaning, "" if status == PASS else fix)
+        self.checks.append(row)
+        return row
+
+    def report(self) -> "Report":
+        """The finished, immutable report."""
+        return Report(self.bucket, self.region, tuple(self.checks))
+
+
+@dataclass(frozen=True)
 class Report:
     """All rows, in the order they ran, for one bucket and region."""
 
     bucket: str = ""
     region: str = ""
-    checks: List[Check] = field(default_factory=list)
-
-    def add(self, check_id: str, status: str, observed: str, meaning: str, fix: str = "") -> Check:
-        """Append a row and return it."""
-        row = Check(check_id, status, observed, meaning, "" if status == PASS else fix)
-        self.checks.append(row)
-        return row
+    checks: Tuple[Check, ...] = ()
 
     @property
     def outcome(self) -> str:
@@ -209,7 +221,7 @@ def run(config: Config, env: Mapping[str, str], options: Options = Options(), de
     from .reconcile import target_of
 
     bucket, region = target_of(config, env, options.bucket, options.region, who="doctor")
-    report = Report(bucket, region)
+    report = _Rows(bucket, region)
     deadline = deadline or Deadline(600.0)
     _check_auth(report, config, env)
     if config.token_secret:
@@ -221,7 +233,7 @@ def run(config: Config, env: Mapping[str, str], options: Options = Options(), de
     except SmartCoverError as exc:
         report.add("credentials", FAIL, exc.public, "no COS or CI request can be signed",
                    f"set {cfg.SECRET_ID}/{cfg.SECRET_KEY} (and {cfg.SESSION_TOKEN} for temporary keys)")
-        return report
+        return report.report()
     doc = _Doctor(config, env, options, cos, report, bucket, region)
     doc.ci()
     doc.covers()
@@ -234,7 +246,7 @@ def run(config: Config, env: Mapping[str, str], options: Options = Options(), de
                    "run doctor with --function-url https://<function-url-host>/")
     if options.write_prefix:
         doc.writes(options.write_prefix)
-    return report
+    return report.report()
 
 
 def _fault(exc) -> str:
@@ -244,7 +256,7 @@ def _fault(exc) -> str:
 class _Doctor:
     """The checks that need COS and CI (one instance per run)."""
 
-    def __init__(self, config: Config, env: Mapping[str, str], options: Options, cos, report: Report,
+    def __init__(self, config: Config, env: Mapping[str, str], options: Options, cos, report: _Rows,
                  bucket: str, region: str) -> None:
         self.config, self.env, self.options, self.cos, self.report = config, env, options, cos, report
         self.bucket, self.region = bucket, region
@@ -796,7 +808,7 @@ class _Doctor:
 
 # -- checks without COS --------------------------------------------------------------------------
 
-def _check_auth(report: Report, config: Config, env: Mapping[str, str]) -> None:
+def _check_auth(report: _Rows, config: Config, env: Mapping[str, str]) -> None:
     if config.auth_none:
         report.add("auth", WARN, "SMARTCOVER_AUTH=none", "anyone who knows the Function URL can send callbacks",
                    f"set {cfg.TOKEN_SECRET} (or {cfg.TOKEN}) and put the token in CI's callback URL")
@@ -807,7 +819,7 @@ def _check_auth(report: Report, config: Config, env: Mapping[str, str]) -> None:
                    f"set {cfg.TOKEN_SECRET} (or {cfg.TOKEN})")
 
 
-def _check_ssm(report: Report, config: Config, env: Mapping[str, str]) -> None:
+def _check_ssm(report: _Rows, config: Config, env: Mapping[str, str]) -> None:
     from .auth import SsmSecret
 
     try:
@@ -821,7 +833,7 @@ def _check_ssm(report: Report, config: Config, env: Mapping[str, str]) -> None:
                    f"allow ssm:GetSecretValue on the secret; check {cfg.TOKEN_SECRET} and {cfg.SSM_REGION}")
 
 
-def _check_function_url(report: Report, url: str, config: Config) -> None:
+def _check_function_url(report: _Rows, url: str, config: Config) -> None:
     """POST, without a token, a callback the function ignores (a WorkflowFinish event: answered 200
     ``ignored`` with no COS request when no token is asked for): 401 is the right answer."""
     import requests
