@@ -441,3 +441,15 @@ def test_queue_list_refused_when_needed_and_nothing_configured_fails(srv):
     report = run(srv, doctor.Options(job_id=JOB))
     check = row(report, "ci-queues")
     assert check.status == "fail" and "ci:DescribeMediaQueues" in check.fix
+
+
+def test_writes_stay_inside_the_allowed_buckets(srv):
+    """The output bucket CI names for a job outside SMARTCOVER_ALLOWED_BUCKETS gets no scratch write."""
+    srv.create_bucket("other-123456789", REGION)
+    keys = ["output/smartcover-0.jpg"]
+    srv.add_job(BUCKET, devkit.make_job_xml("jother00000000000000000000000000001", keys=keys, bucket="other-123456789"))
+    srv.put("other-123456789", keys[0], devkit.cover_bytes(keys[0]), content_type="image/jpeg")
+    srv.clear_requests()
+    report = run(srv, doctor.Options(job_id="jother00000000000000000000000000001", write_prefix="scratch/"))
+    assert row(report, "write-put").status == "fail" and "SMARTCOVER_ALLOWED_BUCKETS" in row(report, "write-put").observed
+    assert srv.writes() == []

@@ -719,6 +719,11 @@ class _Doctor:
             bucket, region = self.config.target_bucket, self.config.target_region or self.region
         else:
             bucket, region = (self.output_prefixes[0][:2] if self.output_prefixes else (self.bucket, self.region))
+        allowed = self.config.allowed_buckets
+        if allowed is not None and bucket not in allowed:
+            r.add("write-put", FAIL, f"{bucket} is outside SMARTCOVER_ALLOWED_BUCKETS: nothing written",
+                  "the function refuses callbacks that name this bucket (403)", "add the bucket to SMARTCOVER_ALLOWED_BUCKETS")
+            return
         base = f"{prefix.strip('/')}/{SCRATCH}{secrets.token_hex(6)}/"
         src, dst = ObjectRef(bucket, region, base + "source.jpg"), ObjectRef(bucket, region, base + "copy.jpg")
         made: List[str] = []
