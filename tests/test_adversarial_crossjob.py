@@ -1,0 +1,127 @@
+"""Adversarial cross-job schedules (issue 9), each a failure found on main's code.
+
+Driven like tests/test_crossjob.py: the real App and cos-python-sdk-v5 against localcos. Every test
+here states what issue 9 requires and fails on the code it was written against.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import devkit
+from localcos import Fault
+from smartcover.app import App
+from smartcover.config import Config
+from smartcover.response import is_valid
+
+BUCKET = "test-123456789"
+SHARED = "covers/${InputName}/${Number}.${ext}"  # README's example: collides for same-named videos
+MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": SHARED, "SMARTCOVER_ALLOWED_BUCKETS": BUCKET}
+JOB_A, JOB_B = "ja842765cf84611ecb8546d80f2baf56f", "jb842765cf84611ecb8546d80f2baf56f"
+
+
+def job_body(job_id: str, folder: str, indexes=(0, 1, 2), **kw) -> bytes:
+    """A callback for one job whose input is ``<folder>/demo.mp4`` and covers
+    ``output/<folder>/smartcover-<i>.jpg`` for ``i`` in ``indexes``."""
+    keys = [f"output/{folder}/smartcover-{i}.jpg" for i in indexes]
+    return devkit.make_callback(devkit.make_job_xml(job_id=job_id, keys=keys, template=f"output/{folder}/smartcover-${{Number}}.jpg",
+                                                    input_key=f"{folder}/demo.mp4", **kw))
+
+
+def deliver(app, body: bytes, rid: str = "r"):
+    answer = app(devkit.http_event(body), devkit.context(rid))
+    assert is_valid(answer)
+    return answer["statusCode"], json.loads(answer["body"])
+
+
+def apps(cos, n, **overrides):
+    env = devkit.env(cos, **overrides)
+    return [App(Config.from_env(env), env) for _ in range(n)]
+
+
+def holder(cos, i: int) -> str:
+    """JobId tagged on ``covers/demo/<i>.jpg``, or '' when the key is empty."""
+    obj = cos.get(BUCKET, f"covers/demo/{i}.jpg")
+    return "" if obj is None else cos.tags(BUCKET, f"covers/demo/{i}.jpg").get("smartcover:jobid", "?")
+
+
+# -- item 3: one owner for shared keys, whatever happens to the claiming cover ----------------------
+def test_claim_cover_failing_once_lets_the_second_job_split_the_shared_keys(cos):
+    """Job A's claiming copy (its lowest target, covers/demo/0.jpg) is refused once by COS with a
+    4xx (outcome ``failed``, 502). ``execute._copy`` only holds the other covers back when the claim
+    names an owner or is ``retry`` (execute.py, ``if gate is not None``), so A's covers 1 and 2 are
+    moved without any claim. Job B, delivered next, then claims covers/demo/0.jpg (empty) and gets
+    it. From then on the shared keys are split between A and B for ever: both jobs answer 409 on
+    every redelivery. Issue 9 item 3 wants one job to hold every shared key and the second to get
+    409 naming the first."""
+    a, b = job_body(JOB_A, "a"), job_body(JOB_B, "b")
+    devkit.seed(cos, a)
+    devkit.seed(cos, b)
+    app_a, app_b = apps(cos, 2, **MOVE)
+    cos.inject(Fault(op="PutObjectCopy", key="covers/demo/0.jpg", status=403, times=1))
+    first_status, _ = deliver(app_a, a, "a1")
+    assert first_status == 502  # the fault: A must be redelivered after it is fixed
+    deliver(app_b, b, "b1")
+    sa, _ = deliver(app_a, a, "a2")  # the fault is gone; redeliveries
+    sb, _ = deliver(app_b, b, "b2")
+    holders = [holder(cos, i) for i in range(3)]
+    assert len(set(holders)) == 1, f"shared keys split between jobs: {holders} (A answers {sa}, B answers {sb})"
+
+
+def test_jobs_whose_lowest_shared_keys_differ_split_the_targets_when_concurrent(cos):
+    """Job A has covers 0, 1, 2; job B (the same video name in another folder, CI having dropped
+    its duplicate cover 0: DeleteDuplicates) has 1, 2, 3. Both render covers/demo/<n>.jpg. Each
+    claims its own lowest target (A: 0, B: 1), both claims succeed, and the shared keys 1 and 2
+    are then raced for. With A's read of cover 1 and B's read of cover 2 a little slow, A ends with
+    0 and 2, B with 1 and 3: both answer 409 naming each other, for ever. The claim key is chosen
+    per job (``min(j.covers, key=target key)`` in execute.execute), so it is not a shared key."""
+    a, b = job_body(JOB_A, "a", (0, 1, 2)), job_body(JOB_B, "b", (1, 2, 3))
+    devkit.seed(cos, a)
+    devkit.seed(cos, b)
+    app_a, app_b = apps(cos, 2, **MOVE)
+    cos.inject(Fault(op="HeadObject", key="output/a/smartcover-1.jpg", delay=0.3))
+    cos.inject(Fault(op="HeadObject", key="output/b/smartcover-2.jpg", delay=0.6))
+    results = {}
+    threads = [threading.Thread(target=lambda: results.__setitem__("a", deliver(app_a, a, "a"))),
+               threading.Thread(target=lambda: results.__setitem__("b", deliver(app_b, b, "b")))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for _ in range(2):  # redeliveries after the race
+        deliver(app_a, a)
+        deliver(app_b, b)
+    shared = {holder(cos, 1), holder(cos, 2)}
+    statuses = sorted(s for s, _ in results.values())
+    assert len(shared) == 1, f"shared keys 1, 2 split: {[holder(cos, i) for i in range(4)]}, answers {statuses}"
+
+
+# -- items 1/2: in-place tagging labels a rerun's bytes with the older job ----------------------------
+def test_tag_in_place_does_not_label_bytes_rewritten_after_the_read(cos, make_app):
+    """``SMARTCOVER_ACTIONS=tag``: the function reads the source (HEAD + GET tagging), checks its
+    provenance, then PUTs the tags. A rerun rewriting the key between the read and the PUT (the
+    PUT tagging is unconditional, execute._tag ``cos.put_tags(cover.source, merged)``, and nothing
+    checks the object afterwards) ends with the rerun's bytes tagged ``smartcover:jobid`` = the
+    older job: an object tagged with job X holding bytes job X did not produce (issue 9 item 6's
+    invariant). The rerun's own callback is then refused for ever (source tagged as another job's)."""
+    old = job_body(JOB_A, "a", (0,))
+    devkit.seed(cos, old)
+    key = "output/a/smartcover-0.jpg"
+    cos.inject(Fault(op="PutObjectTagging", delay=0.4))  # the tagging lands after the rewrite below
+
+    def rewrite():
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            ops = {r.op for r in cos.requests if r.key == key}
+            if {"HeadObject", "GetObjectTagging"} <= ops:
+                break
+            time.sleep(0.002)
+        cos.put(BUCKET, key, b"rerun bytes", content_type="image/jpeg")
+
+    t = threading.Thread(target=rewrite)
+    t.start()
+    deliver(make_app(SMARTCOVER_ALLOWED_BUCKETS=BUCKET), old)
+    t.join()
+    assert cos.get(BUCKET, key).body == b"rerun bytes"
+    assert cos.tags(BUCKET, key).get("smartcover:jobid") != JOB_A, "the rerun's bytes carry the old job's JobId"
