@@ -125,3 +125,53 @@ def test_tag_in_place_does_not_label_bytes_rewritten_after_the_read(cos, make_ap
     t.join()
     assert cos.get(BUCKET, key).body == b"rerun bytes"
     assert cos.tags(BUCKET, key).get("smartcover:jobid") != JOB_A, "the rerun's bytes carry the old job's JobId"
+
+
+def test_foreign_object_at_the_claim_key_lets_two_jobs_split_the_other_keys(cos):
+    """``SMARTCOVER_OVERWRITE=never``; covers/demo/0.jpg holds someone's own upload (no tags). Jobs
+    A and B (demo.mp4 in folders a and b) arrive at once. Both claims end ``conflict`` without an
+    owner, which the gate in execute._copy does not treat as "claim not held", so both jobs go on
+    with covers 1 and 2 unclaimed and race for them: A gets 1, B gets 2, and each answers 409
+    naming the other on every redelivery. Issue 9 item 3: one of them should hold every shared key
+    this function writes (1 and 2), the other 409 naming it."""
+    a, b = job_body(JOB_A, "a"), job_body(JOB_B, "b")
+    devkit.seed(cos, a)
+    devkit.seed(cos, b)
+    cos.put(BUCKET, "covers/demo/0.jpg", b"an editor's own cover", content_type="image/jpeg")
+    app_a, app_b = apps(cos, 2, **MOVE, SMARTCOVER_OVERWRITE="never")
+    cos.inject(Fault(op="HeadObject", key="output/a/smartcover-2.jpg", delay=0.4))
+    cos.inject(Fault(op="HeadObject", key="output/b/smartcover-1.jpg", delay=0.4))
+    results = {}
+    threads = [threading.Thread(target=lambda: results.__setitem__("a", deliver(app_a, a, "a"))),
+               threading.Thread(target=lambda: results.__setitem__("b", deliver(app_b, b, "b")))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for _ in range(2):
+        deliver(app_a, a)
+        deliver(app_b, b)
+    assert cos.get(BUCKET, "covers/demo/0.jpg").body == b"an editor's own cover"
+    shared = {holder(cos, 1), holder(cos, 2)}
+    assert len(shared) == 1, f"keys 1, 2 split: {[holder(cos, i) for i in range(3)]}"
+
+
+# -- item 1: the answer names the other job, also for a manifest key -------------------------------
+def test_manifest_key_held_by_another_jobs_manifest_names_that_job(cos, make_app):
+    """Covers with ``${jobid}`` (no collision), manifest key ``manifests/${InputName}.json`` (two
+    videos named demo.mp4 collide). Job B finds job A's manifest (tagged ``smartcover:jobid`` = A)
+    at its manifest key: it is left alone (good) but the answer says "an object this function did
+    not write" and names nobody (manifest.write, ``return "conflict", ...``): issue 9 item 1 wants
+    the answer to name the other job (``owner``/``conflictsWith``)."""
+    env = dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}",
+               SMARTCOVER_MANIFEST_KEY="manifests/${InputName}.json")
+    a, b = job_body(JOB_A, "a", (0,)), job_body(JOB_B, "b", (0,))
+    devkit.seed(cos, a)
+    devkit.seed(cos, b)
+    app = make_app(**env)
+    assert deliver(app, a)[0] == 200
+    before = cos.get(BUCKET, "manifests/demo.json").body
+    status, answer = deliver(app, b)
+    assert cos.get(BUCKET, "manifests/demo.json").body == before
+    assert status == 409
+    assert JOB_A in json.dumps(answer), f"answer does not name job A: {answer['jobs'][0]}"
