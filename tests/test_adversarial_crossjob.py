@@ -175,3 +175,36 @@ def test_manifest_key_held_by_another_jobs_manifest_names_that_job(cos, make_app
     assert cos.get(BUCKET, "manifests/demo.json").body == before
     assert status == 409
     assert JOB_A in json.dumps(answer), f"answer does not name job A: {answer['jobs'][0]}"
+
+
+# -- item 1 / "nothing lost": always replaces another job's freshly moved cover ----------------------
+def test_always_never_replaces_a_cover_another_job_just_moved(cos):
+    """``SMARTCOVER_OVERWRITE=always``; covers/demo/0.jpg holds an old upload without tags. Job B
+    reads it (copy 409, then GET tagging + HEAD: no identity, replaceable) and sends its replacing
+    copy, which is slow (0.5 s in flight). Meanwhile job A replaces the old upload, checks its copy
+    again (``_still_ours``: still A's) and deletes its source. B's replacing copy then lands
+    (``cos.copy(..., forbid_overwrite=False)`` in execute._copy is conditional on nothing about the
+    target), over A's cover tagged ``smartcover:jobid`` = A. A's cover bytes exist nowhere; A
+    answered 200 and names a target that holds B's bytes. Seen unforced too: 1 of 10 concurrent
+    rounds of two 3-cover jobs lost a cover. Issue 9 item 1: an object carrying another job's
+    JobId is never overwritten, whatever SMARTCOVER_OVERWRITE says."""
+    a, b = job_body(JOB_A, "a", (0,)), job_body(JOB_B, "b", (0,))
+    devkit.seed(cos, a)
+    devkit.seed(cos, b)
+    cos.put(BUCKET, "covers/demo/0.jpg", b"old upload", content_type="image/jpeg")
+    app_a, app_b = apps(cos, 2, **MOVE, SMARTCOVER_OVERWRITE="always")
+    target = "covers/demo/0.jpg"
+    cos.inject(Fault(op="PutObjectCopy", key=target, skip=1, times=1, delay=0.5))  # B's replacing copy
+    results = {}
+    tb = threading.Thread(target=lambda: results.__setitem__("b", deliver(app_b, b, "b")))
+    tb.start()
+    end = time.monotonic() + 5
+    while time.monotonic() < end and not {"GetObjectTagging", "HeadObject"} <= {r.op for r in cos.requests if r.key == target}:
+        time.sleep(0.002)
+    time.sleep(0.05)  # B's replacing copy is now in flight
+    results["a"] = deliver(app_a, a, "a")
+    tb.join()
+    a_bytes = devkit.cover_bytes("output/a/smartcover-0.jpg")
+    src, dst = cos.get(BUCKET, "output/a/smartcover-0.jpg"), cos.get(BUCKET, target)
+    assert (src is not None and src.body == a_bytes) or (dst.body == a_bytes), (
+        f"job A's cover is lost: A answered {results['a'][0]}, target now holds job {holder(cos, 0)}'s bytes")
