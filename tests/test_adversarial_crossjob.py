@@ -208,3 +208,40 @@ def test_always_never_replaces_a_cover_another_job_just_moved(cos):
     src, dst = cos.get(BUCKET, "output/a/smartcover-0.jpg"), cos.get(BUCKET, target)
     assert (src is not None and src.body == a_bytes) or (dst.body == a_bytes), (
         f"job A's cover is lost: A answered {results['a'][0]}, target now holds job {holder(cos, 0)}'s bytes")
+
+
+# -- item 2: a source rewritten between the read and the copy is not deleted -----------------------
+def test_source_rewritten_before_a_redelivered_copy_is_not_deleted(cos, make_app):
+    """Job A's first delivery copied cover 0 but its batch delete failed (503): the cover is at
+    both places. CI reruns the job (job B) and rewrites output/a/smartcover-0.jpg just after A's
+    redelivery read it (HEAD: still A's bytes, provenance fine) and before A's copy. The copy is
+    refused (the target exists; If-Match would also fail), ``_target_taken`` finds A's own cover at
+    the target with the content read before and answers ``already-copied`` with
+    ``delete_source=True``, even when told the source changed (``source_changed`` is only used when
+    the target is gone). The batch delete then deletes B's new cover: B's bytes exist nowhere.
+    Issue 9 item 2: nothing changes between the read and the copy unnoticed; the house rule: a
+    source is deleted only after its copy is verified."""
+    a = job_body(JOB_A, "a", (0,))
+    devkit.seed(cos, a)
+    key = "output/a/smartcover-0.jpg"
+    app = make_app(**MOVE)
+    cos.inject(Fault(op="DeleteObjects", key=key, code="InternalError"))
+    assert deliver(app, a, "a1")[0] == 503
+    assert cos.get(BUCKET, key) is not None and cos.get(BUCKET, "covers/demo/0.jpg") is not None
+    cos.clear_requests()
+    cos.inject(Fault(op="PutObjectCopy", delay=0.4))
+
+    def rerun_rewrites():
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not any(r.op == "HeadObject" and r.key == key for r in cos.requests):
+            time.sleep(0.002)
+        cos.put(BUCKET, key, b"rerun cover bytes", content_type="image/jpeg")
+
+    t = threading.Thread(target=rerun_rewrites)
+    t.start()
+    status, answer = deliver(app, a, "a2")
+    t.join()
+    assert [r.status for r in cos.requests if r.op == "PutObjectCopy"] == [412]  # the function was told
+    src = cos.get(BUCKET, key)
+    assert src is not None and src.body == b"rerun cover bytes", (
+        f"the rerun's cover was deleted (A answered {status}, cover {answer['jobs'][0]['covers'][0]['outcome']})")
