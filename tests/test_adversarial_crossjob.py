@@ -245,3 +245,34 @@ def test_source_rewritten_before_a_redelivered_copy_is_not_deleted(cos, make_app
     src = cos.get(BUCKET, key)
     assert src is not None and src.body == b"rerun cover bytes", (
         f"the rerun's cover was deleted (A answered {status}, cover {answer['jobs'][0]['covers'][0]['outcome']})")
+
+
+# -- item 5: the pool fits what a run sends ---------------------------------------------------------
+def test_redelivered_ten_jobs_with_manifests_reuse_their_connections():
+    """Ten jobs of one bucket (ten videos, ten covers each), cover keys with ``${jobid}``, a
+    manifest per job. The redelivery finds every cover ``already-moved`` (no ETag in hand), so
+    ``manifest.write_all`` runs ``SMARTCOVER_CONCURRENCY`` (10) manifest workers, each with up to
+    10 HEAD workers (``manifest._final_objects``): up to 100 requests at once to one host, against
+    a per-host pool of ``2 * concurrency + 10`` = 30 connections (cos._session). The warm
+    redelivery opens about 40 new connections that urllib3 then discards (silently: it logs to a
+    NullHandler). Issue 9 item 5: the pool is sized to what a run can touch. The server answers
+    with 50 ms latency so that the requests overlap as they do against real COS."""
+    srv = devkit.server(latency=0.05)
+    try:
+        jobs = []
+        for j in range(10):
+            keys = [f"output/v{j}/smartcover-{i}.jpg" for i in range(10)]
+            jobs.append(devkit.make_job_xml(job_id=f"j{j:x}842765cf84611ecb8546d80f2baf56f", keys=keys,
+                                            template=f"output/v{j}/smartcover-${{Number}}.jpg", input_key=f"v{j}/demo.mp4"))
+        body = devkit.make_callback(*jobs)
+        devkit.seed(srv, body)
+        app = apps(srv, 1, **dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}",
+                                  SMARTCOVER_MANIFEST_KEY="manifests/${jobid}.json"))[0]
+        assert deliver(app, body, "first")[0] == 200
+        deliver(app, body, "warm-up")  # the pool has now seen the redelivery's peak once
+        opened = srv.connections_accepted
+        status, answer = deliver(app, body, "again")
+        assert status == 200 and {j["manifest"] for j in answer["jobs"]} == {"unchanged"}
+        assert srv.connections_accepted == opened, f"{srv.connections_accepted - opened} new connections on a warm redelivery"
+    finally:
+        srv.stop()
