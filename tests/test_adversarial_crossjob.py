@@ -276,3 +276,20 @@ def test_redelivered_ten_jobs_with_manifests_reuse_their_connections():
         assert srv.connections_accepted == opened, f"{srv.connections_accepted - opened} new connections on a warm redelivery"
     finally:
         srv.stop()
+
+
+# -- item 3: two colliding jobs in one callback ----------------------------------------------------
+def test_two_jobs_sharing_targets_in_one_callback_one_takes_them(cos, make_app):
+    """One callback carries job A and job B (demo.mp4 in folders a and b), rendering the same
+    covers/demo/<n>.jpg. plan.plan refuses the whole callback (422 "two jobs share a source or
+    target key", plan.overlap), so neither job is ever done and CI does not retry a 422. Issue 9
+    item 3 (README "One owner for shared keys"): of two such jobs, delivered at once, one gets
+    every shared key and the other 409 naming it."""
+    both = devkit.make_callback(*[devkit.make_job_xml(job_id=jid, keys=[f"output/{f}/smartcover-{i}.jpg" for i in range(2)],
+                                                      template=f"output/{f}/smartcover-${{Number}}.jpg", input_key=f"{f}/demo.mp4")
+                                  for jid, f in ((JOB_A, "a"), (JOB_B, "b"))])
+    devkit.seed(cos, both)
+    status, answer = deliver(make_app(**MOVE), both)
+    assert status == 409, f"answered {status}: {answer.get('message') or answer}"
+    holders = {holder(cos, 0), holder(cos, 1)}
+    assert len(holders) == 1 and "" not in holders
