@@ -293,3 +293,25 @@ def test_two_jobs_sharing_targets_in_one_callback_one_takes_them(cos, make_app):
     assert status == 409, f"answered {status}: {answer.get('message') or answer}"
     holders = {holder(cos, 0), holder(cos, 1)}
     assert len(holders) == 1 and "" not in holders
+
+
+# -- item 6 invariant: no cover's bytes are lost, also with always ----------------------------------
+def test_always_does_not_destroy_another_jobs_unprocessed_cover(cos, make_app):
+    """Job B's CI output is written straight to covers/demo/<n>.jpg (its Output.Object is
+    ``covers/${InputName}/${Number}.jpg``), where job A's covers render under the README's example
+    template. Before B's callback arrives, A (``SMARTCOVER_OVERWRITE=always``) finds B's fresh
+    covers without tags, replaces them and deletes its own sources: B's cover bytes exist nowhere.
+    (With this function also handling B, B's callback is 422 anyway, its target being its own key.)
+    A cover CI wrote for a job
+    that this function has not yet seen is another job's cover; ``_target_taken`` only asks whether
+    it carries tags. Issue 9 item 6: no cover's bytes are lost."""
+    a = job_body(JOB_A, "a", (0, 1))
+    b = devkit.make_callback(devkit.make_job_xml(job_id=JOB_B, keys=["covers/demo/0.jpg", "covers/demo/1.jpg"],
+                                                 template="covers/${InputName}/${Number}.jpg", input_key="b/demo.mp4"))
+    devkit.seed(cos, a)
+    devkit.seed(cos, b)
+    app = make_app(**dict(MOVE, SMARTCOVER_OVERWRITE="always"))
+    status_a, _ = deliver(app, a, "a")
+    lost = [k for k in ("covers/demo/0.jpg", "covers/demo/1.jpg")
+            if all(o.body != devkit.cover_bytes(k) for o in (cos.get(BUCKET, x) for x in cos.keys(BUCKET, "")) if o)]
+    assert not lost, f"job B's covers {lost} exist nowhere (A answered {status_a})"
