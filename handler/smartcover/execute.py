@@ -49,6 +49,7 @@ from .parse import parse_body
 from .plan import (TAG_INDEX, TAG_JOB, CoverPlan, JobPlan, ObjectRef, Plan, compare, owner, source_problem, uses_run_id,
                    without_run_id)
 from .pool import Pool
+from .templates import can_collide
 from .tags import Tags, TagLimitError, merge
 
 STAGE_RESERVE_S = 0.5
@@ -166,17 +167,25 @@ def execute(plan: Plan, cos: Cos, config: Config) -> List[JobResult]:
                  for j in acting for c in j.covers}
         covers: Dict[Tuple[str, int], Future] = {}
         effective: Dict[str, JobPlan] = {}
+        taken: Dict[ObjectRef, Future] = {}  # shared target key -> the earlier job's copy of it
         for n, j in enumerate(acting):
             j, checks[j.job.job_id] = _settle_run_id(j, checks[j.job.job_id], config, effective)
             acting[n] = j
             jid = j.job.job_id
-            first = min(j.covers, key=lambda c: c.target.key if c.target else "") if j.claim_first else None
-            gate = None
-            if first is not None:
-                gate = covers[(jid, first.index)] = pool.submit(_run_cover, cos, config, first, checks[jid], reads[(jid, first.index)])
-            for c in j.covers:
-                if c is not first:
-                    covers[(jid, c.index)] = pool.submit(_run_cover, cos, config, c, checks[jid], reads[(jid, c.index)], gate)
+            if not j.claim_first:
+                for c in j.covers:
+                    covers[(jid, c.index)] = pool.submit(_run_cover, cos, config, c, checks[jid], reads[(jid, c.index)])
+                continue
+            # Target keys that can collide across jobs are taken one at a time, in ascending key
+            # order, each copy gated on the one before (see _held); a key an earlier job of this
+            # callback also renders is attempted only after that job's copy of it.
+            gate: Optional[Future] = None
+            for c in sorted(j.covers, key=lambda c: c.target.key if c.target else ""):
+                after = taken.get(c.target) if c.target else None
+                gate = covers[(jid, c.index)] = pool.submit(_run_cover, cos, config, c, checks[jid], reads[(jid, c.index)],
+                                                            gate, after)
+                if c.target is not None:
+                    taken.setdefault(c.target, gate)
         inputs = {j.job.job_id: pool.submit(_tag_input, cos, j, checks[j.job.job_id]) for j in tagging_failed}
         done = {key: fut.result() for key, fut in covers.items()}
         deleted = _delete_sources(pool, cos, list(done.values()))
@@ -378,7 +387,7 @@ _ASK_DOCTOR = ("the source read answered 403: the key is missing or the role may
 
 
 def _run_cover(cos: Cos, config: Config, cover: CoverPlan, check: Optional[Future],
-               reads: Tuple[Future, Future], gate: Optional[Future] = None) -> CoverResult:
+               reads: Tuple[Future, Future], gate: Optional[Future] = None, after: Optional[Future] = None) -> CoverResult:
     base = CoverResult(cover.index, cover.source, cover.action, cover.target, "retry")
     # Time kept back for the stages that follow (copy, then batch delete): a slow cover gives up
     # in time for the others to be finished and reported.
@@ -388,7 +397,7 @@ def _run_cover(cos: Cos, config: Config, cover: CoverPlan, check: Optional[Futur
         _confirm(check)
         if cover.action == "tag":
             return _tag(cos, config, cover, base, info, tags)
-        return _copy(cos, config, cover, base, info, tags, gate, after_copy)
+        return _copy(cos, config, cover, base, info, tags, gate, after_copy, after)
     except _Rejected as exc:
         return replace(base, outcome="rejected", detail=str(exc))
     except TagLimitError as exc:
@@ -433,7 +442,7 @@ def _tag(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info, ex
 
 
 def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info, source_tags,
-          gate: Optional[Future], reserve_s: float) -> CoverResult:
+          gate: Optional[Future], reserve_s: float, after: Optional[Future] = None) -> CoverResult:
     if info is None or info is _UNKNOWN or source_tags is None:
         gone = _source_gone(cos, cover, base)
         return replace(gone, outcome="failed", detail=_ASK_DOCTOR) if info is _UNKNOWN and gone.outcome == "missing" else gone
@@ -447,12 +456,11 @@ def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info, s
         return replace(base, outcome="conflict", detail=problem + "; source and target left alone",
                        owner=_other(source_tags, cover) or done.owner)
     if gate is not None:
-        first = gate.result()
-        if first.owner:
-            return replace(base, outcome="conflict", owner=first.owner,
-                           detail=f"job {first.owner} holds this job's first target {first.target}: not attempted")
-        if first.outcome == "retry":
-            return replace(base, detail="not started: this job's first cover did not finish (its target is the job's claim)")
+        held = _held(gate.result(), base)
+        if held is not None:
+            return held
+    if after is not None:
+        after.result()  # an earlier job of this callback takes this shared key first; its outcome is in COS
     tags = merge(source_tags if config.preserve_tags else (), cover.tags)
     assert cover.target is not None
     overwrote = False
@@ -463,6 +471,8 @@ def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info, s
         copied = cos.copy(cover.source, cover.target, tags, forbid_overwrite=True, reserve_s=reserve_s, if_match=info.etag)
     except (TargetExists, SourceChanged) as exc:
         taken, replaceable = _target_taken(cos, cover, info, base, reserve_s, isinstance(exc, SourceChanged))
+        if replaceable and config.overwrite and not cover.may_replace:
+            return replace(taken, detail=taken.detail + "; " + _why_not_replaced(config, cover))
         if not (replaceable and config.overwrite):
             return taken
         try:
@@ -478,6 +488,37 @@ def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info, s
         return replace(base, detail="copy not verified: its CRC64/ETag differs from the source")
     return replace(base, outcome="copied", etag=copied.etag, crc64=copied.crc64, tags=tags,
                    delete_source=cover.action == "move", overwrote=overwrote)
+
+
+_TAKEN = frozenset({"copied", "already-copied", "already-moved"})
+"""Outcomes after which a cover's target is verifiably this job's (the claim is held)."""
+
+
+def _held(previous: CoverResult, base: CoverResult) -> Optional[CoverResult]:
+    """The result of a cover held back because the cover before it in its job's claim order
+    (ascending target key) did not end with its target verifiably this job's, or ``None`` when it
+    did. The held cover stays at its source and takes the earlier cover's outcome (``conflict``
+    for ``missing``) and ``owner``: 409 naming the other job, 502 for a refusal, 503 for a fault."""
+    if previous.outcome in _TAKEN:
+        return None
+    if previous.detail.startswith(_NOT_STARTED):
+        return replace(base, outcome=previous.outcome, owner=previous.owner, detail=previous.detail)
+    outcome = "conflict" if previous.outcome == "missing" else previous.outcome
+    why = f"job {previous.owner} holds it" if previous.owner else previous.detail or previous.outcome
+    return replace(base, outcome=outcome, owner=previous.owner,
+                   detail=f"{_NOT_STARTED}: this job takes its target keys in order and {previous.target} "
+                          f"(cover {previous.index}) is not its own ({why})")
+
+
+_NOT_STARTED = "not started"
+
+
+def _why_not_replaced(config: Config, cover: CoverPlan) -> str:
+    """Why ``SMARTCOVER_OVERWRITE=always`` left an object without identity in place."""
+    if can_collide(config.target_key):
+        return ("SMARTCOVER_OVERWRITE=always acts as never: the target template has no ${jobid}, so the key "
+                "may be another job's (COS has no conditional overwrite)")
+    return "SMARTCOVER_OVERWRITE=always does not replace a key that fits the job's Output.Object template (a key CI writes covers to)"
 
 
 def reserve(config: Config, stages: int) -> float:

@@ -49,6 +49,12 @@ class CoverPlan:
     """The source must have been written at or after this instant (job StartTime - clock skew)."""
     written_before: Optional[datetime] = None
     """... and at or before this one (job EndTime + clock skew)."""
+    may_replace: bool = False
+    """``SMARTCOVER_OVERWRITE=always`` may replace an object without identity at ``target``: only
+    when the target template has ``${jobid}`` (not :func:`can_collide`: COS has no conditional
+    overwrite, so a replacing copy onto a key another job renders could land on that job's
+    just-moved cover) and ``target`` does not fit the job's ``Output.Object`` template (a key CI
+    writes covers to)."""
 
     @property
     def identity(self) -> Tags:
@@ -107,9 +113,12 @@ class JobPlan:
     manifest: Optional[ObjectRef] = None
     failure_tags: Tags = ()
     claim_first: bool = False
-    """Copy the first cover (lowest target key) before the others: its target is the job's claim on
-    targets another job's covers may render to as well (:func:`can_collide`), so that of two such
-    jobs one gets all shared targets and the other none (README "Several jobs")."""
+    """Take the target keys one at a time, in ascending target-key order, and stop at the first
+    that is not verifiably this job's: the targets are keys another job's covers may render to as
+    well (:func:`can_collide`). All jobs take shared keys in the same global order, so of two
+    such jobs the one that wins the lowest shared key holds every shared key and the other none
+    (README "Several jobs"). Jobs of one callback (or one reconcile run) that share target keys
+    take them in the order the callback lists them."""
 
 
 @dataclass(frozen=True)
@@ -157,16 +166,25 @@ def footprint(job: JobPlan) -> Tuple[list, list]:
     return sources, writes
 
 
+_SHARED = "shared-target"
+"""Marks, in a ``writes`` set, a cover target that a later job may share (see :func:`overlap`)."""
+
+
 def overlap(job: JobPlan, reads: set, writes: set) -> Optional[str]:
     """Say why ``job`` cannot run beside jobs that already claimed ``reads``/``writes``: a key
     twice among its own sources or writes, a write onto any source (one job could overwrite what
-    another is about to delete), or a key another job uses. ``None`` when it is disjoint."""
+    another is about to delete), or a key another job uses. ``None`` when it is disjoint.
+
+    Cover target keys that can collide across jobs (both jobs :attr:`JobPlan.claim_first`) may be
+    shared: such jobs take their targets in order (:func:`execute.execute` runs the earlier job's
+    copy of a shared key first), so the earlier job gets them and the later one 409 naming it."""
     sources, targets = footprint(job)
     if len(set(sources)) != len(sources) or len(set(targets)) != len(targets):
         return "two covers share the same source or target key"
     if set(targets) & (set(sources) | reads) or set(sources) & writes:
         return "a target key is also a cover's source key"
-    if set(sources) & reads or set(targets) & writes:
+    shared = {c.target for c in job.covers if job.claim_first and (_SHARED, c.target) in writes}
+    if set(sources) & reads or (set(targets) & writes) - shared:
         return "two jobs share a source or target key"
     return None
 
@@ -176,6 +194,8 @@ def claim(job: JobPlan, reads: set, writes: set) -> None:
     sources, targets = footprint(job)
     reads.update(sources)
     writes.update(targets)
+    if job.claim_first:
+        writes.update((_SHARED, c.target) for c in job.covers if c.target)
 
 
 JOB_STATES = ("Submitted", "Running", "Success", "Failed", "Pause", "Cancel")
@@ -361,7 +381,9 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
         target = ObjectRef(target_bucket, target_region, target_key)
         if target == source:
             raise Unprocessable(f"job {job.job_id}: target key equals the cover's own key")
-        covers.append(CoverPlan(index, source, "move" if config.moves else "copy", target, tags, md5, **window))
+        may_replace = config.overwrite and not can_collide(config.target_key) and not pattern.match(target_key)
+        covers.append(CoverPlan(index, source, "move" if config.moves else "copy", target, tags, md5, **window,
+                                may_replace=may_replace))
 
     manifest = None
     if config.manifest_key:
@@ -371,7 +393,7 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
             raise Unprocessable(f"job {job.job_id}: manifest key: {problem}")
         manifest = ObjectRef(target_bucket, target_region, key)
     return JobPlan(job, "act", covers=tuple(sorted(covers, key=lambda c: c.index)), manifest=manifest,
-                   claim_first=config.copies and len(covers) > 1 and can_collide(config.target_key))
+                   claim_first=config.copies and can_collide(config.target_key))
 
 
 def _failed(job: Job, config: Config) -> JobPlan:
