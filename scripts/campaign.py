@@ -52,6 +52,10 @@ from localcos import Fault  # noqa: E402
 
 BUCKET, REGION = "test-123456789", "ap-chongqing"
 TARGET_KEY = "covers/${InputName}/${Number}.${ext}"
+UNIQUE_TARGET_KEY = "covers/${InputName}/${jobid}/${Number}.${ext}"
+"""Collision-free (``${jobid}``): covers are copied concurrently and ``SMARTCOVER_OVERWRITE=always``
+applies. :data:`TARGET_KEY` (README's example) can collide, so its covers take their target keys
+one at a time and ``always`` acts as ``never`` (README "Several jobs")."""
 ACTIONS = ("move,tag", "move", "copy", "copy,tag", "tag")
 TIMEOUT_S = 0.4
 """SMARTCOVER_COS_TIMEOUT of the schedules: an attempt waits ~0.3 s for an answer."""
@@ -101,6 +105,7 @@ class Scenario:
     overwrite: bool = False
     retries: int = 0
     verify_job: bool = True
+    target_key: str = TARGET_KEY
     layout: str = "apart"
     """``apart``: the jobs' covers go to their own targets, all jobs in one callback. ``shared``
     (2 jobs, copy/move): both jobs' inputs are named ``demo.mp4``, so README's template renders
@@ -119,7 +124,9 @@ class Scenario:
         for j in range(self.jobs):
             for i in range(self.covers):
                 src = f"output/v{self._folder(j)}/smartcover-{i}.jpg"
-                target = f"covers/{'demo' if self.layout != 'apart' else f'v{j}'}/{i}.jpg" if self.copies else None
+                folder = 'demo' if self.layout != 'apart' else f'v{j}'
+                unique = f"{_job_id(j)}/" if "${jobid}" in self.target_key else ""
+                target = f"covers/{folder}/{unique}{i}.jpg" if self.copies else None
                 body = devkit.cover_bytes(src + ("#rerun" if self.layout == "rerun" and j == 1 else ""))
                 out.append(Cover(j, i, _job_id(j), src, target, body,
                                  dict(PRE_TAGS) if self.source_tags and i == 0 and j == 0 else {}))
@@ -143,7 +150,7 @@ class Scenario:
     @property
     def foreign_key(self) -> Optional[str]:
         """The target key holding a foreign object, if any."""
-        return "covers/v0/0.jpg" if self.foreign_target and self.copies else None
+        return self.cover_list()[0].target if self.foreign_target and self.copies else None
 
     def body(self) -> bytes:
         """The XML callback of the scenario's jobs."""
@@ -172,7 +179,7 @@ class Scenario:
                "SMARTCOVER_COS_RETRIES": str(self.retries), "SMARTCOVER_COS_TIMEOUT": str(TIMEOUT_S),
                "SMARTCOVER_VERIFY_JOB": str(self.verify_job).lower(), "SMARTCOVER_ALLOWED_BUCKETS": BUCKET}
         if self.copies:
-            env["SMARTCOVER_TARGET_KEY"] = TARGET_KEY
+            env["SMARTCOVER_TARGET_KEY"] = self.target_key
         return devkit.env(srv, **env)
 
 

@@ -17,7 +17,7 @@ import pytest
 
 import devkit
 from localcos import Fault
-from scripts.campaign import DONE, Lab, Scenario, Watcher, normal_state, reference
+from scripts.campaign import DONE, UNIQUE_TARGET_KEY, Lab, Scenario, Watcher, normal_state, reference
 from smartcover.app import App
 from smartcover.config import Config
 from smartcover.response import is_valid
@@ -101,7 +101,8 @@ def test_simultaneous_duplicates_end_like_one_delivery(cos, lab, action, instanc
 
 
 def test_simultaneous_duplicates_with_overwrite_always_copy_each_cover_once(cos, lab):
-    scenario = Scenario(action="copy", covers=4, foreign_target=True, overwrite=True)
+    # always applies to collision-free templates only (README "Several jobs")
+    scenario = Scenario(action="copy", covers=4, foreign_target=True, overwrite=True, target_key=UNIQUE_TARGET_KEY)
     ref_status, _, ref_state = reference(scenario, lab)
     for _ in range(ROUNDS):
         _, answers = run(cos, lab, scenario, 5, 5)
@@ -113,7 +114,8 @@ def test_simultaneous_duplicates_with_overwrite_always_copy_each_cover_once(cos,
 
 
 def test_simultaneous_duplicates_with_a_foreign_target_all_answer_409(cos, lab):
-    scenario = Scenario(action="move,tag", covers=3, foreign_target=True)
+    # collision-free: the covers after the foreign target are moved (a collidable template holds them back)
+    scenario = Scenario(action="move,tag", covers=3, foreign_target=True, target_key=UNIQUE_TARGET_KEY)
     ref_status, ref_outcomes, ref_state = reference(scenario, lab)
     _, answers = run(cos, lab, scenario, 5, 2)
     assert ref_status == 409 and [s for s, _ in answers] == [409] * 5

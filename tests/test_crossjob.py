@@ -79,16 +79,29 @@ def test_another_jobs_cover_is_never_replaced_and_is_named(cos, make_app, overwr
 
 
 def test_always_replaces_only_objects_without_identity(cos, make_app):
+    """``always`` applies to a collision-free template (``${jobid}``) only; with one that can
+    collide it acts as ``never`` and says so (README "Several jobs")."""
     a = job_body(JOB_A, "a", 2)
     devkit.seed(cos, a)
-    cos.put(BUCKET, "covers/demo/0.jpg", b"someone's upload", content_type="image/jpeg")
-    cos.put(BUCKET, "covers/demo/1.jpg", b"older", tags={"smartcover:jobid": JOB_B, "smartcover:index": "1"})
-    status, answer = deliver(make_app(**MOVE, SMARTCOVER_OVERWRITE="always"), a)
+    unique = dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}")
+    t0, t1 = f"covers/demo/{JOB_A}/0.jpg", f"covers/demo/{JOB_A}/1.jpg"
+    cos.put(BUCKET, t0, b"someone's upload", content_type="image/jpeg")
+    cos.put(BUCKET, t1, b"older", tags={"smartcover:jobid": JOB_B, "smartcover:index": "1"})
+    status, answer = deliver(make_app(**unique, SMARTCOVER_OVERWRITE="always"), a)
     assert status == 409
     by_index = {c["index"]: c for c in covers(answer)}
     assert by_index[0]["outcome"] == "moved" and by_index[1]["outcome"] == "conflict" and by_index[1]["owner"] == JOB_B
-    assert cos.get(BUCKET, "covers/demo/1.jpg").body == b"older"
+    assert cos.get(BUCKET, t1).body == b"older"
     assert cos.get(BUCKET, "output/a/smartcover-1.jpg") is not None
+    # the same with README's collidable template: always acts as never, and the answer says why
+    b = job_body(JOB_B, "b", 2)
+    devkit.seed(cos, b)
+    cos.put(BUCKET, "covers/demo/0.jpg", b"someone's upload", content_type="image/jpeg")
+    status, answer = deliver(make_app(**MOVE, SMARTCOVER_OVERWRITE="always"), b)
+    assert status == 409 and cos.get(BUCKET, "covers/demo/0.jpg").body == b"someone's upload"
+    first = covers(answer)[0]
+    assert first["outcome"] == "conflict" and "acts as never" in first["detail"]
+    assert cover_state(cos, "b")[:2] == ["source", "source"]  # cover 1 is held back behind cover 0's key
 
 
 # -- 2. provenance -------------------------------------------------------------------------------

@@ -21,13 +21,16 @@ from hypothesis import strategies as st
 import devkit
 from localcos import Fault
 from scripts.campaign import (ACTIONS, BUCKET, DELAY_S, KINDS, KINDS_BY_OP, Delivery, Lab, Report, Rule, Scenario,
-                              Schedule, Watcher, check_state, ops_for, print_report, run_schedule)
+                              Schedule, Watcher, UNIQUE_TARGET_KEY, check_state, ops_for, print_report, run_schedule)
 from smartcover.app import App
 from smartcover.config import Config
 from smartcover.response import is_valid
 
 SCHEDULES = int(os.environ.get("SMARTCOVER_FAULT_SCHEDULES", "100"))
-MOVE3 = Scenario(action="move,tag", covers=3)
+MOVE3 = Scenario(action="move,tag", covers=3, target_key=UNIQUE_TARGET_KEY)
+"""Collision-free targets (``${jobid}``): covers are copied side by side, so a fault on one cover
+leaves the others done. With a template that can collide, the covers after a faulty one are held
+back (see test_a_fault_with_a_collidable_template_holds_the_later_covers_back)."""
 
 
 def build(cos, scenario: Scenario = MOVE3, **overrides: str):
@@ -64,7 +67,7 @@ def assert_moved(cos, scenario: Scenario = MOVE3) -> None:
 
 
 # -- one test per fault kind ---------------------------------------------------------------------------
-C1_SRC, C1_DST = "output/v0/smartcover-1.jpg", "covers/v0/1.jpg"
+C1_SRC, C1_DST = MOVE3.cover_list()[1].source, MOVE3.cover_list()[1].target
 
 ONE_COVER = [  # fault on cover 1 only: (id, fault, cover 1's outcome after the first delivery, cover 1 at its target?)
     ("copy-503", Fault(op="PutObjectCopy", key=C1_DST, status=503), "retry", False),
@@ -342,6 +345,24 @@ def test_a_2s_time_limit_with_slow_cos_answers_503_with_what_it_completed(cos):
     status, answer = call(app, body)
     assert status == 200 and outcomes(answer)[1] == "moved"
     assert_moved(cos)
+    assert watcher.violations == []
+
+
+def test_a_fault_with_a_collidable_template_holds_the_later_covers_back(cos):
+    """README's template (no ``${jobid}``): the covers take their target keys one at a time in key
+    order, and a fault on cover 1's copy holds cover 2 back at its source with the same outcome
+    (503, retry); cover 0 is moved. A redelivery finishes (README "Several jobs", claims)."""
+    sc = Scenario(action="move,tag", covers=3)
+    app, _, body, watcher = build(cos, sc)
+    c1 = sc.cover_list()[1]
+    cos.inject(Fault(op="PutObjectCopy", key=c1.target, status=503))
+    status, answer = call(app, body)
+    assert status == 503 and outcomes(answer) == ["moved", "retry", "retry"], answer
+    assert details(answer)[2].startswith("not started") and cos.get(BUCKET, sc.cover_list()[2].source) is not None
+    assert [r.key for r in cos.requests if r.op == "PutObjectCopy"] == [c.target for c in sc.cover_list()[:2]]
+    status, answer = call(app, body)
+    assert status == 200 and outcomes(answer) == ["already-moved", "moved", "moved"], answer
+    assert_moved(cos, sc)
     assert watcher.violations == []
 
 
