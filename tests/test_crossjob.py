@@ -237,6 +237,11 @@ def test_claim_is_not_needed_with_jobid_in_the_template(cos, make_app):
     with redirect_stdout(out):
         make_app(**MOVE)
     assert "no ${jobid}" in out.getvalue() and "covers/${InputName}/${jobid}/${Number}.${ext}" in out.getvalue()
+    assert "acts as never" not in out.getvalue()
+    out = io.StringIO()
+    with redirect_stdout(out):
+        make_app(**MOVE, SMARTCOVER_OVERWRITE="always")
+    assert "SMARTCOVER_OVERWRITE=always acts as never" in out.getvalue()
 
 
 # -- 4. manifests ----------------------------------------------------------------------------------

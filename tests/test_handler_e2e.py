@@ -16,6 +16,9 @@ JOB = "j6842765cf84611ecb8546d80f2baf56f"
 COVERS = [f"output/smartcover-{i}.jpg" for i in range(5)]
 MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/${InputName}/${Number}.${ext}"}
 TARGETS = [f"covers/demo/{i}.jpg" for i in range(5)]
+UNIQUE = dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}")
+"""Collision-free targets: each cover on its own, and SMARTCOVER_OVERWRITE=always applies."""
+UNIQUE_TARGETS = [f"covers/demo/{JOB}/{i}.jpg" for i in range(5)]
 
 
 def call(app, body_or_event, shape="function_url", **kw):
@@ -156,19 +159,32 @@ def test_tag_redelivery_writes_nothing(cos, make_app):
 
 def test_foreign_object_at_target_is_left_alone_409(cos, make_app):
     devkit.seed(cos, devkit.sample("smartcover-job-api.xml"))
+    cos.put(BUCKET, UNIQUE_TARGETS[2], b"someone else's file", content_type="image/jpeg")
+    status, body = call(make_app(**UNIQUE), devkit.sample("smartcover-job-api.xml"))
+    assert status == 409
+    outcomes = {c["index"]: c["outcome"] for c in covers(body)}
+    assert outcomes[2] == "conflict" and [outcomes[i] for i in (0, 1, 3, 4)] == ["moved"] * 4
+    assert cos.get(BUCKET, UNIQUE_TARGETS[2]).body == b"someone else's file" and cos.get(BUCKET, COVERS[2]) is not None
+
+
+def test_foreign_object_at_a_collidable_target_holds_the_later_covers_back(cos, make_app):
+    """README's template (no ${jobid}): target keys are taken in key order; the foreign object at
+    covers/demo/2.jpg stops the job there, covers 3 and 4 stay at their sources (README "Several jobs")."""
+    devkit.seed(cos, devkit.sample("smartcover-job-api.xml"))
     cos.put(BUCKET, TARGETS[2], b"someone else's file", content_type="image/jpeg")
     status, body = call(make_app(**MOVE), devkit.sample("smartcover-job-api.xml"))
     assert status == 409
     outcomes = {c["index"]: c["outcome"] for c in covers(body)}
-    assert outcomes[2] == "conflict" and [outcomes[i] for i in (0, 1, 3, 4)] == ["moved"] * 4
-    assert cos.get(BUCKET, TARGETS[2]).body == b"someone else's file" and cos.get(BUCKET, COVERS[2]) is not None
+    assert [outcomes[i] for i in range(5)] == ["moved", "moved", "conflict", "conflict", "conflict"]
+    assert all(cos.get(BUCKET, COVERS[i]) is not None for i in (2, 3, 4))
+    assert cos.get(BUCKET, TARGETS[2]).body == b"someone else's file" and cos.get(BUCKET, TARGETS[3]) is None
 
 
 def test_overwrite_always_replaces_the_target(cos, make_app):
     devkit.seed(cos, devkit.sample("smartcover-job-api.xml"))
-    cos.put(BUCKET, TARGETS[2], b"old", content_type="image/jpeg")
-    status, _ = call(make_app(**MOVE, SMARTCOVER_OVERWRITE="always"), devkit.sample("smartcover-job-api.xml"))
-    assert status == 200 and cos.get(BUCKET, TARGETS[2]).body == devkit.cover_bytes(COVERS[2])
+    cos.put(BUCKET, UNIQUE_TARGETS[2], b"old", content_type="image/jpeg")
+    status, _ = call(make_app(**UNIQUE, SMARTCOVER_OVERWRITE="always"), devkit.sample("smartcover-job-api.xml"))
+    assert status == 200 and cos.get(BUCKET, UNIQUE_TARGETS[2]).body == devkit.cover_bytes(COVERS[2])
 
 
 @pytest.mark.parametrize("sample", ["smartcover-job-api.xml"])

@@ -187,8 +187,13 @@ class App:
             log.event("SMARTCOVER_ALLOWED_BUCKETS is not set: any bucket the role can reach may be named", log.WARNING)
         if config.copies and can_collide(config.target_key):
             log.event("SMARTCOVER_TARGET_KEY has no ${jobid}: covers of different jobs (two videos with the same name, "
-                      "a rerun of a job) can render to the same target key; the first job to claim it keeps it and the "
-                      "other gets 409. A collision-free choice: covers/${InputName}/${jobid}/${Number}.${ext}", log.WARNING)
+                      "a rerun of a job) can render to the same target key; each job takes its target keys one at a time "
+                      "in key order, the first job to take a shared key keeps them all and the other gets 409. "
+                      "A collision-free choice: covers/${InputName}/${jobid}/${Number}.${ext}", log.WARNING)
+            if config.overwrite:
+                log.event("SMARTCOVER_OVERWRITE=always acts as never with this SMARTCOVER_TARGET_KEY: COS has no conditional "
+                          "overwrite, so a replacing copy could land on another job's just-moved cover; always applies "
+                          "only to templates with ${jobid}", log.WARNING)
         log.event("start", config=config.public())
 
     @classmethod
