@@ -112,3 +112,37 @@ def test_input_key_with_disallowed_tag_characters_is_encoded_reversibly():
     (j,) = planned(job, SMARTCOVER_ACTIONS="tag").jobs
     value = dict(j.covers[0].tags)["smartcover:input"]
     assert value.startswith("b64:") and base64.urlsafe_b64decode(value[4:]).decode() == "视频/demo #1.mp4"
+
+
+def test_overwrite_always_applies_only_to_collision_free_targets_outside_the_jobs_output():
+    """README "Several jobs": ``SMARTCOVER_OVERWRITE=always`` may replace an object without
+    identity only when the target template has ``${jobid}`` and the target key does not fit the
+    job's own ``Output.Object`` template (a key CI writes this job's covers to)."""
+    jid = "j6842765cf84611ecb8546d80f2baf56f"
+    job = devkit.make_job_xml(job_id=jid, keys=[f"output/{jid}/1.jpg", f"output/{jid}/2.jpg"], template="output/${jobid}/${Number}.jpg")
+
+    def may_replace(target_key: str, overwrite: str = "always"):
+        (j,) = planned(job, **dict(MOVE, SMARTCOVER_TARGET_KEY=target_key, SMARTCOVER_OVERWRITE=overwrite)).jobs
+        return [c.may_replace for c in j.covers]
+
+    assert may_replace("covers/${jobid}/${Number}.${ext}") == [True, True]
+    assert may_replace("covers/${jobid}/${Number}.${ext}", "never") == [False, False]
+    assert may_replace("covers/${InputName}/${Number}.${ext}") == [False, False]  # can collide across jobs
+    assert may_replace("output/${jobid}/${Number}0.${ext}") == [False, False]  # CI's own covers 10 and 20 of this job
+
+
+def test_jobs_of_one_callback_may_share_collidable_targets_but_not_sources():
+    """Two jobs rendering the same target keys (no ``${jobid}``) are planned, the earlier first
+    (execute takes shared keys in callback order); sharing a source, or a manifest key, stays 422."""
+    a = devkit.make_job_xml(job_id="ja", keys=["a/smartcover-0.jpg"], template="a/smartcover-${Number}.jpg", input_key="a/demo.mp4")
+    b = devkit.make_job_xml(job_id="jb", keys=["b/smartcover-0.jpg"], template="b/smartcover-${Number}.jpg", input_key="b/demo.mp4")
+    shared = dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${InputName}/${Number}.${ext}")
+    p = plan(parse_body(devkit.make_callback(a, b)), Config.from_env(shared))
+    assert [j.job.job_id for j in p.jobs] == ["ja", "jb"] and all(j.claim_first for j in p.jobs)
+    assert p.jobs[0].covers[0].target == p.jobs[1].covers[0].target
+    with pytest.raises(Unprocessable):
+        plan(parse_body(devkit.make_callback(a, b)), Config.from_env(dict(shared, SMARTCOVER_MANIFEST_KEY="m/${InputName}.json")))
+    b_same_source = devkit.make_job_xml(job_id="jb", keys=["a/smartcover-0.jpg"], template="a/smartcover-${Number}.jpg",
+                                        input_key="b/demo.mp4")
+    with pytest.raises(Unprocessable):
+        plan(parse_body(devkit.make_callback(a, b_same_source)), Config.from_env(shared))

@@ -253,6 +253,28 @@ def test_jobs_sharing_keys_in_one_run_are_refused_not_mixed(cos, capsys):
     assert len({cos.tags(BUCKET, k)["smartcover:jobid"] for k in moved}) == 1
 
 
+def test_jobs_sharing_only_target_keys_in_one_run_end_with_one_owner(cos, capsys):
+    """Two videos named same.mp4 in different folders render the same targets (README's template):
+    as in one callback, the run takes shared keys in its job order, so the first job gets them and
+    the second 409 naming it, its covers at their sources (README "Several jobs")."""
+    cos.create_bucket(BUCKET, REGION)
+    for i, created in ((1, "2024-05-01T10:00:00+0800"), (2, "2024-05-01T11:00:00+0800")):
+        xml = devkit.make_job_xml(job_id=jid(i), keys=[f"output/f{i}/cover-{k}.jpg" for k in range(2)],
+                                  template=f"output/f{i}/cover-${{Number}}.jpg", input_key=f"input/f{i}/same.mp4",
+                                  creation_time=created)
+        devkit.seed(cos, devkit.make_callback(xml))
+    code, summary, _ = run(capsys, devkit.env(cos, **MOVE), *WINDOW)
+    assert code == 1 and summary["jobs"]["done"] == 1, summary
+    (lost,) = summary["failures"]
+    assert lost["outcome"] == "conflict" and "refused" not in json.dumps(lost)
+    moved = cos.keys(BUCKET, "covers/")
+    assert moved == ["covers/same/0.jpg", "covers/same/1.jpg"]
+    (owner,) = {cos.tags(BUCKET, k)["smartcover:jobid"] for k in moved}
+    loser = jid(2) if owner == jid(1) else jid(1)
+    assert lost["jobId"] == loser and owner in json.dumps(lost)
+    assert all(cos.get(BUCKET, k) is not None for k in (f"output/f{loser[-1]}/cover-0.jpg", f"output/f{loser[-1]}/cover-1.jpg"))
+
+
 def test_cli_bucket_outside_the_allow_list_is_a_usage_error(cos, capsys):
     env = devkit.env(cos, **MOVE)
     code = cli.main(["reconcile", "--bucket", "other-1250000000", "--region", REGION, "--hours", "1"], env)
