@@ -18,11 +18,18 @@ Safety rules (README "Guarantees" and "Several jobs"):
 * Ownership: a target that carries another job's ``smartcover:jobid`` is never overwritten,
   whatever ``SMARTCOVER_OVERWRITE`` says: the cover is ``conflict`` (409) and names that job
   (``owner``). ``SMARTCOVER_OVERWRITE=always`` replaces only objects that carry no identity of this
-  function, and then checks the target again before it deletes the source.
+  function, only where :attr:`plan.CoverPlan.may_replace` (a template with ``${jobid}``, a key
+  outside the job's ``Output.Object`` template: COS has no conditional overwrite), and then checks
+  the target again before it deletes the source.
 * Claims: when two jobs' covers can render to the same target key (no ``${jobid}`` in the
-  template, :func:`plan.can_collide`), the first cover (lowest target key) is copied before the
-  others: if another job holds that target, the rest are not attempted, so of two such jobs one
-  gets every shared target and the other none, in whatever order or at whatever moment they come.
+  template, :func:`plan.can_collide`), a job takes its target keys one at a time in ascending key
+  order, each copy gated on the one before (:func:`_held`), and stops at the first key that is
+  not verifiably its own; the covers after it stay at their sources. Every job takes shared keys
+  in the same order, so of two such jobs the one that wins the lowest shared key holds every
+  shared key and the other none, in whatever order or at whatever moment they come. Jobs of one
+  callback that share target keys take them in callback order (a later job's copy of a shared key
+  waits for the earlier job's). Cost: N dependent copy round trips instead of one, for such
+  templates only.
 * A source is deleted only after the copy's CRC64 (else ETag) equals the source's. A target that
   already holds this job's cover (its ``smartcover:jobid``/``smartcover:index`` tags and content
   match) counts as done, so repeated or concurrent deliveries converge. Every decision is taken
@@ -148,9 +155,10 @@ class _Rejected(Exception):
 def execute(plan: Plan, cos: Cos, config: Config) -> List[JobResult]:
     """Carry out ``plan``; never raises for COS faults (they become cover outcomes).
 
-    Tasks are submitted in dependency order (CI queries, then every read, then the covers, each
-    job's claiming cover before its others), and a task only ever waits for tasks submitted
-    before it, so the pool cannot deadlock whatever its size."""
+    Tasks are submitted in dependency order (CI queries, then every read, then the covers, for
+    collidable templates each job's covers in target-key order, after the earlier jobs'), and a
+    task only ever waits for tasks submitted before it, so the pool cannot deadlock whatever its
+    size."""
     acting = [j for j in plan.jobs if j.disposition == "act"]
     tagging_failed = [j for j in plan.jobs if j.disposition == "failed" and j.failure_tags]
     results: Dict[str, JobResult] = {}
