@@ -401,6 +401,7 @@ def report(data: dict) -> List[str]:
 def chart(data: dict, path: Path) -> None:
     """Cost per million callbacks against latency, per tier, ours and baseline (cold and warm)."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -410,6 +411,7 @@ def chart(data: dict, path: Path) -> None:
     panels = ((axes[0], "s", "cold_usd", "cold callback, 5 covers (process start to answer)"),
               (axes[1], "warm10_s", "warm10_usd", "warm callback, 10 covers"))
     for ax, t_key, c_key, title in panels:
+        costs = [v for mb in summary for kind in summary[mb] for v in summary[mb][kind][c_key]]
         for kind, style, label in (("ours", "o-", "this function"), ("naive", "s--", "naive baseline")):
             mbs = sorted(summary)
             xs = [statistics.median(summary[mb][kind][t_key]) for mb in mbs]
@@ -420,7 +422,10 @@ def chart(data: dict, path: Path) -> None:
             for x, y, mb in zip(xs, ys, mbs):
                 ax.annotate(f"{mb} MB", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        ax.set_yscale("log" if max(costs) > 10 * min(costs) else "linear")
+        for axis in (ax.xaxis, ax.yaxis) if max(costs) > 10 * min(costs) else (ax.xaxis,):
+            axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: ""))
         ax.set_xlabel("latency, s (median; bars: range over runs)")
         ax.set_ylabel("USD per million callbacks")
         ax.set_title(title, fontsize=10)
