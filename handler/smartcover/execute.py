@@ -228,7 +228,9 @@ def dry_run(plan: Plan, config: Config) -> List[JobResult]:
                 steps += [f"HEAD {c.source}", f"GET {c.source}?tagging", f"PUT {c.source}?tagging (if tags change)"]
             else:
                 steps += [f"HEAD {c.source}", f"GET {c.source}?tagging",
-                          f"PUT {c.target} copy-source={c.source} If-Match=<source ETag> forbid-overwrite"]
+                          f"PUT {c.target} copy-source={c.source} If-Match=<source ETag> forbid-overwrite"
+                          + (" (after the copy to the next lower target key of this job, and only if that key is this job's)"
+                             if j.claim_first else "")]
                 if c.action == "move":
                     steps.append(f"POST {c.source.bucket}/?delete {c.source.key}")
             covers.append(CoverResult(c.index, c.source, c.action, c.target, "planned", "; ".join(steps), tags=c.tags))

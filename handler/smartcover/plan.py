@@ -141,7 +141,9 @@ def plan(callback: Callback, config: Config) -> Plan:
     Raises:
         BadRequest: a SmartCover job whose State is missing or not one of :data:`JOB_STATES`.
         Forbidden: a bucket or region outside the allowed sets (or not a valid name).
-        Unprocessable: object names that do not fit the job, or targets that would collide.
+        Unprocessable: object names that do not fit the job, or keys two jobs would share (a
+            source, a manifest, a target of a collision-free template; cover targets of a
+            template that can collide may be shared: :func:`overlap`).
     """
     if callback.event_name != TASK_FINISH:
         return Plan(callback.event_name, reason=f"event {callback.event_name or '(none)'} is not handled")
