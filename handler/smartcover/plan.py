@@ -52,8 +52,9 @@ class CoverPlan:
     may_replace: bool = False
     """``SMARTCOVER_OVERWRITE=always`` may replace an object without identity at ``target``: only
     when the target template has ``${jobid}`` (not :func:`can_collide`: COS has no conditional
-    overwrite, so a replacing copy onto a key another job renders could land on that job's
-    just-moved cover) and ``target`` does not fit the job's ``Output.Object`` template (a key CI
+    overwrite, PUT Object - Copy, COS doc 436/10881, offers ``x-cos-forbid-overwrite`` and
+    conditions on the source only, so a replacing copy onto a key another job renders could land
+    on that job's just-moved cover) and ``target`` does not fit the job's ``Output.Object`` template (a key CI
     writes covers to)."""
 
     @property
