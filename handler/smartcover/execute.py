@@ -56,8 +56,8 @@ from .parse import parse_body
 from .plan import (TAG_INDEX, TAG_JOB, CoverPlan, JobPlan, ObjectRef, Plan, compare, owner, source_problem, uses_run_id,
                    without_run_id)
 from .pool import Pool
-from .templates import can_collide
 from .tags import Tags, TagLimitError, merge
+from .templates import can_collide
 
 STAGE_RESERVE_S = 0.5
 """Time kept back per later stage of a cover (see :func:`reserve`)."""
