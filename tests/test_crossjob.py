@@ -336,3 +336,73 @@ def test_connections_to_every_host_of_a_callback_are_kept(cos, make_app):
     status, answer = deliver(app, body)
     assert status == 200 and answer["cosRequests"] >= 40
     assert cos.connections_accepted - opened < 8
+
+
+# -- 3. property: one owner for shared keys, whatever the overlap, order and one fault -------------
+def _subset_job(job_id: str, folder: str, indexes) -> bytes:
+    keys = [f"output/{folder}/smartcover-{i}.jpg" for i in indexes]
+    return devkit.make_callback(devkit.make_job_xml(job_id=job_id, keys=keys, template=f"output/{folder}/smartcover-${{Number}}.jpg",
+                                                    input_key=f"{folder}/demo.mp4"))
+
+
+def test_property_two_jobs_with_overlapping_covers_end_with_one_owner_per_shared_set():
+    """Random cover sets for jobs A and B (README's template, so covers/demo/<n>.jpg is shared
+    where the sets meet), delivered one after the other or at once, with one refused or failed
+    copy on a random key, then redelivered twice each: the shared keys all hold one job's cover
+    (or none), every cover is at its source or, verified, at its own job's target, and a job
+    that answers 200 has every cover at its target (README "Several jobs")."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from smartcover.app import App
+    from smartcover.config import Config
+
+    subsets = st.sets(st.integers(0, 4), min_size=1, max_size=4).map(sorted)
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(a=subsets, b=subsets, at_once=st.booleans(), fault_key=st.integers(0, 4), status=st.sampled_from([403, 503, None]))
+    def run(a, b, at_once, fault_key, status):
+        srv = devkit.server()
+        try:
+            bodies = {JOB_A: _subset_job(JOB_A, "a", a), JOB_B: _subset_job(JOB_B, "b", b)}
+            for body in bodies.values():
+                devkit.seed(srv, body)
+            env = devkit.env(srv, **MOVE)
+            apps = {jid: App(Config.from_env(env), env) for jid in bodies}
+            if status:
+                srv.inject(Fault(op="PutObjectCopy", key=f"covers/demo/{fault_key}.jpg", status=status, times=1))
+
+            def deliver_one(jid):
+                answer = apps[jid](devkit.http_event(bodies[jid]), devkit.context(jid))
+                assert is_valid(answer)
+                return answer["statusCode"]
+
+            if at_once:
+                threads = [threading.Thread(target=deliver_one, args=(jid,)) for jid in bodies]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            else:
+                for jid in bodies:
+                    deliver_one(jid)
+            final = {}
+            for _ in range(2):
+                final = {jid: deliver_one(jid) for jid in bodies}
+            shared = sorted(set(a) & set(b))
+            holders = {srv.tags(BUCKET, f"covers/demo/{n}.jpg").get("smartcover:jobid") if srv.get(BUCKET, f"covers/demo/{n}.jpg")
+                       else None for n in shared}
+            assert len(holders) <= 1, (a, b, holders)
+            for jid, folder, indexes in ((JOB_A, "a", a), (JOB_B, "b", b)):
+                for i in indexes:
+                    src = srv.get(BUCKET, f"output/{folder}/smartcover-{i}.jpg")
+                    dst = srv.get(BUCKET, f"covers/demo/{i}.jpg")
+                    own = dst is not None and srv.tags(BUCKET, f"covers/demo/{i}.jpg").get("smartcover:jobid") == jid
+                    expected = devkit.cover_bytes(f"output/{folder}/smartcover-{i}.jpg")
+                    assert (src is not None and src.body == expected) or (own and dst.body == expected), (jid, i)
+                    if final[jid] == 200:
+                        assert own and src is None, (jid, i, final)
+        finally:
+            srv.stop()
+
+    run()
