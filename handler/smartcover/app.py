@@ -164,6 +164,17 @@ def job_dict(result) -> dict:
     return out
 
 
+def start_warnings(config: Config) -> None:
+    """Log what :meth:`Config.from_env` accepted but an operator should see: a ``config.unknown``
+    line per ``SMARTCOVER_*`` name nobody reads (fields ``variable``, ``closest``), and a
+    ``config.notice`` line per :attr:`Config.notices` entry. Both at WARNING."""
+    for name, near in config.unknown:
+        log.event("config.unknown", log.WARNING, variable=name, closest=near,
+                  hint=f"{name} is not a variable this function reads" + (f"; did you mean {near}?" if near else ""))
+    for text in config.notices:
+        log.event("config.notice", log.WARNING, detail=text)
+
+
 class App:
     """The callback handler for one validated :class:`Config`.
 
@@ -179,6 +190,7 @@ class App:
         self.env = os.environ if env is None else env
         self.auth = authenticator or Authenticator(config, env=self.env)
         log.setup(config.log_level)
+        start_warnings(config)
         if config.auth_none:
             log.event("SMARTCOVER_AUTH=none: callbacks are accepted without a token", log.WARNING)
         if config.allowed_buckets is None:
@@ -203,7 +215,8 @@ class App:
             status, body = self._handle(event, context, deadline)
         except SmartCoverError as exc:
             status, body = exc.status, error_body(exc.status, exc.code, exc.public)
-            log.event("refused", log.WARNING, status=exc.status, error=exc.code, reason=exc.public)
+            log.event("refused", log.WARNING, status=exc.status, error=exc.code, reason=exc.public,
+                      bucket=getattr(exc, "bucket", None) or None, region=getattr(exc, "region", None) or None)
         except RetryBatch as exc:
             log.event("queue batch incomplete: failing the invocation so SCF redelivers it", log.ERROR,
                       status=exc.body["status"], messages=len(exc.body["messages"]))

@@ -115,9 +115,9 @@ def target_of(config: Config, env: Mapping[str, str], bucket: Any, region: Any, 
     if not isinstance(bucket, str) or not isinstance(region, str):
         raise BadRequest(f"{who}: bucket and region must be strings")
     if config.allowed_buckets is not None and bucket not in config.allowed_buckets:
-        raise Forbidden(f"{who}: bucket outside {cfg.ALLOWED_BUCKETS}")
+        raise Forbidden(f"{who}: bucket {bucket[:64]!r} is outside {cfg.ALLOWED_BUCKETS}", bucket=bucket[:64])
     if config.allowed_regions is not None and region not in config.allowed_regions:
-        raise Forbidden(f"{who}: region outside {cfg.ALLOWED_REGIONS}")
+        raise Forbidden(f"{who}: region {region[:64]!r} is outside {cfg.ALLOWED_REGIONS}", region=region[:64])
     return bucket, region
 
 
