@@ -32,9 +32,11 @@ package: $(STAMP)
 campaign: $(STAMP)
 	$(BIN)/python scripts/campaign.py $(CAMPAIGN_ARGS)
 
-## serve: the function behind http://127.0.0.1:9001 with a seeded local COS server (POST callbacks with curl)
+## serve: the function behind http://127.0.0.1:9001 with a seeded local COS server (POST callbacks with curl; the callback token is printed at start)
 serve: $(STAMP)
-	$(BIN)/python -m handler serve --local-cos --port 9001 --env SMARTCOVER_ACTIONS=move,tag --env 'SMARTCOVER_TARGET_KEY=covers/$${InputName}/$${Number}.$${ext}'
+	$(BIN)/python -m handler serve --local-cos --port 9001 --env SMARTCOVER_ACTIONS=move,tag \
+		--env 'SMARTCOVER_TARGET_KEY=covers/$${InputName}/$${jobid}/$${Number}.$${ext}' \
+		--env SMARTCOVER_ALLOWED_BUCKETS=test-123456789 --env SMARTCOVER_ALLOWED_REGIONS=ap-chongqing
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

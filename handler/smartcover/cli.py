@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                          epilog="example: python -m handler serve --local-cos --env SMARTCOVER_ACTIONS=move,tag "
                                 "--env 'SMARTCOVER_TARGET_KEY=covers/${InputName}/${Number}.${ext}'")
     srv.add_argument("--port", type=int, default=9001, help="TCP port on 127.0.0.1 (default 9001; 0 = any free port)")
-    srv.add_argument("--local-cos", action="store_true", help="start a local COS server seeded with the official samples and use it")
+    srv.add_argument("--local-cos", action="store_true", help="start a local COS server seeded with every official sample's "
+                     "video, covers and CI job and use it (sets the allow-lists and, unless SMARTCOVER_TOKEN, SMARTCOVER_AUTH=none "
+                     "or SMARTCOVER_TOKEN_SECRET is given, the callback token printed at start)")
     srv.add_argument("--time-limit-ms", type=int, default=30000, help="context time_limit_in_ms (default 30000, as serverless.yml)")
     srv.set_defaults(func=cmd_serve)
 
@@ -169,11 +171,13 @@ def _print_summary(summary) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, env: Dict[str, str]) -> int:
-    """``serve``: see :mod:`serve`."""
+    """``serve``: see :mod:`serve`. With ``--local-cos`` the banner names the callback token and
+    where it comes from (:func:`serve.token_note`) and a curl line that uses it."""
     from .app import App
-    from .serve import make_server, run, start_local_cos
+    from .serve import LOCAL_BUCKET, LOCAL_REGION, callback_token, make_server, run, sample_switch, start_local_cos, token_note
 
     local = None
+    given = dict(env)
     if args.local_cos:
         local, env = start_local_cos(env)
     try:
@@ -182,13 +186,21 @@ def cmd_serve(args: argparse.Namespace, env: Dict[str, str]) -> int:
             return 2
         log.setup(config.log_level, stream="stderr")
         app = App(config, env)
-        server = make_server(app, args.port, args.time_limit_ms)
+        server = make_server(sample_switch(local, app) if local is not None else app, args.port, args.time_limit_ms)
         port = server.server_address[1]
         print(f"smartcover function on http://127.0.0.1:{port}/ (Function URL events; Ctrl-C to stop)", flush=True)
         if local is not None:
-            print(f"  local COS: {local.endpoint}, bucket test-123456789 (ap-chongqing) seeded with the official samples")
+            import devkit
+
+            token = callback_token(env)
+            shown = "$SMARTCOVER_TOKEN" if "SMARTCOVER_TOKEN" in given and token else token
+            query = f"?token={shown}" if token else ""
+            print(f"  local COS: {local.endpoint}, bucket {LOCAL_BUCKET} ({LOCAL_REGION}) seeded with every official sample's "
+                  f"video, covers and CI job ({', '.join(devkit.SAMPLES)})")
+            print(f"  {token_note(given, env)}")
             print(f"  try: curl -sS -X POST -H 'Content-Type: application/xml' --data-binary @tests/events/smartcover-workflow.xml "
-                  f"'http://127.0.0.1:{port}/?token={env.get('SMARTCOVER_TOKEN', '')}'", flush=True)
+                  + (f"\"http://127.0.0.1:{port}/{query}\"" if shown.startswith("$") else f"'http://127.0.0.1:{port}/{query}'"),
+                  flush=True)
         run(server)
         return 0
     finally:
@@ -199,7 +211,7 @@ def cmd_serve(args: argparse.Namespace, env: Dict[str, str]) -> int:
 def cmd_invoke(args: argparse.Namespace, env: Dict[str, str]) -> int:
     """``invoke``: one body through the handler; prints ``HTTP <status>`` and the answer."""
     from .app import App
-    from .serve import context, function_url_event, pretty, seed_body, start_local_cos
+    from .serve import callback_token, context, function_url_event, pretty, seed_body, start_local_cos
 
     try:
         if args.file == "-":
@@ -219,7 +231,8 @@ def cmd_invoke(args: argparse.Namespace, env: Dict[str, str]) -> int:
         if config is None:
             return 2
         log.setup(config.log_level, stream="stderr")
-        token = args.token if args.token is not None else env.get("SMARTCOVER_TOKEN", "")
+        token = args.token if args.token is not None else (callback_token(env) if local is not None
+                                                             else env.get("SMARTCOVER_TOKEN", ""))
         query = f"?token={quote(token, safe='')}" if token else ""
         event = function_url_event("POST", "/" + query, {"content-type": "application/xml" if body.lstrip()[:1] == b"<"
                                                          else "application/json"}, body, "127.0.0.1")
