@@ -6,6 +6,10 @@
 * ``serve``: the function behind http://127.0.0.1:PORT/ (:mod:`serve`), e.g. for curl.
 * ``invoke FILE``: send one callback body through the handler as a Function URL event and
   print the answer; exit 1 unless the status is 2xx.
+* ``setup-queue --url URL``: set a CI media queue's callback (``NotifyConfig``) to the function's
+  URL with its token; dry run showing the change unless ``--apply`` (:mod:`ciops`).
+* ``submit BUCKET/KEY --url URL``: submit a SmartCover job whose callback is the function, print
+  its JobId; ``--wait`` polls until the cover manifest appears or the job fails (:mod:`ciops`).
 
 Configuration comes from the environment (the ``SMARTCOVER_*`` variables of README.md and the
 role credentials ``TENCENTCLOUD_SECRETID``/``_SECRETKEY``/``_SESSIONTOKEN``), plus ``--env
@@ -42,13 +46,13 @@ def _time(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (subcommands reconcile, serve, invoke)."""
+    """The argument parser (subcommands reconcile, serve, invoke, setup-queue, submit)."""
     parser = argparse.ArgumentParser(prog="python -m handler", description="Local tools for the SmartCover callback function: "
                                      "recover lost callbacks, run it behind a loopback URL, send it one body.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--env", type=_assignment, action="append", default=[], metavar="NAME=VALUE",
                         help="set an environment variable for the function (repeatable), e.g. SMARTCOVER_ACTIONS=move,tag")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{reconcile,serve,invoke}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{reconcile,serve,invoke,setup-queue,submit}")
 
     rec = sub.add_parser("reconcile", parents=[common], help="recover lost callbacks from CI's job list",
                          description="List SmartCover jobs of a bucket from CI (GET /jobs, CI doc 436/54011) and apply the "
@@ -78,6 +82,45 @@ def build_parser() -> argparse.ArgumentParser:
                      "or SMARTCOVER_TOKEN_SECRET is given, the callback token printed at start)")
     srv.add_argument("--time-limit-ms", type=int, default=30000, help="context time_limit_in_ms (default 30000, as serverless.yml)")
     srv.set_defaults(func=cmd_serve)
+
+    sq = sub.add_parser("setup-queue", parents=[common], help="point a CI media queue's callback at the function (dry run unless --apply)",
+                        description="Set a CI media queue's NotifyConfig (CI doc 436/54046) to the function's URL with its token: "
+                                    "State On, Type Url, Event TaskFinish, ResultFormat XML. Shows the change; writes it with --apply.",
+                        epilog="example: python -m handler setup-queue --url https://1250000000-abcd.ap-guangzhou.tencentscf.com/ "
+                               "--bucket test-1250000000 --region ap-guangzhou --apply")
+    sq.add_argument("--url", required=True, help="the function's URL (Function URL), without the token")
+    sq.add_argument("--bucket", help="bucket name-APPID (default: the single entry of SMARTCOVER_ALLOWED_BUCKETS)")
+    sq.add_argument("--region", help="region (default: the single entry of SMARTCOVER_ALLOWED_REGIONS, else TENCENTCLOUD_REGION)")
+    sq.add_argument("--queue-id", default="", help="the media queue (default: the bucket's only one)")
+    sq.add_argument("--events", default="TaskFinish", choices=["TaskFinish", "TaskFinish,WorkflowFinish"],
+                    help="NotifyConfig Event (default TaskFinish)")
+    sq.add_argument("--format", default="XML", choices=["XML", "JSON"], help="NotifyConfig ResultFormat (default XML)")
+    sq.add_argument("--token", help="callback token (default: SMARTCOVER_TOKEN, or the SMARTCOVER_TOKEN_SECRET value from SSM)")
+    sq.add_argument("--show-token", action="store_true", help="print the token in full in the change (default: its first 4 characters)")
+    sq.add_argument("--apply", action="store_true", help="write the change (default: dry run, nothing written)")
+    sq.set_defaults(func=cmd_setup_queue)
+
+    sj = sub.add_parser("submit", parents=[common], help="submit a SmartCover job whose callback is the function",
+                        description="Submit a SmartCover job (CreateMediaJobs, Tag SmartCover, CI doc 436/83106) for BUCKET/KEY "
+                                    "with CallBack = the function's URL and token; print its JobId; with --wait, poll until "
+                                    "the cover manifest (SMARTCOVER_MANIFEST_KEY) appears or the job fails.",
+                        epilog="example: python -m handler submit test-1250000000/input/demo.mp4 --region ap-guangzhou "
+                               "--url https://1250000000-abcd.ap-guangzhou.tencentscf.com/ --wait")
+    sj.add_argument("target", metavar="BUCKET/KEY", help="input video: bucket name-APPID, '/', object key")
+    sj.add_argument("--url", required=True, help="the function's URL (Function URL), without the token")
+    sj.add_argument("--region", help="the bucket's region (default: the single entry of SMARTCOVER_ALLOWED_REGIONS, else TENCENTCLOUD_REGION)")
+    sj.add_argument("--output", default="output/smartcover-${Number}.jpg", help="Output.Object template (default output/smartcover-${Number}.jpg)")
+    sj.add_argument("--output-bucket", help="Output.Bucket (default: the input's bucket)")
+    sj.add_argument("--count", type=int, default=3, choices=range(1, 11), metavar="1-10", help="covers (SmartCover Count, default 3)")
+    sj.add_argument("--format", default="jpg", choices=["jpg", "png", "webp"], help="cover format (default jpg)")
+    sj.add_argument("--queue-id", default="", help="CI queue (default: CI's default queue)")
+    sj.add_argument("--callback-format", default="XML", choices=["XML", "JSON"], help="CallBackFormat (default XML)")
+    sj.add_argument("--user-data", default="", help="UserData of the job")
+    sj.add_argument("--token", help="callback token (default: SMARTCOVER_TOKEN, or the SMARTCOVER_TOKEN_SECRET value from SSM)")
+    sj.add_argument("--wait", action="store_true", help="poll until the manifest appears or the job fails (exit 1 on failure or timeout)")
+    sj.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="give up waiting after this long (default 600)")
+    sj.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="seconds between polls (default 2)")
+    sj.set_defaults(func=cmd_submit)
 
     inv = sub.add_parser("invoke", parents=[common], help="send one callback body through the handler",
                          description="Send FILE (XML or JSON callback; - for stdin) as a Function URL event and print the answer. "
@@ -243,3 +286,137 @@ def cmd_invoke(args: argparse.Namespace, env: Dict[str, str]) -> int:
     finally:
         if local is not None:
             local.stop()
+
+
+def _ops_target(config, env: Mapping[str, str], bucket, region, who: str):
+    from .errors import SmartCoverError
+    from .reconcile import target_of
+
+    try:
+        return target_of(config, env, bucket, region, who=who)
+    except SmartCoverError as exc:
+        print(exc.public, file=sys.stderr)
+        return None
+
+
+def _ci_failure(who: str, exc: Exception) -> int:
+    """Print a CI/SDK error (status, code, message; never credentials) and return exit status 1."""
+    from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+    if isinstance(exc, CosServiceError):
+        print(f"{who}: CI answered {exc.get_status_code()} {exc.get_error_code()}: {exc.get_error_msg()}", file=sys.stderr)
+    elif isinstance(exc, CosClientError):
+        print(f"{who}: could not reach CI: {exc}", file=sys.stderr)
+    else:
+        print(f"{who}: {exc}", file=sys.stderr)
+    return 1
+
+
+def cmd_setup_queue(args: argparse.Namespace, env: Dict[str, str]) -> int:
+    """``setup-queue``: see :func:`ciops.plan_queue` and :func:`ciops.apply_queue`. Exit 0 when
+    planned, applied or already set; 1 when CI refused; 2 for usage or configuration errors."""
+    from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+    from . import ciops
+    from .errors import ConfigError
+
+    config = _config(env)
+    if config is None:
+        return 2
+    target = _ops_target(config, env, args.bucket, args.region, "setup-queue")
+    if target is None:
+        return 2
+    bucket, region = target
+    try:
+        url = ciops.callback_url(args.url, ciops.callback_token(config, env, args.token))
+        ci = ciops.client(config, env, region)
+    except (ciops.OpsError, ConfigError) as exc:
+        print(f"setup-queue: {getattr(exc, 'public', exc)}", file=sys.stderr)
+        return 2
+    try:
+        change = ciops.plan_queue(ci, bucket, region, args.queue_id, url, args.events, args.format)
+    except ciops.OpsError as exc:
+        print(f"setup-queue: {exc}", file=sys.stderr)
+        return 2
+    except (CosServiceError, CosClientError) as exc:
+        return _ci_failure("setup-queue", exc)
+    print(f"queue {change.queue_id} ({change.name}, {change.state}) of {bucket} ({region}), NotifyConfig:")
+    for line in change.diff(args.show_token):
+        print(line)
+    if not change.changed:
+        print("already set: nothing to change")
+        return 0
+    if not args.apply:
+        print("dry run: nothing written; run again with --apply to write it")
+        return 0
+    try:
+        ciops.apply_queue(ci, change)
+    except (CosServiceError, CosClientError, ciops.OpsError) as exc:
+        return _ci_failure("setup-queue", exc)
+    print(f"applied: CI now sends {args.events} callbacks of queue {change.queue_id} to the function")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace, env: Dict[str, str]) -> int:
+    """``submit``: see :func:`ciops.submit_job` and :func:`ciops.wait`. Prints the JobId on
+    stdout (and, with ``--wait``, ``manifest BUCKET/KEY``); progress on stderr. Exit 0 when
+    submitted (and, with ``--wait``, the manifest appeared or the job succeeded without a manifest
+    configured); 1 when CI refused, the job failed or the wait timed out; 2 for usage errors."""
+    from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+    from . import ciops
+    from .config import bucket_problem
+    from .errors import ConfigError
+
+    config = _config(env)
+    if config is None:
+        return 2
+    bucket, _, key = args.target.partition("/")
+    problem = bucket_problem("BUCKET", bucket)
+    if problem or not key:
+        print(f"submit: {problem or 'give BUCKET/KEY, e.g. test-1250000000/input/demo.mp4'}", file=sys.stderr)
+        return 2
+    target = _ops_target(config, env, bucket, args.region, "submit")
+    if target is None:
+        return 2
+    bucket, region = target
+    try:
+        url = ciops.callback_url(args.url, ciops.callback_token(config, env, args.token), allow_private=True)
+        ci = ciops.client(config, env, region)
+    except (ciops.OpsError, ConfigError) as exc:
+        print(f"submit: {getattr(exc, 'public', exc)}", file=sys.stderr)
+        return 2
+    try:
+        job_id = ciops.submit_job(ci, bucket, region, key, url, count=args.count, fmt=args.format, output=args.output,
+                                  output_bucket=args.output_bucket, queue_id=args.queue_id,
+                                  callback_format=args.callback_format, user_data=args.user_data)
+    except (CosServiceError, CosClientError, ciops.OpsError) as exc:
+        return _ci_failure("submit", exc)
+    print(job_id, flush=True)
+    if not args.wait:
+        return 0
+    manifest = None
+    mkey = ciops.manifest_key(config, key, job_id)
+    if mkey:
+        mbucket = config.target_bucket or args.output_bucket or bucket
+        mregion = config.target_region or region
+        manifest = (ci if mregion == region else ciops.client(config, env, mregion), mbucket, mkey)
+        print(f"waiting for the manifest {mbucket}/{mkey}", file=sys.stderr)
+    else:
+        print("SMARTCOVER_MANIFEST_KEY is not set: waiting for the job only", file=sys.stderr)
+    try:
+        result = ciops.wait(ci, bucket, job_id, manifest, args.timeout, args.interval,
+                            progress=lambda line: print(line, file=sys.stderr, flush=True))
+    except (CosServiceError, CosClientError, ciops.OpsError) as exc:
+        return _ci_failure("submit", exc)
+    if result.outcome == "manifest":
+        print(f"manifest {result.bucket}/{result.key}")
+        return 0
+    if result.outcome == "done":
+        print(f"job {job_id}: Success")
+        return 0
+    if result.outcome == "failed":
+        print(f"job {job_id}: {result.state} {result.code} {result.message}".rstrip(), file=sys.stderr)
+        return 1
+    print(f"submit: no manifest after {args.timeout:g} s (job {result.state or 'unknown'})", file=sys.stderr)
+    return 1
