@@ -206,3 +206,14 @@ def test_403_names_the_refused_bucket_or_region_in_answer_and_log(seeded, make_a
     (line,) = [x for x in lines(capsys) if x["message"] == "refused"]
     assert line[field] == value and repr(value) in line["reason"]
     assert not seeded.writes()
+
+
+def test_403_of_a_queue_message_names_the_bucket_in_its_message_line(cos, make_app, capsys):
+    body = devkit.sample("smartcover-job-api.xml").decode().replace("test-123456789", "other-1250000000")
+    record = {"CMQ": {"type": "topic", "topicOwner": 1250000000, "topicName": "smartcover-callbacks", "subscriptionName": "scf",
+                      "publishTime": "2024-05-01T00:00:00.000Z", "msgId": "m1", "requestId": "r1", "msgBody": body, "msgTag": []}}
+    answer = make_app(SMARTCOVER_ALLOWED_BUCKETS="test-123456789")({"Records": [record]}, devkit.context())
+    entry = json.loads(answer["body"])["messages"][0]
+    assert entry["status"] == 403 and "'other-1250000000'" in entry["message"]
+    (line,) = [x for x in lines(capsys) if x["message"] == "message"]
+    assert line["bucket"] == "other-1250000000" and "other-1250000000" in line["reason"]

@@ -287,6 +287,7 @@ class App:
         items = []
         for m in request.messages:
             started = time.monotonic()
+            refused: dict = {}
             try:
                 if m.error is not None:
                     raise m.error
@@ -296,11 +297,14 @@ class App:
                     status, body = self.run_callback(parse_body(m.body), session)
             except SmartCoverError as exc:
                 status, body = exc.status, error_body(exc.status, exc.code, exc.public)
+                refused = {"reason": exc.public, "bucket": getattr(exc, "bucket", None) or None,
+                           "region": getattr(exc, "region", None) or None}
             except Exception:  # noqa: BLE001 - one message's bug must not lose the others
                 log.event("unexpected error", log.ERROR, exc_info=True, messageId=m.message_id)
                 status, body = INTERNAL[0], error_body(*INTERNAL)
             log.event("message", log.INFO if status < 400 else log.WARNING, kind=m.kind, messageId=m.message_id,
-                      status=status, outcome=body.get("outcome") or body.get("error"), ms=round((time.monotonic() - started) * 1000, 1))
+                      status=status, outcome=body.get("outcome") or body.get("error"), ms=round((time.monotonic() - started) * 1000, 1),
+                      **refused)
             items.append(dict({"messageId": m.message_id, "kind": m.kind}, **body))
         status = max(item["status"] for item in items)
         body = {"status": status, "outcome": "done" if status == 200 else "incomplete", "messages": items,
