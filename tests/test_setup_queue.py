@@ -207,3 +207,9 @@ def test_queue_notify_config_is_used_when_the_job_has_no_callback(cos, env, func
     cos.wait_jobs()
     assert cos.callbacks[0]["jobId"] == job_id and cos.callbacks[0]["status"] == 200
     assert ciops.job_state(ci, BUCKET, job_id)[0] == "Success"
+
+
+def test_commands_without_an_app_print_unknown_names(cos, env, capsys):
+    cos.add_queue(BUCKET)
+    code, _, err = run(capsys, ["setup-queue", "--url", FUNCTION_URL], dict(env, SMARTCOVER_ALLOWED_BUCKET="x"))
+    assert code == 0 and "SMARTCOVER_ALLOWED_BUCKET is not a variable" in err and "SMARTCOVER_ALLOWED_BUCKETS" in err

@@ -146,15 +146,25 @@ def main(argv: Optional[List[str]] = None, env: Optional[Mapping[str, str]] = No
         log.setup(level if level != "NOTSET" else "INFO", stream=stream or "stdout")
 
 
-def _config(env: Mapping[str, str]):
+def _config(env: Mapping[str, str], warn: bool = False):
+    """The validated configuration, or None after printing why not. ``warn``: also print what the
+    function would warn about at start (unknown ``SMARTCOVER_*`` names, notices), for the commands
+    that build no :class:`App` (which logs them itself)."""
     from .config import Config
     from .errors import ConfigError
 
     try:
-        return Config.from_env(env)
+        config = Config.from_env(env)
     except ConfigError as exc:
         print(f"configuration: {exc.public}", file=sys.stderr)
         return None
+    if warn:
+        for name, near in config.unknown:
+            print(f"configuration: {name} is not a variable this function reads" + (f"; did you mean {near}?" if near else ""),
+                  file=sys.stderr)
+        for text in config.notices:
+            print(f"configuration: {text}", file=sys.stderr)
+    return config
 
 
 def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
@@ -163,7 +173,7 @@ def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
     from .errors import SmartCoverError
     from .reconcile import make_window, reconcile, target_of
 
-    config = _config(env)
+    config = _config(env, warn=True)
     if config is None:
         return 2
     if args.dry_run:
@@ -320,7 +330,7 @@ def cmd_setup_queue(args: argparse.Namespace, env: Dict[str, str]) -> int:
     from . import ciops
     from .errors import ConfigError
 
-    config = _config(env)
+    config = _config(env, warn=True)
     if config is None:
         return 2
     target = _ops_target(config, env, args.bucket, args.region, "setup-queue")
@@ -368,7 +378,7 @@ def cmd_submit(args: argparse.Namespace, env: Dict[str, str]) -> int:
     from .config import bucket_problem
     from .errors import ConfigError
 
-    config = _config(env)
+    config = _config(env, warn=True)
     if config is None:
         return 2
     bucket, _, key = args.target.partition("/")
