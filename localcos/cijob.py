@@ -1,4 +1,4 @@
-"""CI CreateMediaJobs for SmartCover (``POST /jobs``, CI doc 436/83106; job API 436/54013) and
+"""CI CreateMediaJobs for SmartCover (``POST /jobs``, CI doc 436/85033; job API 436/54013) and
 the job's run: covers written, the job record updated, the callback POSTed.
 
 The request body (what cos-python-sdk-v5's ``ci_create_media_jobs`` sends)::
@@ -14,7 +14,8 @@ runs: for a missing input it ends Failed (Code ``InvalidInput``; CI's own code i
 documented); else it writes ``Count`` covers (``${Number}`` = 0..Count-1) to the output bucket,
 registers the Success record (``GET /jobs/<JobId>`` answers it) and sends the callback in the
 layout of the official samples. The callback URL is the job's ``CallBack``, else the queue's
-``NotifyConfig.Url`` when its State is On and Event has TaskFinish. localcos POSTs it only to a
+``NotifyConfig.Url`` when its State is On and Event has TaskFinish; ``CallBack=no`` sends none
+(436/85033: the job's callback settings take precedence over the queue's). localcos POSTs it only to a
 loopback address (tests never reach another one); every attempt is kept in ``app.callbacks``.
 ``app.wait_jobs()`` joins the runs.
 """
@@ -117,8 +118,8 @@ def _run(app, bucket: str, job: dict, callback: str, fmt: str) -> None:
             job.update(State="Failed", Code="InvalidOutput", Message=err.message, Files=[])
     job["EndTime"] = format_ci_time(app.clock())
     app.add_job(bucket, job_xml(job))
-    url = callback
-    if not url:
+    url = "" if callback == "no" else callback  # "no": not even the queue's callback (436/85033)
+    if not callback:
         for queue in app.queues.all(bucket):
             notify = queue["NotifyConfig"]
             if queue["QueueId"] == job["QueueId"] and notify.get("State") == "On" and notify.get("Type") == "Url" \

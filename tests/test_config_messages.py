@@ -78,7 +78,7 @@ def test_one_letter_typos_of_any_name_find_that_name(name, at, how):
     assert reported == typo and near is not None
     # the suggestion is at least as close as the name the typo came from
     import difflib
-    assert difflib.SequenceMatcher(None, typo, near).ratio() >= difflib.SequenceMatcher(None, typo, name).ratio()
+    assert difflib.SequenceMatcher(None, near, typo).ratio() >= difflib.SequenceMatcher(None, name, typo).ratio()
 
 
 # ---- messages name the value and the expected form -------------------------------------------

@@ -213,3 +213,14 @@ def test_commands_without_an_app_print_unknown_names(cos, env, capsys):
     cos.add_queue(BUCKET)
     code, _, err = run(capsys, ["setup-queue", "--url", FUNCTION_URL], dict(env, SMARTCOVER_ALLOWED_BUCKET="x"))
     assert code == 0 and "SMARTCOVER_ALLOWED_BUCKET is not a variable" in err and "SMARTCOVER_ALLOWED_BUCKETS" in err
+
+
+def test_callback_no_sends_no_callback_even_with_a_queue_url(cos, env, function):
+    url, _ = function
+    qid = cos.add_queue(BUCKET, notify={"State": "On", "Type": "Url", "Url": f"{url}?token={devkit.TOKEN}",
+                                        "Event": "TaskFinish", "ResultFormat": "XML"})
+    cos.put(BUCKET, "input/demo.mp4", b"video")
+    ci = ciops.client(Config.from_env(env), env, REGION)
+    job_id = ciops.submit_job(ci, BUCKET, REGION, "input/demo.mp4", "no", queue_id=qid)
+    cos.wait_jobs()
+    assert cos.callbacks == [] and ciops.job_state(ci, BUCKET, job_id)[0] == "Success"

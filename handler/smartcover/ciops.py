@@ -10,7 +10,7 @@ Both go through cos-python-sdk-v5's CI calls:
   ``State``; they are sent as they are. CI refuses a private-network ``Url`` (436/54046): so does
   :func:`callback_url`.
 * ``ci_create_media_jobs`` (CreateMediaJobs, ``POST /jobs`` with ``Tag=SmartCover``, CI doc
-  436/83106) with ``CallBack`` = the function's URL and token, ``CallBackType=Url``;
+  436/85033) with ``CallBack`` = the function's URL and token, ``CallBackType=Url``;
   ``ci_get_media_jobs`` (``GET /jobs/<JobId>``, 436/54010) to follow it.
 
 Credentials: ``TENCENTCLOUD_SECRETID``/``_SECRETKEY``/``_SESSIONTOKEN`` (a user's own keys, or a

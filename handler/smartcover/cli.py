@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     sq.set_defaults(func=cmd_setup_queue)
 
     sj = sub.add_parser("submit", parents=[common], help="submit a SmartCover job whose callback is the function",
-                        description="Submit a SmartCover job (CreateMediaJobs, Tag SmartCover, CI doc 436/83106) for BUCKET/KEY "
+                        description="Submit a SmartCover job (CreateMediaJobs, Tag SmartCover, CI doc 436/85033) for BUCKET/KEY "
                                     "with CallBack = the function's URL and token; print its JobId; with --wait, poll until "
                                     "the cover manifest (SMARTCOVER_MANIFEST_KEY) appears or the job fails.",
                         epilog="example: python -m handler submit test-1250000000/input/demo.mp4 --region ap-guangzhou "
