@@ -80,6 +80,12 @@ def create_jobs(app, req: Request) -> Response:
     fmt = _text(root, "CallBackFormat") or "XML"
     if fmt not in ("XML", "JSON") or (_text(root, "CallBackType") or "Url") != "Url":
         raise COSError(400, "InvalidArgument", "CallBackFormat must be XML or JSON and CallBackType Url.")
+    callback = _text(root, "CallBack")
+    if callback and callback != "no" and "ci-callback-private-refused" in app.quirks:
+        from .ciqueue import private_host
+
+        if private_host(callback):
+            raise COSError(400, "InvalidArgument", "CallBack cannot be a private-network address.")
     queues = app.queues.all(req.bucket)
     queue_id = _text(root, "QueueId") or (queues[0]["QueueId"] if queues else "p" + uuid.uuid4().hex)
     now = format_ci_time(app.clock())
@@ -93,7 +99,6 @@ def create_jobs(app, req: Request) -> Response:
         "QueueId": queue_id, "StartTime": "-", "State": "Submitted", "Tag": "SmartCover", "Files": [],
     }
     app.add_job(req.bucket, job_xml(job))
-    callback = _text(root, "CallBack")
     thread = threading.Thread(target=_run, args=(app, req.bucket, job, callback, fmt), daemon=True,
                               name=f"localcos-job-{job['JobId']}")
     app.job_threads.append(thread)

@@ -151,5 +151,6 @@ def update_queue(app, req: Request) -> Response:
     queue = app.queues.update(req.bucket, queue_id, name, state, notify)
     out = ET.Element("Response")
     sub(out, "RequestId", req.request_id)
-    queue_element(out, "Queue", queue)
+    if "ci-queue-update-bare" not in app.quirks:
+        queue_element(out, "Queue", queue)
     return Response(200, xml_bytes(out), {"Content-Type": "application/xml"})

@@ -224,3 +224,21 @@ def test_callback_no_sends_no_callback_even_with_a_queue_url(cos, env, function)
     job_id = ciops.submit_job(ci, BUCKET, REGION, "input/demo.mp4", "no", queue_id=qid)
     cos.wait_jobs()
     assert cos.callbacks == [] and ciops.job_state(ci, BUCKET, job_id)[0] == "Success"
+
+
+def test_apply_checks_the_result_also_when_ci_answers_without_the_queue(cos, env, capsys):
+    cos.quirks.add("ci-queue-update-bare")
+    qid = cos.add_queue(BUCKET)
+    code, out, err = run(capsys, ["setup-queue", "--url", FUNCTION_URL, "--apply"], env)
+    assert code == 0 and "applied" in out, err
+    assert cos.queues.get(BUCKET, qid)["NotifyConfig"]["State"] == "On"
+    assert [r.op for r in cos.requests] == ["DescribeMediaQueues", "UpdateMediaQueue", "DescribeMediaQueues"]
+
+
+def test_submit_reports_ci_refusing_a_private_callback(cos, env, function, capsys):
+    cos.quirks.add("ci-callback-private-refused")
+    url, _ = function
+    cos.put(BUCKET, "input/demo.mp4", b"video")
+    code, out, err = run(capsys, ["submit", f"{BUCKET}/input/demo.mp4", "--url", url, "--wait"], env)
+    assert code == 1 and out == "" and "CI answered 400 InvalidArgument" in err
+    assert cos.keys(BUCKET, "output/") == []
