@@ -1,4 +1,6 @@
-"""Cloud Infinite (CI) media job queries: GET /jobs/<ids> (436/54010) and GET /jobs (436/54011).
+"""Cloud Infinite (CI) media API: job queries GET /jobs/<ids> (436/54010) and GET /jobs (436/54011)
+here; SmartCover job submission POST /jobs (:mod:`localcos.cijob`, 436/85033) and media queues
+GET /queue, PUT /queue/<id> (:mod:`localcos.ciqueue`, 436/54045, 436/54046), re-exported below.
 
 Handlers take (app, req) -> Response and raise COSError (answered as the COS error document).
 """
@@ -8,6 +10,8 @@ import xml.etree.ElementTree as ET
 
 from defusedxml import ElementTree as SafeET
 
+from .cijob import create_jobs  # noqa: F401 - CI endpoints in one place for the router
+from .ciqueue import describe_queues, update_queue  # noqa: F401
 from .protocol import COSError, Request, Response, sub, xml_bytes
 from .store import JOB_STATES, decode_token, encode_token, parse_ci_time
 

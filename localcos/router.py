@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 
-from . import ciapi, cijob, ciqueue, cosapi
+from . import ciapi, cosapi
 from .protocol import COSError, Request
 
 _HOST = re.compile(r"([a-z0-9][a-z0-9-]*)\.(cos|ci)\.([a-z0-9-]+)\.myqcloud\.com(?::\d+)?", re.I)
@@ -27,8 +27,8 @@ HANDLERS = {
     "GetObjectTagging": cosapi.get_tagging, "PutObjectTagging": cosapi.put_tagging,
     "DeleteObjectTagging": cosapi.delete_tagging, "DeleteObjects": cosapi.delete_objects,
     "ListObjects": cosapi.list_objects, "HeadBucket": cosapi.head_bucket,
-    "GetMediaJobs": ciapi.get_jobs, "ListMediaJobs": ciapi.list_jobs, "CreateMediaJobs": cijob.create_jobs,
-    "DescribeMediaQueues": ciqueue.describe_queues, "UpdateMediaQueue": ciqueue.update_queue,
+    "GetMediaJobs": ciapi.get_jobs, "ListMediaJobs": ciapi.list_jobs, "CreateMediaJobs": ciapi.create_jobs,
+    "DescribeMediaQueues": ciapi.describe_queues, "UpdateMediaQueue": ciapi.update_queue,
 }
 WRITE_OPS = frozenset({"CreateMediaJobs", "UpdateMediaQueue", "PutObject", "PutObjectCopy", "PutObjectTagging", "DeleteObjectTagging",
                        "DeleteObject", "DeleteObjects", "PutBucket", "DeleteBucket",
