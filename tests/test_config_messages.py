@@ -217,3 +217,33 @@ def test_403_of_a_queue_message_names_the_bucket_in_its_message_line(cos, make_a
     assert entry["status"] == 403 and "'other-1250000000'" in entry["message"]
     (line,) = [x for x in lines(capsys) if x["message"] == "message"]
     assert line["bucket"] == "other-1250000000" and "other-1250000000" in line["reason"]
+
+
+SECRET = "s3cr3t-token-value-0123456789"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(sorted(cfg.known_names())),
+                       st.one_of(st.text(max_size=40), st.sampled_from(["", "true", "0", "move", "ap-chongqin", "a=b,c=d",
+                                                                        "covers//.", "http://[::1", "test", "nan", "1e9"])),
+                       max_size=8))
+def test_any_environment_gives_a_config_or_a_config_error_that_never_shows_the_token(env):
+    env = dict(env, SMARTCOVER_TOKEN=SECRET) if "SMARTCOVER_TOKEN" in env else env
+    try:
+        Config.from_env(env)
+    except ConfigError as exc:
+        assert exc.public.startswith(("SMARTCOVER_", "set one of")) and SECRET not in exc.public
+
+
+TRICKY = ["", " ", "true", "0", "-1", "move", "ap-chongqin", "a=b,c=d", "covers//.", "http://[::1", "http://h:99999",
+          "test", "Test-1", "nan", "inf", "1e9", "%zz=1", "a=%ff", "${Number}", "x" * 300, "\u2028", "none"]
+
+
+@pytest.mark.parametrize("name", sorted(cfg.known_names()))
+def test_every_variable_with_tricky_values_gives_a_config_or_a_config_error(name):
+    for value in TRICKY:
+        for extra in ({}, {"SMARTCOVER_ACTIONS": "move"}):
+            try:
+                Config.from_env(dict(extra, **{name: value}))
+            except ConfigError as exc:
+                assert exc.public.startswith(("SMARTCOVER_", "set one of")), exc.public

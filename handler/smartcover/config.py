@@ -426,7 +426,10 @@ def _endpoint(raw: str, name: str) -> Optional[Endpoint]:
         return None
     from urllib.parse import urlsplit  # here: only endpoint overrides need it
 
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # e.g. "Invalid IPv6 URL"
+        raise ConfigError(f"{name}: use scheme://host:port, e.g. http://127.0.0.1:9000 (got {raw!r})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
         raise ConfigError(f"{name}: use scheme://host:port, e.g. http://127.0.0.1:9000 (got {raw!r})")
     try:
