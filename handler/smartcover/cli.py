@@ -246,7 +246,9 @@ def cmd_serve(args: argparse.Namespace, env: Dict[str, str]) -> int:
             import devkit
 
             token = callback_token(env)
-            shown = "$SMARTCOVER_TOKEN" if "SMARTCOVER_TOKEN" in given and token else token
+            shown = token
+            if "SMARTCOVER_TOKEN" in given and token:  # the operator's own token: not printed
+                shown = "$SMARTCOVER_TOKEN" if (os.environ.get("SMARTCOVER_TOKEN") or "").strip() == token else "<your SMARTCOVER_TOKEN>"
             query = f"?token={shown}" if token else ""
             print(f"  local COS: {local.endpoint}, bucket {LOCAL_BUCKET} ({LOCAL_REGION}) seeded with every official sample's "
                   f"video, covers and CI job ({', '.join(devkit.SAMPLES)})")

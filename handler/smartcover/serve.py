@@ -210,7 +210,7 @@ def token_note(given: Mapping[str, str], env: Mapping[str, str]) -> str:
     if "SMARTCOVER_TOKEN" in given:
         if not (given.get("SMARTCOVER_TOKEN") or "").strip():
             return "callback token: none set (SMARTCOVER_TOKEN is empty): every callback is answered 401"
-        return "callback token: your SMARTCOVER_TOKEN (not shown; the curl below reads $SMARTCOVER_TOKEN)"
+        return "callback token: your SMARTCOVER_TOKEN (not shown)"
     return f"callback token: {env.get('SMARTCOVER_TOKEN')} (the local default; set SMARTCOVER_TOKEN to choose another)"
 
 
