@@ -81,7 +81,7 @@ def create_jobs(app, req: Request) -> Response:
     if fmt not in ("XML", "JSON") or (_text(root, "CallBackType") or "Url") != "Url":
         raise COSError(400, "InvalidArgument", "CallBackFormat must be XML or JSON and CallBackType Url.")
     callback = _text(root, "CallBack")
-    if callback and callback != "no" and "ci-callback-private-refused" in app.quirks:
+    if callback and callback != "no" and "job-private-callback-refused" in app.quirks:
         from .ciqueue import private_host
 
         if private_host(callback):

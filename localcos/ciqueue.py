@@ -1,4 +1,5 @@
-"""CI media processing queues: DescribeMediaQueues (``GET /queue``, CI doc 436/54045) and
+"""CI media processing queues: DescribeMediaQueues (``GET /queue?queueIds=&state=&category=&pageNumber=&pageSize=``,
+CI doc 436/54045; ``category`` is accepted and not filtered on) and
 UpdateMediaQueue (``PUT /queue/<queueId>``, CI doc 436/54046; English 1045/43673).
 
 State lives in :class:`Queues` (one per server, ``app.queues``). What the docs say and localcos does:
@@ -32,17 +33,19 @@ class Queues:
         self._queues: dict = {}
         self._clock = clock
 
-    def add(self, bucket: str, queue_id: str = "", name: str = "queue-1", state: str = "Active",
+    def add(self, bucket: str, queue_id: str = "", name: str = "", state: str = "Active",
             notify: dict | None = None) -> str:
-        """Create queue ``queue_id`` (default a new ``p<hex>`` id) in ``bucket``; ``notify`` holds
-        NotifyConfig fields (default State Off). Returns the id."""
+        """Create queue ``queue_id`` (default a new ``p<hex>`` id) in ``bucket``, named ``name``
+        (default ``queue-<first 8 of the id>``); ``notify`` holds NotifyConfig fields (default
+        State Off). Returns the id."""
         queue_id = queue_id or "p" + uuid.uuid4().hex
+        name = name or "queue-" + queue_id[:8]
         now = format_ci_time(self._clock())
         with self._lock:
             self._queues.setdefault(bucket, {})[queue_id] = {
                 "QueueId": queue_id, "Name": name, "State": state, "MaxSize": "10000", "MaxConcurrent": "10",
                 "UpdateTime": now, "CreateTime": now,
-                "NotifyConfig": dict({"State": "Off"}, **(notify or {})), "BucketId": bucket, "Category": "CateAll"}
+                "NotifyConfig": dict({"State": "Off"}, **(notify or {})), "BucketId": bucket, "Category": "Transcoding"}
         return queue_id
 
     def get(self, bucket: str, queue_id: str) -> dict | None:
@@ -91,6 +94,18 @@ def queue_element(parent: ET.Element, tag: str, queue: dict) -> None:
     sub(el, "Category", queue["Category"])
 
 
+def _all(app, bucket: str) -> list:
+    """The bucket's queues: those created (``app.queues``) in creation order, then, sorted, a
+    default queue for every other QueueId the store knows (declared or of a registered job)."""
+    queues = app.queues.all(bucket)
+    known = {q["QueueId"] for q in queues}
+    for queue_id in app.store.queues(bucket):
+        if queue_id not in known:
+            app.queues.add(bucket, queue_id)
+            queues.append(app.queues.get(bucket, queue_id))
+    return queues
+
+
 def describe_queues(app, req: Request) -> Response:
     """GET /queue?queueIds=&state=&pageNumber=&pageSize=: ``<Response>`` with RequestId,
     TotalCount, PageNumber, PageSize, one ``<QueueList>`` per queue and one ``<NonExistPIDs>``
@@ -104,7 +119,7 @@ def describe_queues(app, req: Request) -> Response:
         number, size = 0, 0
     if state not in ("All", "Active", "Paused") or number < 1 or not 1 <= size <= 100:
         raise COSError(400, "InvalidArgument", "state, pageNumber or pageSize is invalid.")
-    queues = app.queues.all(req.bucket)
+    queues = _all(app, req.bucket)
     known = {x["QueueId"] for x in queues}
     found = [x for x in queues if (not ids or x["QueueId"] in ids) and state in ("All", x["State"])]
     root = ET.Element("Response")
@@ -148,9 +163,10 @@ def update_queue(app, req: Request) -> Response:
                 raise COSError(400, "InvalidArgument", "NotifyConfig.Url must be an http(s) URL.")
             if private_host(url):
                 raise COSError(400, "InvalidArgument", "NotifyConfig.Url cannot be a private-network address.")
+    _all(app, req.bucket)  # a queue known only from a job's QueueId exists too
     queue = app.queues.update(req.bucket, queue_id, name, state, notify)
     out = ET.Element("Response")
     sub(out, "RequestId", req.request_id)
-    if "ci-queue-update-bare" not in app.quirks:
+    if "queue-update-bare" not in app.quirks:
         queue_element(out, "Queue", queue)
     return Response(200, xml_bytes(out), {"Content-Type": "application/xml"})

@@ -3,10 +3,10 @@
 Hosts: `<bucket>.cos.<region>.myqcloud.com` is the object API, `<bucket>.ci.<region>.myqcloud.com` the
 CI API, and any request carrying `X-TC-Action` is Tencent Cloud API 3.0 (SSM). cos-python-sdk-v5 sends
 CI calls with the *cos* Host when configured with IP=..., so on a cos host a GET of `/jobs` or
-`/jobs/<ids>` is routed to CI when it carries `x-ci-security-token` or a `tag` parameter, or when no
-object with that key exists (an existing object `jobs/...` fetched without a CI token stays GetObject);
-likewise GET `/queue` and PUT `/queue/<id>` (DescribeMediaQueues, UpdateMediaQueue); POST `/jobs`
-(CreateMediaJobs) always.
+`/jobs/<ids>` (also `/workflowexecution/<RunId>`, `/queue`) is routed to CI when it carries
+`x-ci-security-token` or a `tag` parameter, or when no object with that key exists (an existing
+object `jobs/...` fetched without a CI token stays GetObject); PUT `/queue/<id>` (UpdateMediaQueue)
+only with `x-ci-security-token` or a `<Request>` body; POST `/jobs` (CreateMediaJobs) always.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from . import ciapi, cosapi
 from .protocol import COSError, Request
 
 _HOST = re.compile(r"([a-z0-9][a-z0-9-]*)\.(cos|ci)\.([a-z0-9-]+)\.myqcloud\.com(?::\d+)?", re.I)
-_JOBS = re.compile(r"/jobs(?:/[^/]+)?")
+_JOBS = re.compile(r"/jobs(?:/[^/]+)?|/workflowexecution/[^/]+|/queue")
 _QUEUE = re.compile(r"/queue(?:/[^/]+)?")
 _LIST_PARAMS = {"prefix", "delimiter", "marker", "max-keys", "encoding-type"}
 
@@ -28,6 +28,7 @@ HANDLERS = {
     "DeleteObjectTagging": cosapi.delete_tagging, "DeleteObjects": cosapi.delete_objects,
     "ListObjects": cosapi.list_objects, "HeadBucket": cosapi.head_bucket,
     "GetMediaJobs": ciapi.get_jobs, "ListMediaJobs": ciapi.list_jobs, "CreateMediaJobs": ciapi.create_jobs,
+    "DescribeWorkflowExecution": ciapi.get_workflow_execution,
     "DescribeMediaQueues": ciapi.describe_queues, "UpdateMediaQueue": ciapi.update_queue,
 }
 WRITE_OPS = frozenset({"CreateMediaJobs", "UpdateMediaQueue", "PutObject", "PutObjectCopy", "PutObjectTagging", "DeleteObjectTagging",
@@ -65,7 +66,7 @@ def _object_op(req: Request, params: set) -> str:
 def _wants_ci(req: Request, store) -> bool:
     if req.method == "POST" and req.path == "/jobs":
         return True  # CreateMediaJobs; COS has no POST on an object key
-    ci_path = (req.method == "GET" and (_JOBS.fullmatch(req.path) or req.path == "/queue")) or \
+    ci_path = (req.method == "GET" and _JOBS.fullmatch(req.path)) or \
         (req.method == "PUT" and req.path.startswith("/queue/") and _QUEUE.fullmatch(req.path))
     if not ci_path:
         return False
@@ -101,12 +102,14 @@ def classify(req: Request, store) -> None:
         req.service = "ci"
         if req.method == "GET" and req.path == "/jobs":
             req.op = "ListMediaJobs"
+        elif req.method == "GET" and req.path == "/queue":
+            req.op = "DescribeMediaQueues"
+        elif req.method == "GET" and req.path.startswith("/workflowexecution/") and _JOBS.fullmatch(req.path):
+            req.op = "DescribeWorkflowExecution"
         elif req.method == "GET" and _JOBS.fullmatch(req.path):
             req.op = "GetMediaJobs"
         elif req.method == "POST" and req.path == "/jobs":
             req.op = "CreateMediaJobs"
-        elif req.method == "GET" and req.path == "/queue":
-            req.op = "DescribeMediaQueues"
         elif req.method == "PUT" and req.path.startswith("/queue/") and _QUEUE.fullmatch(req.path):
             req.op = "UpdateMediaQueue"
         else:

@@ -258,12 +258,16 @@ class LocalCOS:
         too); id, tag, state and creation time come from JobId, Tag, State, CreationTime. Returns ids."""
         return self._store.add_job(bucket, job_xml)
 
-    def add_queue(self, bucket: str, queue_id: str = "", name: str = "queue-1", state: str = "Active",
+    def add_queue(self, bucket: str, queue_id: str = "", name: str = "", state: str = "Active",
                   notify: dict | None = None) -> str:
-        """Create a CI media queue in `bucket` (`notify`: NotifyConfig fields, default State Off);
-        returns its id (a new `p<hex>` one unless `queue_id` is given)."""
+        """Create CI media queue `queue_id` (default a new `p<hex>` id) in `bucket`, named `name`
+        (default `queue-<first 8 of the id>`), with NotifyConfig fields `notify` (default State Off).
+        GET /queue lists it, and also the QueueId of every registered job (as a default queue).
+        Returns the id."""
         self._store.check_bucket(bucket)
-        return self.queues.add(bucket, queue_id, name, state, notify)
+        queue_id = self.queues.add(bucket, queue_id, name, state, notify)
+        self._store.add_queue(bucket, queue_id)
+        return queue_id
 
     def wait_jobs(self, timeout: float = 60.0) -> None:
         """Wait for the CI job runs started by POST /jobs (covers written, callback sent)."""

@@ -227,7 +227,7 @@ def test_callback_no_sends_no_callback_even_with_a_queue_url(cos, env, function)
 
 
 def test_apply_checks_the_result_also_when_ci_answers_without_the_queue(cos, env, capsys):
-    cos.quirks.add("ci-queue-update-bare")
+    cos.quirks.add("queue-update-bare")
     qid = cos.add_queue(BUCKET)
     code, out, err = run(capsys, ["setup-queue", "--url", FUNCTION_URL, "--apply"], env)
     assert code == 0 and "applied" in out, err
@@ -236,7 +236,7 @@ def test_apply_checks_the_result_also_when_ci_answers_without_the_queue(cos, env
 
 
 def test_submit_reports_ci_refusing_a_private_callback(cos, env, function, capsys):
-    cos.quirks.add("ci-callback-private-refused")
+    cos.quirks.add("job-private-callback-refused")
     url, _ = function
     cos.put(BUCKET, "input/demo.mp4", b"video")
     code, out, err = run(capsys, ["submit", f"{BUCKET}/input/demo.mp4", "--url", url, "--wait"], env)

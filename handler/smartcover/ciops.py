@@ -170,7 +170,7 @@ def plan_queue(ci, bucket: str, region: str, queue_id: str, url: str, events: st
 def apply_queue(ci, change: QueueChange) -> Dict[str, str]:
     """Write ``change.new`` with UpdateMediaQueue (Name and State kept) and return the
     NotifyConfig CI reports afterwards: from the answer's ``Queue`` node, or, when CI answers
-    without it (localcos quirk ``ci-queue-update-bare``), from DescribeMediaQueues. Raises
+    without it (localcos quirk ``queue-update-bare``), from DescribeMediaQueues. Raises
     :class:`OpsError` when it differs from ``new``."""
     answer = ci.ci_update_media_queue(Bucket=change.bucket, QueueId=change.queue_id,
                                       Request={"Name": change.name, "State": change.state, "NotifyConfig": dict(change.new)})

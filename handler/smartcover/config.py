@@ -59,6 +59,7 @@ DRY_RUN = "SMARTCOVER_DRY_RUN"
 ON_FAILURE = "SMARTCOVER_ON_FAILURE"
 LOG_LEVEL = "SMARTCOVER_LOG_LEVEL"
 CLOCK_SKEW = "SMARTCOVER_CLOCK_SKEW"
+QUEUE_IDS = "SMARTCOVER_QUEUE_IDS"
 # Read by the test suite, not by the function (tests/test_fuzz.py, tests/test_faults.py): known,
 # so that a developer's environment does not warn.
 FUZZ_EXAMPLES = "SMARTCOVER_FUZZ_EXAMPLES"
@@ -83,6 +84,8 @@ SCF_REGION = "TENCENTCLOUD_REGION"
 
 _BUCKET_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?-[0-9]{5,12}")  # fullmatch: "$" would pass a final "\n"
 _REGION_RE = re.compile(r"[a-z]{2,}(?:-[a-z0-9]+){1,3}")
+_QUEUE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_QUEUE_IDS = 20
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -206,6 +209,8 @@ class Config:
     """``((name, closest known name or None), ...)``: ``SMARTCOVER_*`` names nobody reads (warned at start)."""
     notices: tuple = ()
     """``(message, ...)``: settings accepted but worth a warning at start (e.g. a region not in the list)."""
+    queue_ids: tuple = ()
+    """CI media queue ids reconcile lists jobs of (``SMARTCOVER_QUEUE_IDS``); empty: discovered."""
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={'<set>' if name == 'token' and value else value!r}"
@@ -245,6 +250,7 @@ class Config:
             "dryRun": self.dry_run,
             "onFailure": self.on_failure,
             "clockSkew": self.clock_skew,
+            "queueIds": list(self.queue_ids) or None,
         }
 
     @classmethod
@@ -351,6 +357,12 @@ class Config:
             raise ConfigError(f"{TARGET_REGION}={target_region!r} is not in {ALLOWED_REGIONS} ({', '.join(sorted(allowed_regions))}): "
                               f"add it there, or the function would refuse every callback (403)")
 
+        queue_ids = tuple(dict.fromkeys(x.strip() for x in get(QUEUE_IDS).split(",") if x.strip()))
+        bad = [x for x in queue_ids if not _QUEUE_RE.fullmatch(x)]
+        if bad or len(queue_ids) > MAX_QUEUE_IDS:
+            raise ConfigError(f"{QUEUE_IDS}: use a comma list of at most {MAX_QUEUE_IDS} CI queue ids such as "
+                              f"p2242ab62c7c94486915508540933a2c6 (got {get(QUEUE_IDS)[:200]!r}: {len(bad)} malformed)")
+
         return cls(
             actions=actions,
             target_key=target_key,
@@ -380,6 +392,7 @@ class Config:
             clock_skew=_number(env, CLOCK_SKEW, 60.0, 0.0, 3600.0),
             unknown=unknown_names(env),
             notices=tuple(notices),
+            queue_ids=queue_ids,
         )
 
 
