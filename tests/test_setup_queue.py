@@ -242,3 +242,10 @@ def test_submit_reports_ci_refusing_a_private_callback(cos, env, function, capsy
     code, out, err = run(capsys, ["submit", f"{BUCKET}/input/demo.mp4", "--url", url, "--wait"], env)
     assert code == 1 and out == "" and "CI answered 400 InvalidArgument" in err
     assert cos.keys(BUCKET, "output/") == []
+
+
+def test_the_queue_of_a_registered_job_can_be_set_up(cos, env, capsys):
+    cos.add_job(BUCKET, devkit.make_job_xml(keys=["output/smartcover-0.jpg"]))  # QueueId p2242ab62c7c94486915508540933a2c6
+    code, out, err = run(capsys, ["setup-queue", "--url", FUNCTION_URL, "--apply"], env)
+    assert code == 0 and "queue p2242ab62c7c94486915508540933a2c6" in out, err
+    assert cos.queues.get(BUCKET, "p2242ab62c7c94486915508540933a2c6")["NotifyConfig"]["State"] == "On"
