@@ -66,7 +66,7 @@ def test_known_names_and_other_prefixes_are_not_reported():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.sampled_from(sorted(cfg.known_names() - {cfg.FUZZ_EXAMPLES, cfg.FAULT_SCHEDULES})),
+@given(st.sampled_from(sorted(cfg.known_names() - {cfg.FUZZ_EXAMPLES, cfg.FAULT_SCHEDULES, cfg.QUIRK_SCHEDULES})),
        st.integers(min_value=len(cfg.PREFIX), max_value=40), st.sampled_from(["drop", "double", "swap"]))
 def test_one_letter_typos_of_any_name_find_that_name(name, at, how):
     at = min(at, len(name) - 2)

@@ -60,10 +60,11 @@ ON_FAILURE = "SMARTCOVER_ON_FAILURE"
 LOG_LEVEL = "SMARTCOVER_LOG_LEVEL"
 CLOCK_SKEW = "SMARTCOVER_CLOCK_SKEW"
 QUEUE_IDS = "SMARTCOVER_QUEUE_IDS"
-# Read by the test suite, not by the function (tests/test_fuzz.py, tests/test_faults.py): known,
-# so that a developer's environment does not warn.
+# Read by the test suite, not by the function (tests/test_fuzz.py, tests/test_faults.py,
+# tests/test_localcos_quirks.py): known, so that a developer's environment does not warn.
 FUZZ_EXAMPLES = "SMARTCOVER_FUZZ_EXAMPLES"
 FAULT_SCHEDULES = "SMARTCOVER_FAULT_SCHEDULES"
+QUIRK_SCHEDULES = "SMARTCOVER_QUIRK_SCHEDULES"
 PREFIX = "SMARTCOVER_"
 
 # COS regions (COS doc 436/6224, "Regions and Access Endpoints"): public cloud and financial
