@@ -49,7 +49,7 @@ def test_dry_run_shows_the_change_and_writes_nothing(cos, env, capsys):
 def test_apply_writes_the_notify_config_and_a_second_run_has_nothing_to_do(cos, env, capsys):
     qid = cos.add_queue(BUCKET, name="my-queue", state="Paused")
     code, out, err = run(capsys, ["setup-queue", "--url", FUNCTION_URL, "--apply"], env)
-    assert code == 0, err and "applied" in out
+    assert code == 0 and "applied" in out and "checked in CI's answer" in out, err
     queue = cos.queues.get(BUCKET, qid)
     assert queue["Name"] == "my-queue" and queue["State"] == "Paused"  # kept as they were
     assert queue["NotifyConfig"] == {"State": "On", "Type": "Url", "Url": f"{FUNCTION_URL}?token={devkit.TOKEN}",
@@ -230,7 +230,7 @@ def test_apply_checks_the_result_also_when_ci_answers_without_the_queue(cos, env
     cos.quirks.add("queue-update-bare")
     qid = cos.add_queue(BUCKET)
     code, out, err = run(capsys, ["setup-queue", "--url", FUNCTION_URL, "--apply"], env)
-    assert code == 0 and "applied" in out, err
+    assert code == 0 and "applied" in out and "reading the queue back" in out, err
     assert cos.queues.get(BUCKET, qid)["NotifyConfig"]["State"] == "On"
     assert [r.op for r in cos.requests] == ["DescribeMediaQueues", "UpdateMediaQueue", "DescribeMediaQueues"]
 

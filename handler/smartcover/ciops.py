@@ -167,23 +167,26 @@ def plan_queue(ci, bucket: str, region: str, queue_id: str, url: str, events: st
                        old, new)
 
 
-def apply_queue(ci, change: QueueChange) -> Dict[str, str]:
-    """Write ``change.new`` with UpdateMediaQueue (Name and State kept) and return the
-    NotifyConfig CI reports afterwards: from the answer's ``Queue`` node, or, when CI answers
-    without it (localcos quirk ``queue-update-bare``), from DescribeMediaQueues. Raises
-    :class:`OpsError` when it differs from ``new``."""
+def apply_queue(ci, change: QueueChange) -> Tuple[Dict[str, str], str]:
+    """Write ``change.new`` with UpdateMediaQueue (Name and State kept) and return
+    ``(NotifyConfig CI reports afterwards, where it was read)``: ``"answer"`` (the answer's
+    ``Queue`` node, as 436/54046 shows) or ``"describe"`` (CI answered without it, localcos quirk
+    ``queue-update-bare``; read back with DescribeMediaQueues). Raises :class:`OpsError` when it
+    differs from ``new``."""
     answer = ci.ci_update_media_queue(Bucket=change.bucket, QueueId=change.queue_id,
                                       Request={"Name": change.name, "State": change.state, "NotifyConfig": dict(change.new)})
     queues = answer.get("Queue") or []
     queue = queues[0] if isinstance(queues, list) and queues else (queues if isinstance(queues, dict) else {})
+    source = "answer"
     if not queue:  # 436/54046 shows the queue in the answer; if CI sends only a RequestId, ask again
+        source = "describe"
         listed = ci.ci_get_media_queue(Bucket=change.bucket, QueueIds=change.queue_id).get("QueueList") or []
         queue = next((q for q in listed if isinstance(q, dict) and q.get("QueueId") == change.queue_id), {})
     now = {k: str(v) for k, v in (queue.get("NotifyConfig") or {}).items() if v is not None and k in NOTIFY_FIELDS}
     wrong = [k for k in NOTIFY_FIELDS if (now.get(k) or "") != (change.new.get(k) or "")]
     if wrong:
         raise OpsError(f"CI answered the update with a different NotifyConfig ({', '.join(wrong)})")
-    return now
+    return now, source
 
 
 def submit_job(ci, bucket: str, region: str, key: str, callback: str, *, count: int = 3, fmt: str = "jpg",

@@ -385,10 +385,11 @@ def cmd_setup_queue(args: argparse.Namespace, env: Dict[str, str]) -> int:
         print("dry run: nothing written; run again with --apply to write it")
         return 0
     try:
-        ciops.apply_queue(ci, change)
+        _, source = ciops.apply_queue(ci, change)
     except (CosServiceError, CosClientError, ciops.OpsError) as exc:
         return _ci_failure("setup-queue", exc)
-    print(f"applied: CI now sends {args.events} callbacks of queue {change.queue_id} to the function")
+    print(f"applied: CI now sends {args.events} callbacks of queue {change.queue_id} to the function "
+          + ("(checked in CI's answer)" if source == "answer" else "(CI's answer had no Queue node; checked by reading the queue back)"))
     return 0
 
 
