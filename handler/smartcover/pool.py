@@ -37,6 +37,34 @@ _SHARED: Optional[ThreadPoolExecutor] = None
 _LOCK = threading.Lock()
 
 
+_BUSY = 0
+"""Runners on the shared threads now (guarded by ``_LOCK``)."""
+
+
+def _start(drain: Callable[[], None]) -> None:
+    """Run ``drain`` on a shared thread, or on a thread of its own when all :data:`MAX_THREADS`
+    are busy: a runner never waits in the executor's queue behind runners that may be waiting for
+    it (nested pools: a manifest task waiting for its cover reads), so no pool can deadlock."""
+    global _BUSY
+    with _LOCK:
+        shared = _BUSY < MAX_THREADS
+        if shared:
+            _BUSY += 1
+    if not shared:
+        threading.Thread(target=drain, name=THREAD_PREFIX + "-extra", daemon=True).start()
+        return
+
+    def run() -> None:
+        global _BUSY
+        try:
+            drain()
+        finally:
+            with _LOCK:
+                _BUSY -= 1
+
+    _executor().submit(run)
+
+
 def _executor() -> ThreadPoolExecutor:
     global _SHARED
     with _LOCK:
@@ -80,7 +108,7 @@ class Pool:
             if start:
                 self._runners += 1
         if start:
-            _executor().submit(self._drain)
+            _start(self._drain)
         return future
 
     def _drain(self) -> None:
