@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench package campaign serve clean
+.PHONY: demo test bench bench-fanout package campaign serve clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is required"'
@@ -23,6 +23,10 @@ test: $(STAMP)
 ## bench: round trips, cold start, memory, parse cost and package size against localcos (not run by CI; exits 1 when a target is missed)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+## bench-fanout: reconcile in one process vs fan-out over LocalSCF with 1/2/4/8 workers, 10,000 jobs of 3 covers at 20 ms (BENCH_ARGS="--jobs 2000")
+bench-fanout: $(STAMP)
+	$(BIN)/python bench/fanout.py $(BENCH_ARGS)
 
 ## package: build/package and build/smartcover-scf.zip for SCF Python 3.10, verified against localcos (PY310=/path/to/python3.10 to compile bytecode)
 package: $(STAMP)
