@@ -18,7 +18,8 @@ not share our GIL, as a remote COS would not) sleeping ``--latency`` before each
 
 Reported per run: wall seconds, jobs per second, requests per job (what localcos saw, CI and the
 fan-out's own objects included), speed-up over one process, CPU seconds per job of ours (this
-process + worker processes) and of localcos, and a digest of the final COS state (the fan-out's
+process + worker processes; "lister" is this process alone: the lister and LocalSCF's HTTP front end
+and dispatcher) and of localcos, and a digest of the final COS state (the fan-out's
 own records aside), which must be equal for all runs. The CPU ceiling of this machine is
 ``cores / (CPU per job, ours + localcos)`` jobs per second: no arrangement of processes can beat it.
 Targets: the best fan-out >= 2x one process and >= 70% of that ceiling (``--strict`` exits 1 when
@@ -158,11 +159,12 @@ def run_fan_out(srv: RemoteCOS, env: Dict[str, str], workers: int, in_flight: in
         answer = run_lister(Config.from_env(e), e, window, Deadline(36000), poll_s=0.1)
         wall = time.perf_counter() - t0
         scf.wait_idle(60)
-        cpu = time.process_time() - cpu0 + scf.cpu_seconds() - wcpu0
+        lister_cpu = time.process_time() - cpu0
+        cpu = lister_cpu + scf.cpu_seconds() - wcpu0
         after = srv.call("stats")
     finally:
         scf.stop()
-    return {"name": f"fan-out {workers}", "wall": wall, "ours_cpu": cpu, "cos_cpu": after["cpu"] - before["cpu"],
+    return {"name": f"fan-out {workers}", "wall": wall, "ours_cpu": cpu, "lister_cpu": lister_cpu, "cos_cpu": after["cpu"] - before["cpu"],
             "requests": after["requests"] - before["requests"], "jobs_done": answer["jobs"]["done"] + answer["jobs"]["alreadyDone"],
             "failed": answer["jobs"]["failed"], "outcome": answer["outcome"], "batches": answer["batches"]["sent"]}
 
@@ -204,7 +206,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     base = next((r for r in rows if r["name"] == "one process"), None)
     print()
     print(f"{'run':<12} {'wall s':>8} {'jobs/s':>8} {'req/job':>8} {'speed-up':>8} {'ours ms/job':>11} {'localcos ms/job':>15} "
-          f"{'ceiling j/s':>11} {'% ceiling':>9} {'done':>6} {'failed':>6}  digest")
+          f"{'ceiling j/s':>11} {'% ceiling':>9} {'lister ms/job':>13} {'done':>6} {'failed':>6}  digest")
     for r in rows:
         r["jobs_per_s"] = args.jobs / r["wall"]
         r["req_per_job"] = r["requests"] / args.jobs
@@ -215,7 +217,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         r["speed_up"] = r["jobs_per_s"] / base["jobs_per_s"] if base else float("nan")
         print(f"{r['name']:<12} {r['wall']:>8.1f} {r['jobs_per_s']:>8.1f} {r['req_per_job']:>8.2f} {r['speed_up']:>7.2f}x "
               f"{r['ours_ms_per_job']:>11.2f} {r['cos_ms_per_job']:>15.2f} {r['ceiling']:>11.1f} {r['of_ceiling'] * 100:>8.0f}% "
-              f"{r['jobs_done']:>6} {r['failed']:>6}  {r['digest']}")
+              f"{(r['lister_cpu'] * 1000 / args.jobs) if 'lister_cpu' in r else float('nan'):>13.2f} {r['jobs_done']:>6} {r['failed']:>6}  {r['digest']}")
     same = len(digests) == 1
     print(f"\nfinal COS state equal in every run: {'yes' if same else 'NO'}")
     fans = [r for r in rows if r["name"].startswith("fan-out")]

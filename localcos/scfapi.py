@@ -24,8 +24,8 @@ The signature is recomputed from the request as received and compared in constan
 
 ``Event`` invocations are queued and answered at once (``RetMsg`` empty); a worker process runs
 ``handler`` (``module.function``, default ``index.main_handler``) with ``(event, context)``. As SCF
-does for asynchronous invocations ("Error Types and Retry Policies", 583/39851; dead letter queue
-583/38180), an invocation whose function raised or whose instance died is retried ``retries``
+does for asynchronous invocations (SCF Development Guide "Error Types and Retry Policies"; "Dead Letter Queue",
+tencentcloud.com 583/39704), an invocation whose function raised or whose instance died is retried ``retries``
 times (SCF: 2, after about 1 and 2 minutes; here after ``retry_delay`` seconds), then dropped (and
 recorded as ``dead-letter``). A worker that dies is replaced. ``RequestResponse`` waits for the
 answer and returns it JSON-encoded in ``RetMsg`` (``InvokeResult`` -1 and ``ErrMsg`` on an error).
