@@ -30,6 +30,9 @@ Progress without a database: everything lives in the reconciled bucket under
   given up (like an S3 Batch Operations completion report): jobs listed, batches sent, done,
   already done, refused, failed, skipped, lost batches, failures (at most :data:`MAX_FAILURES`).
 
+SCF retries a failed async invocation twice (code errors, about 1 and 2 minutes apart) and limit
+or system errors for up to 24 h, then drops it or sends it to the dead-letter queue (SCF Development
+Guide "Error Types and Retry Policies"; "Dead Letter Queue", tencentcloud.com 583/39704).
 A batch with no result ``SMARTCOVER_FANOUT_RESEND_AFTER`` seconds after it was sent is sent again
 (a lost event, or one still waiting in SCF's retry queue: running it twice is safe), at most
 :data:`MAX_SENDS` times; after that its jobs count as failed (``lost``). Jobs that share keys
@@ -396,11 +399,12 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
             extra, more = cos.list_keys(window.bucket, window.region, f"{prefix}{run}/results/", marker=keys[-1])
             keys.extend(extra)
         present = set(keys)
-        for n in sorted(outstanding, key=int):
-            key = result_key(prefix, run, int(n))
-            if key not in present:
-                continue
-            raw = cos.get_body(ObjectRef(window.bucket, window.region, key))
+        ready = [n for n in sorted(outstanding, key=int) if result_key(prefix, run, int(n)) in present]
+        if not ready:
+            return
+        refs = [ObjectRef(window.bucket, window.region, result_key(prefix, run, int(n))) for n in ready]
+        bodies = list(pool.map(cos.get_body, refs)) if len(refs) > 1 else [cos.get_body(refs[0])]
+        for n, raw in zip(ready, bodies):
             try:
                 result = json.loads(raw) if raw else None
             except ValueError:
@@ -474,6 +478,9 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
         if progress:
             progress(_answer(cursor, window, session, invoker, resumed, "", 0))
 
+    from .pool import Pool
+
+    pool = Pool(max_workers=max(1, min(config.concurrency, 16)))
     last_poll = 0.0
     try:
         while True:
@@ -521,6 +528,8 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
                 break
     except CosFault as exc:
         stop, stop_status = f"fan-out bookkeeping failed: {exc}", 503 if exc.retryable else 502
+    finally:
+        pool.shutdown(wait=True)
     try:
         if cursor["state"] == "complete":
             report = _report(cursor)
