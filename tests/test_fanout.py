@@ -316,3 +316,31 @@ def test_verify_tc3_refuses_a_changed_body():
         verify_tc3("POST", "/", "", headers, body, {"AK": "k"}, {}, now=stamp + 3600)
     with pytest.raises(ApiError, match="TokenFailure"):
         verify_tc3("POST", "/", "", headers, body, {"AK": "k"}, {"AK": "token"})
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                     max_leaves=12)
+_fields = st.fixed_dictionaries({}, optional={"version": st.sampled_from([1, 2, "1", None]), "run": st.text(max_size=30) | _json,
+                                              "batch": st.integers(-5, 10 ** 8) | _json, "bucket": st.text(max_size=20) | _json,
+                                              "region": st.text(max_size=20) | _json,
+                                              "jobIds": st.lists(st.text(max_size=70), max_size=120) | _json})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=_fields | _json)
+def test_junk_batches_are_refused_without_cos_requests(cos, make_app, spec):
+    """Whatever a batch event holds, a malformed one is answered 4xx (a valid integration response)
+    before any COS request; only a well-formed batch for the allowed bucket may reach COS."""
+    cos.clear_requests()
+    answer = make_app(**MOVE)({"smartcoverBatch": spec}, devkit.context())
+    assert is_valid(answer)
+    try:
+        Batch.from_event({"smartcoverBatch": spec})
+        well_formed = spec.get("bucket") == BUCKET and spec.get("region") == REGION
+    except Exception:
+        well_formed = False
+    if not well_formed:
+        assert 400 <= answer["statusCode"] < 500 and cos.requests == []
