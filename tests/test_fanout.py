@@ -344,3 +344,20 @@ def test_junk_batches_are_refused_without_cos_requests(cos, make_app, spec):
         well_formed = False
     if not well_formed:
         assert 400 <= answer["statusCode"] < 500 and cos.requests == []
+
+
+@pytest.mark.parametrize("modes", [("ci-list-requires-queue",), ("ci-dash-times", "ci-times-offset", "ci-no-workflow")])
+def test_fan_out_under_ci_platform_modes(fresh, expected, modes):
+    """Where CI's docs are silent, the fan-out works either way: with a list that requires a queue
+    id (queues discovered from CI's media queue list and stored in the cursor), and with CI's
+    record differing from the callback (dash times, offsets, no Workflow node)."""
+    srv, scf, env = fresh
+    srv.quirks.update(modes)
+    try:
+        answer = lister(env, SMARTCOVER_FANOUT_BATCH="6")
+    finally:
+        srv.quirks.clear()
+    assert answer["outcome"] == "complete", answer
+    assert answer["queues"] == {"source": "discovered", "ids": ["p2242ab62c7c94486915508540933a2c6"]}
+    assert state(srv) == expected[0]
+    assert all(r.query.get("queueId") == "p2242ab62c7c94486915508540933a2c6" for r in srv.requests if r.op == "ListMediaJobs")

@@ -46,6 +46,7 @@ DRY_RUN = "SMARTCOVER_DRY_RUN"
 ON_FAILURE = "SMARTCOVER_ON_FAILURE"
 LOG_LEVEL = "SMARTCOVER_LOG_LEVEL"
 CLOCK_SKEW = "SMARTCOVER_CLOCK_SKEW"
+QUEUE_IDS = "SMARTCOVER_QUEUE_IDS"
 FANOUT_IN_FLIGHT = "SMARTCOVER_FANOUT_IN_FLIGHT"
 FANOUT_BATCH = "SMARTCOVER_FANOUT_BATCH"
 FANOUT_PREFIX = "SMARTCOVER_FANOUT_PREFIX"
@@ -66,6 +67,8 @@ SCF_NAMESPACE = "SCF_NAMESPACE"
 
 _BUCKET_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?-[0-9]{5,12}")  # fullmatch: "$" would pass a final "\n"
 _REGION_RE = re.compile(r"[a-z]{2,}(?:-[a-z0-9]+){1,3}")
+_QUEUE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_QUEUE_IDS = 20
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -123,6 +126,8 @@ class Config:
     on_failure: str = "ignore"
     log_level: str = "INFO"
     clock_skew: float = 60.0
+    queue_ids: tuple = ()
+    """CI media queue ids reconcile lists jobs of (``SMARTCOVER_QUEUE_IDS``); empty: discovered."""
     fanout_in_flight: int = 32
     fanout_batch: int = 10
     fanout_prefix: str = "smartcover-fanout/"
@@ -170,6 +175,7 @@ class Config:
             "dryRun": self.dry_run,
             "onFailure": self.on_failure,
             "clockSkew": self.clock_skew,
+            "queueIds": list(self.queue_ids) or None,
             "fanOut": {"inFlight": self.fanout_in_flight, "batch": self.fanout_batch, "prefix": self.fanout_prefix,
                        "function": self.fanout_function, "namespace": self.fanout_namespace,
                        "qualifier": self.fanout_qualifier, "resendAfter": self.fanout_resend_after,
@@ -253,6 +259,11 @@ class Config:
             if problem:
                 raise ConfigError(f"{MANIFEST_KEY}: {problem}")
 
+        queue_ids = tuple(dict.fromkeys(x.strip() for x in get(QUEUE_IDS).split(",") if x.strip()))
+        bad = [x for x in queue_ids if not _QUEUE_RE.fullmatch(x)]
+        if bad or len(queue_ids) > MAX_QUEUE_IDS:
+            raise ConfigError(f"{QUEUE_IDS}: use a comma list of at most {MAX_QUEUE_IDS} CI queue ids such as "
+                              f"p2242ab62c7c94486915508540933a2c6 ({len(bad)} malformed)")
         fanout_prefix = get(FANOUT_PREFIX) or "smartcover-fanout/"
         if (not re.fullmatch(r"(?:[A-Za-z0-9_.=-]+/){1,8}", fanout_prefix) or len(fanout_prefix) > 200
                 or any(seg in (".", "..") for seg in fanout_prefix.split("/"))):
@@ -294,6 +305,7 @@ class Config:
             on_failure=on_failure,
             log_level=level,
             clock_skew=_number(env, CLOCK_SKEW, 60.0, 0.0, 3600.0),
+            queue_ids=queue_ids,
             fanout_in_flight=int(_number(env, FANOUT_IN_FLIGHT, 32, 1, 1000, integer=True)),
             fanout_batch=int(_number(env, FANOUT_BATCH, 10, 1, 100, integer=True)),
             fanout_prefix=fanout_prefix,

@@ -55,8 +55,8 @@ from . import config as cfg
 from . import log
 from .config import Config
 from .deadline import Deadline
-from .errors import BadRequest, ConfigError, SmartCoverError, Unprocessable
-from .reconcile import CI_TIME, PAGE_RESERVE_S, Summary, Window, _count, _fail, target_of
+from .errors import BadRequest, ConfigError, SmartCoverError
+from .reconcile import CI_TIME, PAGE_RESERVE_S, Summary, Window, _fail, _queues, follow_up, plan_jobs, target_of
 
 BATCH_KEY = "smartcoverBatch"
 BATCH_VERSION = 1
@@ -137,31 +137,6 @@ def cursor_key(prefix: str) -> str:
     return f"{prefix}cursor.json"
 
 
-# -- shared with reconcile: plan a page of CI job records as callbacks ------------------------------
-def plan_jobs(jobs, config: Config, summary: Summary, reads: set, writes: set) -> list:
-    """Plan each CI job record as a ``TaskFinish`` callback naming that one job would be; a job
-    that fails validation, or whose keys meet those already claimed in ``reads``/``writes`` (a rerun
-    on the same video), is counted refused in ``summary`` and left out. Returns the valid
-    :class:`plan.JobPlan` list (their keys claimed)."""
-    from .model import Callback
-    from .plan import TASK_FINISH, claim, overlap, plan
-
-    valid = []
-    for job in jobs:
-        try:
-            planned = plan(Callback(TASK_FINISH, (job,)), config).jobs
-            problem = next((p for p in (overlap(j, reads, writes) for j in planned) if p), None)
-            if problem:
-                raise Unprocessable(f"{problem} (another job of this run)")
-            for j in planned:
-                claim(j, reads, writes)
-            valid.extend(planned)
-        except SmartCoverError as exc:
-            _fail(summary, job.job_id, "refused", exc.public, exc.status)
-            log.event("job", logging.WARNING, jobId=job.job_id, outcome="refused", reason=exc.public, status=exc.status)
-    return valid
-
-
 def _counts(summary: Summary) -> dict:
     refused = sum(1 for f in summary.failures if f["outcome"] == "refused")
     return {"done": summary.done, "alreadyDone": summary.already_done, "refused": refused,
@@ -179,11 +154,10 @@ def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: De
         BadRequest / Forbidden: the bucket or region is outside ``SMARTCOVER_ALLOWED_*``.
         ConfigError: no role credentials.
     """
-    from .app import Session, act, job_dict, job_outcome, log_results
+    from .app import Session
     from .cos import CosFault
     from .model import ObjectRef
     from .parse import MAX_LIST_JOBS, parse_body
-    from .plan import TASK_FINISH, Plan
 
     target_of(config, env, batch.bucket, batch.region, "fan-out batch")
     config = config.replace(verify_job=False)
@@ -196,7 +170,7 @@ def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: De
         ids = batch.job_ids[start:start + CI_IDS_PER_QUERY]
         try:
             answer = parse_body(cos.ci_get(batch.bucket, batch.region, "/jobs/" + ",".join(ids)), require_event=False,
-                                max_jobs=MAX_LIST_JOBS)
+                                tolerant=True, max_jobs=MAX_LIST_JOBS)
         except CosFault as exc:
             unreadable = f"CI job query failed: {exc}"
             for j in ids:
@@ -208,17 +182,14 @@ def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: De
             continue
         wanted = set(ids)
         records.extend(j for j in answer.jobs if j.job_id in wanted)
-        unknown.extend(j for j in ids if j not in {r.job_id for r in answer.jobs})
+        bad = {u.job_id: u.reason for u in answer.unreadable if u.job_id in wanted}
+        for j, reason in bad.items():  # a record CI gives that cannot be read: reported, as reconcile does
+            _fail(summary, j, "unreadable", reason, 502)
+        unknown.extend(j for j in ids if j not in {r.job_id for r in answer.jobs} and j not in bad)
     for j in unknown:
         _fail(summary, j, "refused", "CI does not know this job", 422)
     summary.seen = len(batch.job_ids)
-    valid = plan_jobs(records, config, summary, set(), set())
-    if valid:
-        started = time.monotonic()
-        results = act(Plan(TASK_FINISH, tuple(valid)), config, session)
-        log_results(results, (time.monotonic() - started) * 1000)
-        for r in results:
-            _count(summary, r, job_outcome(r), job_dict(r))
+    follow_up(summary, records, config, session, set(), set())
     final = not any(s >= 500 for s in summary.statuses)
     body = {"status": summary.status, "outcome": "done" if summary.ok else "incomplete", "run": batch.run,
             "batch": batch.number, "jobIds": list(batch.job_ids), "jobs": _counts(summary),
@@ -368,6 +339,10 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
     resumed = bool(cursor) and cursor.get("state") != "complete"
     if not resumed:
         cursor = _new_cursor(window, clock())
+        queues = _queues(cos, window, config, deadline)
+        cursor["listing"].update(queues=list(queues.ids) or [""], queueSource=queues.source, queue=0)
+        if queues.detail:
+            cursor["listing"]["queueDetail"] = queues.detail
     else:
         window = _window_of(cursor)
     run = cursor["run"]
@@ -438,31 +413,43 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
         entry["sentAt"] = clock()
         return True
 
+    seen_ids: set = set()
+
     def list_page() -> None:
+        """List the next page of the current queue (CI lists per queue, see :func:`reconcile._queues`)."""
         nonlocal stop, stop_status
         listing = cursor["listing"]
+        queue_ids = listing.get("queues") or [""]
+        queue_id = queue_ids[min(listing.get("queue", 0), len(queue_ids) - 1)]
         params = {"tag": "SmartCover", "states": states, "size": str(LIST_PAGE),
                   "startCreationTime": window.start.strftime(CI_TIME), "endCreationTime": window.end.strftime(CI_TIME)}
-        if window.queue_id:
-            params["queueId"] = window.queue_id
+        if queue_id:
+            params["queueId"] = queue_id
         if listing["nextToken"]:
             params["nextToken"] = listing["nextToken"]
         try:
-            page = parse_body(cos.ci_get(window.bucket, window.region, "/jobs", params), require_event=False,
-                              max_jobs=MAX_LIST_JOBS)
+            page = parse_body(cos.ci_get(window.bucket, window.region, "/jobs", params, op="DescribeMediaJobs"),
+                              require_event=False, tolerant=True, max_jobs=MAX_LIST_JOBS)
         except CosFault as exc:
-            stop, stop_status = f"listing jobs failed: {exc}", 503 if exc.retryable else 502
+            hint = (f"; CI may require a queue id: set {cfg.QUEUE_IDS} or give the role ci:DescribeMediaQueues"
+                    if not queue_id and exc.status == 400 else "")
+            stop, stop_status = f"listing jobs failed: {exc}{hint}", 503 if exc.retryable else 502
             return
         except SmartCoverError as exc:
             stop, stop_status = f"CI's job list is unreadable: {exc.public}", 502
             return
         listing["pages"] += 1
-        counts["jobsListed"] += len(page.jobs)
+        fresh = [j for j in page.jobs if j.job_id not in seen_ids]
+        seen_ids.update(j.job_id for j in fresh)
+        counts["jobsListed"] += len(fresh) + len(page.unreadable)
         before = len(scratch.failures)
-        valid = plan_jobs(page.jobs, config, scratch, reads, writes)
-        refused = scratch.failures[before:]
-        counts["refused"] += len(refused)
-        note_failures(refused)
+        for bad in page.unreadable:  # reported and skipped, as reconcile does
+            _fail(scratch, bad.job_id or "(no JobId)", "unreadable", bad.reason, 502)
+        counts["failed"] += len(page.unreadable)
+        valid = plan_jobs(scratch, fresh, config, reads, writes)
+        found = scratch.failures[before:]
+        counts["refused"] += sum(1 for f in found if f["outcome"] == "refused")
+        note_failures(found)
         ids = [j.job.job_id for j in valid]
         for start in range(0, len(ids), config.fanout_batch):
             queued.append({"batch": cursor["nextBatch"], "jobIds": ids[start:start + config.fanout_batch], "sends": 0})
@@ -470,10 +457,11 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
         token = page.next_token
         if token and token == listing["nextToken"]:
             stop, stop_status = "CI repeated a NextToken; listing stopped", 502
-            listing["done"] = True
-            return
+            token = ""
         listing["nextToken"] = token
-        listing["done"] = not token
+        if not token:
+            listing["queue"] = listing.get("queue", 0) + 1
+            listing["done"] = listing["queue"] >= len(queue_ids)
         save()
         if progress:
             progress(_answer(cursor, window, session, invoker, resumed, "", 0))
@@ -551,6 +539,7 @@ def _report(cursor: dict) -> dict:
     c, w = cursor["counts"], cursor["window"]
     return {"reportVersion": REPORT_VERSION, "runId": cursor["run"], "bucket": w["bucket"], "region": w["region"],
             "since": w["since"], "until": w["until"], "queueId": w.get("queueId") or None,
+            "queues": [q for q in cursor["listing"].get("queues") or [] if q],
             "createdAt": cursor["createdAt"], "completedAt": cursor.get("completedAt"),
             "jobsListed": c["jobsListed"], "batchesSent": c["batchesSent"], "batchesResent": c["batchesResent"],
             "batchesLost": c["batchesLost"], "done": c["done"], "alreadyDone": c["alreadyDone"], "refused": c["refused"],
@@ -577,6 +566,8 @@ def _answer(cursor: dict, window: Window, session, invoker: Invoker, resumed: bo
            "cosRequests": session.requests_made, "invokes": invoker.sent}
     if window.queue_id:
         out["queueId"] = window.queue_id
+    listing = cursor["listing"]
+    out["queues"] = {"source": listing.get("queueSource", ""), "ids": [q for q in listing.get("queues") or [] if q]}
     if complete:
         out["summaryKey"] = summary_key(session.config.fanout_prefix, cursor["run"])
     if stop:
