@@ -11,7 +11,8 @@ not share our GIL, as a remote COS would not) sleeping ``--latency`` before each
 ``--jobs`` untouched SmartCover jobs of ``--covers`` covers each (callbacks lost), action
 ``move,tag`` with a collision-free target template. Each run starts from that same seeded state.
 
-* one process: :func:`reconcile.reconcile` here, CI pages of the largest size reconcile takes;
+* one process: :func:`reconcile.reconcile` here, with CI pages of 100 (CI's largest, the default now) and of 10
+  (what reconcile read before); the first page size given is the baseline of the speed-up;
 * fan-out W: :class:`localcos.scfapi.LocalSCF` with W worker processes running ``index.main_handler``
   and the lister (:func:`fanout.run_lister`) here, sending batches through
   tencentcloud-sdk-python-scf's ``Invoke`` (``InvocationType=Event``) over HTTP.
@@ -125,20 +126,20 @@ class RemoteCOS:
         self._proc.join(5)
 
 
-def run_one_process(srv: RemoteCOS, env: Dict[str, str]) -> dict:
+def run_one_process(srv: RemoteCOS, env: Dict[str, str], page: int) -> dict:
     from smartcover.config import Config
     from smartcover.deadline import Deadline
-    from smartcover.reconcile import PAGE_SIZE, make_window, parse_time, reconcile
+    from smartcover.reconcile import make_window, parse_time, reconcile
 
     config = Config.from_env(env)
     window = make_window(BUCKET, REGION, since=parse_time(SINCE), until=parse_time(UNTIL))
     before, cpu0, t0 = srv.call("stats"), time.process_time(), time.perf_counter()
-    summary = reconcile(config, env, window, Deadline(36000), page_size=PAGE_SIZE)
+    summary = reconcile(config, env, window, Deadline(36000), page_size=page)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     after = srv.call("stats")
-    return {"name": "one process", "wall": wall, "ours_cpu": cpu, "cos_cpu": after["cpu"] - before["cpu"],
+    return {"name": f"one proc /{page}", "wall": wall, "ours_cpu": cpu, "cos_cpu": after["cpu"] - before["cpu"],
             "requests": after["requests"] - before["requests"], "jobs_done": summary.done + summary.already_done,
-            "failed": summary.failed, "page": PAGE_SIZE}
+            "failed": summary.failed, "page": page}
 
 
 def run_fan_out(srv: RemoteCOS, env: Dict[str, str], workers: int, in_flight: int, batch: int) -> dict:
@@ -177,7 +178,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--workers", default="1,2,4,8", help="fan-out worker counts (default 1,2,4,8)")
     parser.add_argument("--in-flight", type=int, default=32, help="SMARTCOVER_FANOUT_IN_FLIGHT (default 32)")
     parser.add_argument("--batch", type=int, default=10, help="SMARTCOVER_FANOUT_BATCH (default 10)")
-    parser.add_argument("--skip-one", action="store_true", help="skip the one-process run")
+    parser.add_argument("--pages", default="100,10", help="one-process runs: CI page sizes (default 100,10: today's "
+                        "largest page, and the 10 reconcile read before; the first is the speed-up's baseline)")
+    parser.add_argument("--skip-one", action="store_true", help="skip the one-process runs")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
@@ -189,13 +192,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows: List[dict] = []
     digests = set()
     try:
-        plans = ([] if args.skip_one else [("one", 0)]) + [("fan", int(w)) for w in args.workers.split(",") if w]
+        pages = [int(p) for p in args.pages.split(",") if p]
+        plans = ([] if args.skip_one else [("one", p) for p in pages]) + [("fan", int(w)) for w in args.workers.split(",") if w]
         for kind, workers in plans:
             t = time.perf_counter()
             srv.call("reset")
-            print(f"  seeded in {time.perf_counter() - t:.1f} s; running {'one process' if kind == 'one' else f'fan-out {workers}'} ...",
+            print(f"  seeded in {time.perf_counter() - t:.1f} s; running {f'one process, pages of {workers}' if kind == 'one' else f'fan-out {workers}'} ...",
                   flush=True)
-            row = run_one_process(srv, env) if kind == "one" else run_fan_out(srv, env, workers, args.in_flight, args.batch)
+            row = run_one_process(srv, env, workers) if kind == "one" else run_fan_out(srv, env, workers, args.in_flight, args.batch)
             row["digest"] = srv.call("digest")
             digests.add(row["digest"])
             rows.append(row)
@@ -203,7 +207,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         srv.stop()
 
-    base = next((r for r in rows if r["name"] == "one process"), None)
+    base = next((r for r in rows if r["name"].startswith("one proc")), None)
     print()
     print(f"{'run':<12} {'wall s':>8} {'jobs/s':>8} {'req/job':>8} {'speed-up':>8} {'ours ms/job':>11} {'localcos ms/job':>15} "
           f"{'ceiling j/s':>11} {'% ceiling':>9} {'lister ms/job':>13} {'done':>6} {'failed':>6}  digest")
