@@ -34,7 +34,7 @@ from .auth import Authenticator
 from .config import Config
 from .deadline import Deadline
 from .errors import ConfigError, MethodNotAllowed, SmartCoverError
-from .events import BATCH, QUEUE, TIMER, Request, from_event
+from .events import BATCH, DOCTOR, QUEUE, TIMER, Request, from_event
 from .templates import can_collide
 from .response import INTERNAL, error, error_body, respond
 
@@ -235,6 +235,8 @@ class App:
             return self.batch(request, deadline)
         if request.shape == BATCH:
             return self.fanout_batch(request, deadline)
+        if request.shape == DOCTOR:
+            return self.doctor(request, deadline)
         return self.process(request, deadline)
 
     def process(self, request: Request, deadline: Deadline, session: Optional[Session] = None):
@@ -331,6 +333,18 @@ class App:
         if not body.get("final", True):
             raise RetryBatch(body)
         return status, body
+
+    def doctor(self, request: Request, deadline: Deadline):
+        """A direct invocation ``{"doctor": {...}}``: run :func:`doctor.run` with the execution
+        role's credentials; answer 200 with the report (its ``outcome``/``ok`` say whether a check
+        failed). Raises BadRequest (400) for bad options."""
+        from .doctor import Options, run
+
+        options = Options.from_dict(request.doctor)
+        report = run(self.config, self.env, options, deadline)
+        log.event("doctor", log.INFO if report.ok else log.WARNING, outcome=report.outcome,
+                  failed=[c.id for c in report.checks if c.status == "fail"] or None)
+        return 200, dict({"status": 200}, **report.to_dict())
 
 
 class Misconfigured:

@@ -51,9 +51,11 @@ from .deadline import Deadline, attempt_timeouts, backoff, fits_after
 from .errors import ConfigError
 from .model import ObjectRef
 from .tags import Tags, encode_tagging
+from .transport import LeanSession
 
 logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)  # outcomes are logged by the handler
 _EXPIRED = {"ExpiredToken", "TokenExpired", "InvalidToken"}
+_READS = ("HeadObject", "GetObject", "GetObjectTagging")
 MAYBE_EXPIRED = "TokenExpired?"
 NOT_STARTED = "not started: too little time left before the function's time limit"
 MAX_REBUILDS = 1
@@ -379,6 +381,17 @@ class Cos:
             params["marker"] = marker
         return self._send("ListObjects", "GET", bucket, region, "/", params=params, read=read)
 
+    def request(self, op: str, method: str, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None,
+                headers: Optional[Dict[str, str]] = None, data: Optional[bytes] = None, ci: bool = False):
+        """One signed request as :meth:`_send` sends it (retries, deadline), for the checks of
+        :mod:`doctor` that must see raw answers (headers, status). Returns the ``requests.Response``
+        for a status below 300 and for a 404 of GET/HEAD on the object API.
+
+        Raises:
+            CosFault: as :meth:`_send` (its ``status`` and ``code`` say what COS or CI answered).
+        """
+        return self._send(op, method, bucket, region, path, params=params, headers=headers, data=data, ci=ci)
+
     # -- CI ----------------------------------------------------------------------------------
     def ci_get(self, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None, reserve_s: float = 0.0,
                op: str = "GetMediaJobs") -> bytes:
@@ -408,8 +421,13 @@ def _raise_for(op: str, resp) -> None:
     status = resp.status_code
     if not code:
         code = resp.headers.get("x-cos-error-code", "")
+    hint = ""
+    if status == 403 and op in _READS:
+        # S3 answers 403 for a missing key when the caller may not list the bucket; COS may
+        # too (platform facts, section 8): `python -m handler doctor` tells which
+        hint = "; for a key that does not exist this is COS's answer without cos:GetBucket (list) permission, see doctor"
     if not code and status in (400, 403):
-        raise CosFault(op, f"HTTP {status} without an error code (expired token or access denied?)",
+        raise CosFault(op, f"HTTP {status} without an error code (expired token or access denied?{hint})",
                        status == 400, status, MAYBE_EXPIRED)
     if status == 404 and op == "PutObjectCopy" and code in ("NoSuchKey", ""):
         raise SourceMissing(op, "copy source does not exist", False, 404, code or "NoSuchKey")
@@ -418,7 +436,7 @@ def _raise_for(op: str, resp) -> None:
     if status == 412 and op == "PutObjectCopy":
         raise SourceChanged(op, "precondition failed: the source changed, or the target exists", False, 412, code)
     retryable = status >= 500 or status in (408, 429) or code in _EXPIRED or code in ("RequestTimeout", "SlowDown")
-    raise CosFault(op, f"HTTP {status} {code or ''} {message or ''}".strip(), retryable, status, code)
+    raise CosFault(op, f"HTTP {status} {code or ''} {message or ''}".strip().rstrip(".") + hint, retryable, status, code)
 
 
 _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
@@ -515,10 +533,10 @@ def _session(size: int) -> "requests.Session":
     """
     session = _SESSIONS.get(size)
     if session is None:
-        session = requests.Session()
-        session.trust_env = False
+        session = LeanSession(num_pools=HOSTS, maxsize=size)
         # No cookie is ever kept: a proxy or private endpoint that sets one on one invocation's
-        # answer must not see it again on another invocation's requests.
+        # answer must not see it again on another invocation's requests. LeanSession's own path
+        # never touches cookies; the policy covers the requests.Session fallback path too.
         session.cookies.set_policy(_NO_COOKIES)
         adapter = requests.adapters.HTTPAdapter(pool_connections=HOSTS, pool_maxsize=size)
         session.mount("http://", adapter)
