@@ -130,22 +130,23 @@ def verify_tc3(method: str, path: str, query: str, headers: dict, body: bytes, c
 
 # -- the worker processes ----------------------------------------------------------------------
 def _arm_crash_hook(state: dict) -> None:
-    """Patch requests' transport in this worker so that the function's n-th HTTP request kills the
-    process (test hook; the product is not changed)."""
+    """Patch urllib3's connection pools in this worker (every HTTP request of the SDKs goes through
+    ``HTTPConnectionPool.urlopen``, whether via ``requests`` or directly) so that the function's
+    n-th HTTP request kills the process (test hook; the product is not changed)."""
     try:
-        from requests.adapters import HTTPAdapter
-    except ImportError:  # pragma: no cover - requests is a dependency
+        from urllib3.connectionpool import HTTPConnectionPool
+    except ImportError:  # pragma: no cover - urllib3 is a dependency
         return
-    original = HTTPAdapter.send
+    original = HTTPConnectionPool.urlopen
 
-    def send(self, request, *args, **kwargs):
+    def urlopen(self, *args, **kwargs):
         if state.get("crash_after") is not None:
             state["sent"] += 1
             if state["sent"] >= state["crash_after"]:
                 os._exit(70)
-        return original(self, request, *args, **kwargs)
+        return original(self, *args, **kwargs)
 
-    HTTPAdapter.send = send
+    HTTPConnectionPool.urlopen = urlopen
 
 
 def _worker_main(conn, env: dict, paths: list, handler: str, context: dict) -> None:

@@ -378,7 +378,7 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
         if not ready:
             return
         refs = [ObjectRef(window.bucket, window.region, result_key(prefix, run, int(n))) for n in ready]
-        bodies = list(pool.map(cos.get_body, refs)) if len(refs) > 1 else [cos.get_body(refs[0])]
+        bodies = [f.result() for f in [pool.submit(cos.get_body, r) for r in refs]] if len(refs) > 1 else [cos.get_body(refs[0])]
         for n, raw in zip(ready, bodies):
             try:
                 result = json.loads(raw) if raw else None
@@ -517,7 +517,7 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
     except CosFault as exc:
         stop, stop_status = f"fan-out bookkeeping failed: {exc}", 503 if exc.retryable else 502
     finally:
-        pool.shutdown(wait=True)
+        pool.shutdown()
     try:
         if cursor["state"] == "complete":
             report = _report(cursor)
