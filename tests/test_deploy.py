@@ -2,6 +2,7 @@
 function's log lines really carry (collected here by running the handler against localcos)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shlex
@@ -15,9 +16,20 @@ import devkit
 from localcos import Fault
 
 DEPLOY = devkit.ROOT / "deploy"
-sys.path.insert(0, str(DEPLOY))
-import cls as cls_tool  # noqa: E402  (deploy/cls.py)
-import policy as policy_tool  # noqa: E402  (deploy/policy.py)
+
+
+def _script(name: str):
+    """Import deploy/<name>.py under a private module name (deploy/ is not a package, and its
+    scripts must not shadow anything on sys.path)."""
+    spec = importlib.util.spec_from_file_location(f"deploy_{name}", DEPLOY / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses/argparse look modules up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+cls_tool = _script("cls")
+policy_tool = _script("policy")
 
 BUCKET = "test-123456789"
 REGION = "ap-chongqing"

@@ -12,9 +12,10 @@ line, so a redirect (or pytest's capture) sees every line.
 Lines the handler writes (``message`` -> fields): ``start`` (``config``: the effective
 configuration, no secret values), ``request`` (``shape``, ``messages``), ``cover`` (``jobId``,
 ``cover``, ``action``, ``outcome``, ``source``, ``target``, ``detail``), ``job`` (``jobId``,
-``outcome``, ``ms``, and ``code``/``error`` for a failed job), ``manifest``, ``message`` (one per
-queue message), ``reconcile``, ``refused``, ``answer`` (``status``, ``ms``) and, last in every
-invocation, ``metrics`` (:mod:`metrics`), which is written whatever the level.
+``outcome``, ``ms``, and ``code``/``error`` for a failed job), ``ignored``, ``message`` (one per
+queue message), ``reconcile start``/``reconcile page``/``reconcile``, ``refused``, ``answer``
+(``status``, ``ms``) and, last in every invocation, ``metrics`` (:mod:`metrics`), which is written
+whatever the level. README "Logs" lists them all (``tests/test_docs.py`` checks it).
 """
 from __future__ import annotations
 
