@@ -132,3 +132,11 @@ def test_smoke_test_answers_as_documented(cos, command, expected):
     assert is_valid(answer) and answer["statusCode"] == expected, (command, answer)
     assert json.loads(answer["body"])["status"] == expected
     assert cos.writes() == []
+
+
+def test_every_deploy_file_the_readmes_name_exists():
+    for text in (EN, ZH):
+        named = set(re.findall(r"\bdeploy/[\w.-]+\.(?:json|py|example)\b", text))
+        assert {"deploy/trust-policy.json", "deploy/policy.py", "deploy/cls.py"} <= named
+        missing = sorted(n for n in named if not (devkit.ROOT / n).is_file())
+        assert missing == [], missing
