@@ -117,7 +117,8 @@ def fill(policy: dict, mapping: Dict[str, str], drop: Sequence[str] = ()) -> tup
                 break
             for key in sorted(needed, key=len, reverse=True):
                 res = res.replace(key, mapping[key])
-            filled.append(res)
+            if res not in filled:  # e.g. <bucket>/* and <target-bucket>/* when both are one bucket
+                filled.append(res)
         if filled is None:
             continue
         out = dict(st)

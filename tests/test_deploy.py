@@ -111,6 +111,10 @@ def test_policy_fills_the_old_example_values_like_placeholders():
     assert notes == [] and [s["resource"][0] for s in filled["statement"]] == [
         "qcs::cos:ap-beijing:uid/1250012345:media-1250012345/output/*",
         "qcs::ssm:ap-beijing:uin/100000123456:secret/creatorUin/100000123456/s1"]
+    same = {"statement": [{"action": ["name/cos:DeleteMultipleObjects"], "resource": ["qcs::cos:<region>:uid/<appid>:<bucket>/*",
+                                                                               "qcs::cos:<target-region>:uid/<appid>:<target-bucket>/*"]}]}
+    filled, _ = policy_tool.fill(same, policy_tool.values(args))  # one bucket: one resource, not two
+    assert filled["statement"][0]["resource"] == ["qcs::cos:ap-beijing:uid/1250012345:media-1250012345/*"]
     with pytest.raises(policy_tool.UsageError, match="<unknown>"):
         policy_tool.fill({"statement": [{"action": [], "resource": ["qcs::cos:<unknown>"]}]}, policy_tool.values(args))
 
