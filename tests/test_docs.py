@@ -140,3 +140,23 @@ def test_every_deploy_file_the_readmes_name_exists():
         assert {"deploy/trust-policy.json", "deploy/policy.py", "deploy/cls.py"} <= named
         missing = sorted(n for n in named if not (devkit.ROOT / n).is_file())
         assert missing == [], missing
+
+
+def deploy_commands(text: str, heading: str) -> list:
+    """The tool command lines (tccli, scf, npm, pip, deploy/ scripts) of a README's deploy section,
+    without their comments."""
+    body = section(text, heading)
+    out = []
+    for block in re.findall(r"```sh\n(.*?)```", body, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = re.sub(r"\s+#.*$", "", line).strip()
+            line = re.sub(r"\s+", " ", line)
+            if re.match(r"(tccli|scf|npm|pip|python3 deploy/|sh build/|mkdir)\b", line):
+                out.append(line)
+    return out
+
+
+def test_the_chinese_deploy_section_runs_the_same_commands():
+    en, zh = deploy_commands(EN, "## Deploy"), deploy_commands(ZH, "## 部署")
+    assert len(en) >= 12 and any(c.startswith("python3 deploy/policy.py") for c in en)
+    assert en == zh, f"only in README.md: {sorted(set(en) - set(zh))}; only in README.zh-CN.md: {sorted(set(zh) - set(en))}"
