@@ -29,8 +29,8 @@ SMARTCOVER_ON_FAILURE=tag). The example values an older copy of the file used
 ``smartcover-callback-token``) are filled like placeholders. Exit status 2 when an option is
 malformed or a placeholder is left; the policy goes to stdout (or ``--out FILE``).
 
-Resource syntax: CAM's ``qcs::service:region:uid/APPID:resource`` (CAM doc 598/10607); COS
-resources ``<bucket>/<key prefix>*`` (COS doc 436/12469); CI job actions on
+Resource syntax: CAM's ``qcs::service:region:uid/APPID:resource`` (CAM's resource description); COS
+resources ``<bucket>/<key prefix>*`` (as in the existing policy and COS's policy examples); CI job actions on
 ``bucket/<bucket>/*``. Standard library only: runs with any Python 3.8+.
 """
 from __future__ import annotations

@@ -72,7 +72,7 @@ def test_policy_fills_every_placeholder_and_keeps_every_statement():
     assert "qcs::ci:ap-guangzhou:uid/1250012345:bucket/media-1250012345/*" in resources
     assert "qcs::ssm:ap-guangzhou:uin/100000123456:secret/creatorUin/100000123456/cb-token" in resources
     assert all((r.startswith("qcs::") or r == "*") and "1250000000" not in r for r in resources)
-    assert filled["version"] == "2.0"  # CAM policy syntax (CAM doc 598/10603): version, statement[effect, action, resource]
+    assert filled["version"] == "2.0"  # CAM policy syntax: version, statement[effect, action, resource]
     for st in filled["statement"]:
         assert st["effect"] == "allow" and st["action"] and st["resource"]
         assert all(re.fullmatch(r"name/(cos|ci|ssm):[A-Za-z]+", a) for a in st["action"]), st["action"]
