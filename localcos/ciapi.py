@@ -1,10 +1,23 @@
-"""Cloud Infinite (CI) media job queries: GET /jobs/<ids> (436/54010) and GET /jobs (436/54011).
+"""Cloud Infinite (CI) media job queries: GET /jobs/<ids> (436/54010), GET /jobs (436/54011), the
+workflow instance query GET /workflowexecution/<RunId> (436/80046) and the media queue list
+GET /queue (436/54045).
 
 Handlers take (app, req) -> Response and raise COSError (answered as the COS error document).
+The CI platform modes of :mod:`localcos.quirks` (``app.quirks``) change what the job record
+looks like, never the stored job:
+
+* ``ci-no-workflow``: job records carry no ``Workflow`` node;
+* ``ci-template``: a SmartCover job's record shows ``Operation.TemplateId``/``TemplateName`` and
+  no ``SmartCover`` node, as for a job submitted with a template;
+* ``ci-dash-times``: ``StartTime``/``EndTime`` of jobs that are not Success are ``-``;
+* ``ci-times-offset``: times are written in UTC (``+0000``), not in the offset they were stored with;
+* ``ci-list-requires-queue``: ``GET /jobs`` without ``queueId`` answers 400 InvalidArgument.
 """
 from __future__ import annotations
 
+import hashlib
 import xml.etree.ElementTree as ET
+from datetime import timezone
 
 from defusedxml import ElementTree as SafeET
 
@@ -12,12 +25,47 @@ from .protocol import COSError, Request, Response, sub, xml_bytes
 from .store import JOB_STATES, decode_token, encode_token, parse_ci_time
 
 MAX_PAGE = 50
+MAX_QUEUE_PAGE = 100
+_TIMES = ("CreationTime", "StartTime", "EndTime")
 
 
-def _answer(jobs, extra=()) -> Response:
+def record(job_xml: str, quirks) -> ET.Element:
+    """The ``<JobsDetail>`` element CI answers for a stored job, after the platform modes."""
+    el = SafeET.fromstring(job_xml)
+    if "ci-no-workflow" in quirks:
+        for wf in el.findall("Workflow"):
+            el.remove(wf)
+    op = el.find("Operation")
+    if "ci-template" in quirks and op is not None and (el.findtext("Tag") or "").strip() == "SmartCover":
+        for node in op.findall("SmartCover"):
+            op.remove(node)
+        if op.find("TemplateId") is None:
+            digest = hashlib.md5((el.findtext("JobId") or "").encode()).hexdigest()
+            sub(op, "TemplateId", "t0" + digest[:30])
+            sub(op, "TemplateName", "smartcover-template")
+    if "ci-dash-times" in quirks and (el.findtext("State") or "").strip() != "Success":
+        for name in ("StartTime", "EndTime"):
+            node = el.find(name)
+            if node is None:
+                node = sub(el, name, "-")
+            node.text = "-"
+    if "ci-times-offset" in quirks:
+        for name in _TIMES:
+            node = el.find(name)
+            text = (node.text or "").strip() if node is not None else ""
+            if text and text != "-":
+                try:
+                    node.text = parse_ci_time(text).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+                except ValueError:
+                    pass  # leave what was stored
+    return el
+
+
+def _answer(app, jobs, extra=()) -> Response:
     root = ET.Element("Response")
+    quirks = set(getattr(app, "quirks", ()) or ())
     for job in jobs:
-        root.append(SafeET.fromstring(job.xml))
+        root.append(record(job.xml, quirks))
     for tag, text in extra:
         sub(root, tag, text)
     return Response(200, xml_bytes(root), {"Content-Type": "application/xml"})
@@ -30,7 +78,7 @@ def get_jobs(app, req: Request) -> Response:
     if not ids:
         raise COSError(400, "InvalidArgument", "No job id given.")
     found, missing = app.store.get_jobs(req.bucket, ids)
-    return _answer(found, [("NonExistJobIds", j) for j in missing])
+    return _answer(app, found, [("NonExistJobIds", j) for j in missing])
 
 
 def _time(req: Request, name: str):
@@ -47,11 +95,14 @@ def list_jobs(app, req: Request) -> Response:
     Filters by tag (required), queue, state ('All' or comma-separated states), creation time window
     (inclusive, timezone-aware); orders Desc (default) or Asc; pages of `size` (1..50, default 10).
     <NextToken> holds an opaque token while more pages exist and is empty on the last page.
+    With the ``ci-list-requires-queue`` mode, a call without ``queueId`` answers 400 (1045/43701).
     """
     q = req.query
     tag = q.get("tag", "")
     if not tag:
         raise COSError(400, "InvalidArgument", "tag is required.")
+    if "ci-list-requires-queue" in (getattr(app, "quirks", ()) or ()) and not q.get("queueId"):
+        raise COSError(400, "InvalidArgument", "queueId is required.")
     order = q.get("orderByTime") or "Desc"
     states_text = q.get("states") or "All"
     states = None if states_text == "All" else {s.strip() for s in states_text.split(",")}
@@ -66,4 +117,66 @@ def list_jobs(app, req: Request) -> Response:
                                      _time(req, "startCreationTime"), _time(req, "endCreationTime"),
                                      descending=order == "Desc", size=size,
                                      after=decode_token(token) if token else None)
-    return _answer(jobs, [("NextToken", encode_token(last) if last else None)])
+    return _answer(app, jobs, [("NextToken", encode_token(last) if last else None)])
+
+
+def get_workflow_execution(app, req: Request) -> Response:
+    """GET /workflowexecution/<RunId> (436/80046): the instance built from the stored jobs whose
+    ``Workflow.RunId`` is RunId (their stored record, whatever the platform modes), one ``Tasks``
+    entry per job (Type = the job's Tag, JobId, State, times). An unknown RunId answers 404
+    NoSuchWorkflowExecution (CI does not document that answer; a 4xx either way)."""
+    run_id = req.path[len("/workflowexecution/"):].strip()
+    jobs = [j for j in app.store.all_jobs(req.bucket)
+            if (SafeET.fromstring(j.xml).findtext("Workflow/RunId") or "").strip() == run_id] if run_id else []
+    if not jobs:
+        raise COSError(404, "NoSuchWorkflowExecution", "The workflow execution does not exist.")
+    first = SafeET.fromstring(jobs[0].xml)
+    root = ET.Element("Response")
+    sub(root, "RequestId", req.request_id)
+    wx = sub(root, "WorkflowExecution")
+    sub(wx, "WorkflowId", first.findtext("Workflow/WorkflowId") or "")
+    sub(wx, "Name", first.findtext("Workflow/WorkflowName") or "")
+    sub(wx, "RunId", run_id)
+    sub(wx, "CreateTime", first.findtext("CreationTime") or "")
+    sub(wx, "Object", first.findtext("Input/Object") or "")
+    sub(wx, "State", "Success" if all(j.state == "Success" for j in jobs) else "Failed")
+    for job in jobs:
+        el = SafeET.fromstring(job.xml)
+        task = sub(wx, "Tasks")
+        sub(task, "Type", job.tag)
+        sub(task, "CreateTime", el.findtext("CreationTime") or "")
+        sub(task, "EndTime", el.findtext("EndTime") or "")
+        sub(task, "State", job.state)
+        sub(task, "JobId", job.job_id)
+        sub(task, "Name", el.findtext("Workflow/Name") or "")
+    return Response(200, xml_bytes(root), {"Content-Type": "application/xml"})
+
+
+def list_queues(app, req: Request) -> Response:
+    """GET /queue?queueIds=&state=&category=&pageNumber=&pageSize= (436/54045): the bucket's media
+    queues (those added with ``Store.add_queue`` and every QueueId of a stored job), sorted by id,
+    as ``<QueueList>`` entries with ``TotalCount``/``PageNumber``/``PageSize``."""
+    q = req.query
+    try:
+        number, size = int(q.get("pageNumber") or 1), int(q.get("pageSize") or 10)
+    except ValueError:
+        number = size = 0
+    if number < 1 or not 1 <= size <= MAX_QUEUE_PAGE:
+        raise COSError(400, "InvalidArgument", "pageNumber or pageSize is invalid.")
+    queues = app.store.queues(req.bucket)
+    wanted = {x.strip() for x in (q.get("queueIds") or "").split(",") if x.strip()}
+    if wanted:
+        queues = [x for x in queues if x in wanted]
+    page = queues[(number - 1) * size:number * size]
+    root = ET.Element("Response")
+    sub(root, "RequestId", req.request_id)
+    sub(root, "TotalCount", str(len(queues)))
+    sub(root, "PageNumber", str(number))
+    sub(root, "PageSize", str(size))
+    for queue_id in page:
+        node = sub(root, "QueueList")
+        sub(node, "QueueId", queue_id)
+        sub(node, "Name", "queue-" + queue_id[:8])
+        sub(node, "State", "Active")
+        sub(node, "Category", "Transcoding")
+    return Response(200, xml_bytes(root), {"Content-Type": "application/xml"})

@@ -3,7 +3,7 @@
 Hosts: `<bucket>.cos.<region>.myqcloud.com` is the object API, `<bucket>.ci.<region>.myqcloud.com` the
 CI API, and any request carrying `X-TC-Action` is Tencent Cloud API 3.0 (SSM). cos-python-sdk-v5 sends
 CI calls with the *cos* Host when configured with IP=..., so on a cos host a GET of `/jobs` or
-`/jobs/<ids>` is routed to CI when it carries `x-ci-security-token` or a `tag` parameter, or when no
+`/jobs/<ids>` (also `/workflowexecution/<RunId>`, `/queue`) is routed to CI when it carries `x-ci-security-token` or a `tag` parameter, or when no
 object with that key exists (an existing object `jobs/...` fetched without a CI token stays GetObject).
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from . import ciapi, cosapi
 from .protocol import COSError, Request
 
 _HOST = re.compile(r"([a-z0-9][a-z0-9-]*)\.(cos|ci)\.([a-z0-9-]+)\.myqcloud\.com(?::\d+)?", re.I)
-_JOBS = re.compile(r"/jobs(?:/[^/]+)?")
+_JOBS = re.compile(r"/jobs(?:/[^/]+)?|/workflowexecution/[^/]+|/queue")
 _LIST_PARAMS = {"prefix", "delimiter", "marker", "max-keys", "encoding-type"}
 
 HANDLERS = {
@@ -25,6 +25,7 @@ HANDLERS = {
     "DeleteObjectTagging": cosapi.delete_tagging, "DeleteObjects": cosapi.delete_objects,
     "ListObjects": cosapi.list_objects, "HeadBucket": cosapi.head_bucket,
     "GetMediaJobs": ciapi.get_jobs, "ListMediaJobs": ciapi.list_jobs,
+    "DescribeWorkflowExecution": ciapi.get_workflow_execution, "DescribeMediaQueues": ciapi.list_queues,
 }
 WRITE_OPS = frozenset({"PutObject", "PutObjectCopy", "PutObjectTagging", "DeleteObjectTagging",
                        "DeleteObject", "DeleteObjects", "PutBucket", "DeleteBucket",
@@ -91,6 +92,10 @@ def classify(req: Request, store) -> None:
         req.service = "ci"
         if req.method == "GET" and req.path == "/jobs":
             req.op = "ListMediaJobs"
+        elif req.method == "GET" and req.path == "/queue":
+            req.op = "DescribeMediaQueues"
+        elif req.method == "GET" and req.path.startswith("/workflowexecution/") and _JOBS.fullmatch(req.path):
+            req.op = "DescribeWorkflowExecution"
         elif req.method == "GET" and _JOBS.fullmatch(req.path):
             req.op = "GetMediaJobs"
         else:

@@ -251,6 +251,11 @@ class LocalCOS:
         too); id, tag, state and creation time come from JobId, Tag, State, CreationTime. Returns ids."""
         return self._store.add_job(bucket, job_xml)
 
+    def add_queue(self, bucket: str, queue_id: str) -> None:
+        """Declare CI media queue `queue_id` in `bucket` (GET /queue lists it; the QueueId of every
+        registered job is listed too)."""
+        self._store.add_queue(bucket, queue_id)
+
     def set_secret(self, name: str, value: str, version: str = "v1") -> None:
         """Define SSM secret `name` version `version` (the last one set is 'SSM_Current')."""
         self._store.set_secret(name, value, version)

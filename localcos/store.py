@@ -21,7 +21,7 @@ from .protocol import COSError, utcnow, xml_parse
 
 log = logging.getLogger("localcos")
 _crc64 = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xFFFFFFFFFFFFFFFF, rev=True)
-_TAG_TEXT = re.compile(r"[A-Za-z0-9 +\-_=.:/@]*")
+_TAG_TEXT = re.compile("[A-Za-z0-9 +\\-_=.:/@\u4e00-\u9fff]+")
 MAX_TAGS = 10
 JOB_STATES = ("Submitted", "Running", "Success", "Failed", "Pause", "Cancel")
 CHINA_TZ = timezone(timedelta(hours=8))
@@ -35,8 +35,10 @@ def crc64ecma(data: bytes) -> str:
 def validate_tags(pairs) -> dict:
     """Check (key, value) pairs against the COS object tag rules (436/35709) and return them as a dict.
 
-    At most 10 tags; key 1..128 chars, value 0..256 chars, both only letters, digits, space and
-    `+ - _ = . : / @`; keys unique. Raises COSError 400 InvalidTag otherwise.
+    The stricter reading of COS's two tag pages (436/35665, 436/42998): at most 10 tags; key
+    1..127 and value 1..255 characters, each also under 128 / 256 bytes in UTF-8; both only
+    letters (Chinese included), digits, space and `+ - _ = . : / @`; keys unique. Raises
+    COSError 400 InvalidTag otherwise.
     """
     pairs = list(pairs)
     if len(pairs) > MAX_TAGS:
@@ -44,9 +46,9 @@ def validate_tags(pairs) -> dict:
     tags: dict = {}
     for key, value in pairs:
         key, value = key or "", value or ""
-        if not 1 <= len(key) <= 128 or not _TAG_TEXT.fullmatch(key):
+        if not 1 <= len(key.encode()) <= 127 or not _TAG_TEXT.fullmatch(key):
             raise COSError(400, "InvalidTag", f"The tag key {key!r} is invalid")
-        if len(value) > 256 or not _TAG_TEXT.fullmatch(value):
+        if not 1 <= len(value.encode()) <= 255 or not _TAG_TEXT.fullmatch(value):
             raise COSError(400, "InvalidTag", f"The tag value {value!r} is invalid")
         if key in tags:
             raise COSError(400, "InvalidTag", f"Cannot provide multiple tags with the same key {key!r}")
@@ -113,6 +115,7 @@ class Store:
         self._buckets: dict[str, str] = {}
         self._objects: dict[str, dict[str, StoredObject]] = {}
         self._jobs: dict[str, dict[str, Job]] = {}
+        self._queues: dict[str, set] = {}
         self._secrets: dict[str, dict[str, str]] = {}
         self._seq = itertools.count()
         self._watchers: list = []
@@ -298,6 +301,26 @@ class Store:
             table = self._jobs[bucket]
             found = [table[j] for j in job_ids if j in table]
             return found, [j for j in job_ids if j not in table]
+
+    def all_jobs(self, bucket: str) -> list[Job]:
+        """Every registered job of `bucket`, in registration order."""
+        with self._lock:
+            self.check_bucket(bucket)
+            return sorted(self._jobs[bucket].values(), key=lambda j: j.seq)
+
+    def add_queue(self, bucket: str, queue_id: str) -> None:
+        """Declare CI media queue `queue_id` in `bucket` (a queue also exists for every QueueId of
+        a registered job)."""
+        with self._lock:
+            self.check_bucket(bucket)
+            self._queues.setdefault(bucket, set()).add(queue_id)
+
+    def queues(self, bucket: str) -> list[str]:
+        """Sorted ids of the bucket's media queues (declared ones and those of registered jobs)."""
+        with self._lock:
+            self.check_bucket(bucket)
+            ids = set(self._queues.get(bucket, ())) | {j.queue_id for j in self._jobs[bucket].values() if j.queue_id}
+        return sorted(ids)
 
     def list_jobs(self, bucket: str, tag: str, queue_id: str = "", states=None, start=None, end=None,
                   descending: bool = True, size: int = 10, after: tuple | None = None):

@@ -107,6 +107,8 @@ def act(the_plan, config: Config, session: Session) -> list:
 
     cos = session.cos()
     results = execute(the_plan, cos, config)
+    # the plans carried out: a job whose RunId CI could not confirm was planned again without it
+    the_plan = type(the_plan)(the_plan.event_name, tuple(r.plan or j for j, r in zip(the_plan.jobs, results)), the_plan.reason)
     if any(j.manifest is not None for j in the_plan.jobs):
         from .manifest import write_all
         results = write_all(the_plan, results, cos, config.concurrency)
@@ -153,7 +155,7 @@ def log_results(results, ms: float) -> None:
         log.event("job", log.WARNING if failed or job_outcome(r) not in ("done", "ignored", "planned") else log.INFO,
                   jobId=r.job.job_id, tag=r.job.tag, state=r.job.state, outcome=job_outcome(r), reason=r.reason or None,
                   code=r.job.code if failed else None, error=r.job.message if failed and r.job.message else None,
-                  inputTagging=r.extra.get("inputTagging"), manifest=r.extra.get("manifest"),
+                  inputTagging=r.extra.get("inputTagging"), runId=r.extra.get("runId"), manifest=r.extra.get("manifest"),
                   manifestKey=r.extra.get("manifestKey"), ms=round(ms, 1))
 
 

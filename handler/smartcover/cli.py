@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--hours", type=float, help="jobs created in the last HOURS hours (default 24)")
     when.add_argument("--since", type=_time, help="jobs created at or after this time (ISO 8601 with offset)")
     rec.add_argument("--until", type=_time, help="jobs created at or before this time (default now)")
-    rec.add_argument("--queue-id", default="", help="only jobs of this CI queue")
+    rec.add_argument("--queue-id", default="", help="only jobs of this CI queue (default: SMARTCOVER_QUEUE_IDS, else the media queues CI lists)")
     rec.add_argument("--dry-run", action="store_true", help="list the jobs and print every COS request it would make; write nothing")
     rec.add_argument("--json", action="store_true", help="print the summary as JSON")
     rec.add_argument("--page-size", type=int, default=10, choices=range(1, 11), metavar="1-10", help="jobs per CI page (default 10)")
@@ -162,6 +162,9 @@ def _print_summary(summary) -> None:
           + (f", skipped: {summary.skipped}" if summary.skipped else "")
           + (f", planned: {summary.planned}" if summary.dry_run else "")
           + f" ({summary.pages} pages, {summary.cos_requests} COS/CI requests)")
+    if summary.queues is not None:
+        q = summary.queues
+        print(f"queues: {q.source}" + (f" {', '.join(q.ids)}" if q.ids else "") + (f" ({q.detail})" if q.detail else ""))
     for f in summary.failures:
         print(f"failed: {f['jobId']}: {f['outcome']}" + (f" - {f['reason']}" if f["reason"] else ""))
     if summary.stopped:

@@ -46,6 +46,7 @@ DRY_RUN = "SMARTCOVER_DRY_RUN"
 ON_FAILURE = "SMARTCOVER_ON_FAILURE"
 LOG_LEVEL = "SMARTCOVER_LOG_LEVEL"
 CLOCK_SKEW = "SMARTCOVER_CLOCK_SKEW"
+QUEUE_IDS = "SMARTCOVER_QUEUE_IDS"
 
 # SCF execution-role credentials (SCF doc 583/32389); read per invocation, not here.
 SECRET_ID = "TENCENTCLOUD_SECRETID"
@@ -55,6 +56,8 @@ SCF_REGION = "TENCENTCLOUD_REGION"
 
 _BUCKET_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?-[0-9]{5,12}")  # fullmatch: "$" would pass a final "\n"
 _REGION_RE = re.compile(r"[a-z]{2,}(?:-[a-z0-9]+){1,3}")
+_QUEUE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_QUEUE_IDS = 20
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -112,6 +115,8 @@ class Config:
     on_failure: str = "ignore"
     log_level: str = "INFO"
     clock_skew: float = 60.0
+    queue_ids: tuple = ()
+    """CI media queue ids reconcile lists jobs of (``SMARTCOVER_QUEUE_IDS``); empty: discovered."""
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={'<set>' if name == 'token' and value else value!r}"
@@ -151,6 +156,7 @@ class Config:
             "dryRun": self.dry_run,
             "onFailure": self.on_failure,
             "clockSkew": self.clock_skew,
+            "queueIds": list(self.queue_ids) or None,
         }
 
     @classmethod
@@ -229,6 +235,12 @@ class Config:
             if problem:
                 raise ConfigError(f"{MANIFEST_KEY}: {problem}")
 
+        queue_ids = tuple(dict.fromkeys(x.strip() for x in get(QUEUE_IDS).split(",") if x.strip()))
+        bad = [x for x in queue_ids if not _QUEUE_RE.fullmatch(x)]
+        if bad or len(queue_ids) > MAX_QUEUE_IDS:
+            raise ConfigError(f"{QUEUE_IDS}: use a comma list of at most {MAX_QUEUE_IDS} CI queue ids such as "
+                              f"p2242ab62c7c94486915508540933a2c6 ({len(bad)} malformed)")
+
         return cls(
             actions=actions,
             target_key=target_key,
@@ -256,6 +268,7 @@ class Config:
             on_failure=on_failure,
             log_level=level,
             clock_skew=_number(env, CLOCK_SKEW, 60.0, 0.0, 3600.0),
+            queue_ids=queue_ids,
         )
 
 

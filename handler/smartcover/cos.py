@@ -356,18 +356,20 @@ class Cos:
         return resp.headers.get("ETag", "")
 
     # -- CI ----------------------------------------------------------------------------------
-    def ci_get(self, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None, reserve_s: float = 0.0) -> bytes:
+    def ci_get(self, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None, reserve_s: float = 0.0,
+               op: str = "GetMediaJobs") -> bytes:
         """GET on the CI host of ``bucket`` (e.g. ``/jobs/<JobId>``, CI doc 436/54010); raw XML bytes.
 
         The Host header is the CI domain ``<bucket>.ci.<region>.myqcloud.com`` also when an
         endpoint override sends the request elsewhere, so the signature stays valid. An empty
-        answer is a retryable fault."""
+        answer is a retryable fault. ``op`` names the CI action in faults (``GetMediaJobs``,
+        ``DescribeMediaJobs``, ``DescribeWorkflowExecution``, ``DescribeMediaQueues``)."""
         def read(resp) -> bytes:
             if not resp.content.strip():
-                raise CosFault("GetMediaJobs", "empty answer", True, resp.status_code)
+                raise CosFault(op, "empty answer", True, resp.status_code)
             return resp.content
 
-        return self._send("GetMediaJobs", "GET", bucket, region, path, params=params, ci=True, read=read, reserve_s=reserve_s)
+        return self._send(op, "GET", bucket, region, path, params=params, ci=True, read=read, reserve_s=reserve_s)
 
 
 def _raise_for(op: str, resp) -> None:

@@ -43,10 +43,11 @@ from typing import Dict, List, Optional, Tuple
 from . import log
 from .config import Config
 from .cos import Cos, CosFault, ObjectInfo, SourceChanged, SourceMissing, TargetExists
-from .errors import BadRequest
+from .errors import BadRequest, SmartCoverError
 from .model import Job
 from .parse import parse_body
-from .plan import TAG_INDEX, TAG_JOB, CoverPlan, JobPlan, ObjectRef, Plan, job_differences, owner, source_problem
+from .plan import (TAG_INDEX, TAG_JOB, CoverPlan, JobPlan, ObjectRef, Plan, compare, owner, source_problem, uses_run_id,
+                   without_run_id)
 from .pool import Pool
 from .tags import Tags, TagLimitError, merge
 
@@ -95,13 +96,18 @@ class CoverResult:
 
 @dataclass(frozen=True)
 class JobResult:
-    """Outcome of one job: its disposition (act, ignored, failed), reason and covers."""
+    """Outcome of one job: its disposition (act, ignored, failed), reason and covers.
+
+    ``plan`` is the job plan that was carried out: the planned one, or the one planned again
+    without an unconfirmed RunId (:func:`plan.without_run_id`); the manifest is written from it.
+    ``extra`` holds answer fields (``inputTagging``, ``runId``, ``unconfirmed``, manifest fields)."""
 
     job: Job
     disposition: str
     reason: str = ""
     covers: Tuple[CoverResult, ...] = ()
-    extra: Dict[str, str] = field(default_factory=dict)
+    extra: Dict[str, object] = field(default_factory=dict)
+    plan: Optional[JobPlan] = None
 
     @property
     def outcome(self) -> str:
@@ -152,13 +158,17 @@ def execute(plan: Plan, cos: Cos, config: Config) -> List[JobResult]:
     queries = len(acting) + len(tagging_failed) if config.verify_job else 0
     with Pool(max_workers=2 * config.concurrency + queries, thread_name_prefix="cos") as pool:
         checks: Dict[str, Optional[Future]] = {
-            j.job.job_id: pool.submit(verify_job, cos, j.job, reserve(config, 2 if config.moves else 1)) if config.verify_job else None
+            j.job.job_id: pool.submit(verify_job, cos, j.job, reserve(config, 2 if config.moves else 1), uses_run_id(j, config))
+            if config.verify_job else None
             for j in acting + tagging_failed
         }
         reads = {(j.job.job_id, c.index): _submit_reads(pool, cos, c, reserve(config, 2 if c.action == "move" else 1))
                  for j in acting for c in j.covers}
         covers: Dict[Tuple[str, int], Future] = {}
-        for j in acting:
+        effective: Dict[str, JobPlan] = {}
+        for n, j in enumerate(acting):
+            j, checks[j.job.job_id] = _settle_run_id(j, checks[j.job.job_id], config, effective)
+            acting[n] = j
             jid = j.job.job_id
             first = min(j.covers, key=lambda c: c.target.key if c.target else "") if j.claim_first else None
             gate = None
@@ -173,9 +183,12 @@ def execute(plan: Plan, cos: Cos, config: Config) -> List[JobResult]:
         done = {key: deleted.get(id(r), r) for key, r in done.items()}
         for j in plan.jobs:
             jid = j.job.job_id
-            extra = {"inputTagging": inputs[jid].result()} if jid in inputs else {}
+            j = effective.get(jid, j)
+            extra: Dict[str, object] = {"inputTagging": inputs[jid].result()} if jid in inputs else {}
+            extra.update(_verification_fields(checks.get(jid)))
             results[jid] = JobResult(j.job, j.disposition, j.reason,
-                                     tuple(done[(jid, c.index)] for c in j.covers) if j.disposition == "act" else (), extra)
+                                     tuple(done[(jid, c.index)] for c in j.covers) if j.disposition == "act" else (), extra,
+                                     plan=j)
     return [results[j.job.job_id] for j in plan.jobs]
 
 
@@ -192,6 +205,8 @@ def dry_run(plan: Plan, config: Config) -> List[JobResult]:
         covers = []
         for c in j.covers:
             steps = ["GET ci /jobs/" + j.job.job_id] if config.verify_job else []
+            if config.verify_job and uses_run_id(j, config):
+                steps.append(f"GET ci /workflowexecution/{j.job.workflow.run_id} (only if CI's job record has no Workflow)")  # type: ignore[union-attr]
             if c.action == "tag":
                 steps += [f"HEAD {c.source}", f"GET {c.source}?tagging", f"PUT {c.source}?tagging (if tags change)"]
             else:
@@ -204,17 +219,45 @@ def dry_run(plan: Plan, config: Config) -> List[JobResult]:
     return out
 
 
-def verify_job(cos: Cos, job: Job, reserve_s: float = 0.0) -> Optional[str]:
+RUN_ID_CONFIRMED = "confirmed"
+RUN_ID_UNCONFIRMED = "unconfirmed"
+RUN_ID_UNUSED = "unused"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What CI said about a callback's job (:func:`verify_job`).
+
+    ``problem``: why CI does not confirm the job (the callback is rejected, 422), or ``None``.
+    ``unconfirmed``: nodes the callback carries that CI's job record does not (e.g. ``Workflow``,
+    ``SmartCover``): not a disagreement. ``run_id``: for a job with a workflow RunId,
+    ``confirmed`` (CI's job record, or CI's workflow instance query, names it for this job),
+    ``unconfirmed`` (neither does: the RunId is left out of tags and keys) or ``unused`` (the
+    plan derives nothing from it, so it was not asked about); ``""`` for a job without RunId.
+    ``detail`` says how the RunId was checked or why it is unconfirmed."""
+
+    problem: Optional[str] = None
+    unconfirmed: Tuple[str, ...] = ()
+    run_id: str = ""
+    detail: str = ""
+
+
+def verify_job(cos: Cos, job: Job, reserve_s: float = 0.0, run_id_used: bool = True) -> Verification:
     """Ask CI about ``job`` (``GET /jobs/<JobId>``, CI doc 436/54010) on the input bucket's CI host.
 
-    Returns ``None`` when CI confirms every field the plan uses (:func:`plan.job_differences`:
-    Tag, State, input video, Output template, output keys, Format, RunId); otherwise what differs.
+    Every field both the callback and CI's record carry must agree (:func:`plan.compare`: Tag,
+    State, Code, input video, Output template, output keys, Format, times as instants...); a field
+    CI's record lacks is not a disagreement. The workflow RunId, which CI's job record does not
+    document (platform facts section 8), is confirmed by the record when it carries the Workflow
+    node, else, when ``run_id_used``, by CI's workflow instance query (``GET
+    /workflowexecution/<RunId>``, CI doc 436/80046): confirmed when the instance lists this JobId
+    among its tasks. A definite refusal (4xx, unknown instance, JobId not listed) leaves it
+    ``unconfirmed``.
 
     Raises:
         CosFault: CI could not be asked (retryable when CI answered 5xx or the network failed).
     """
-    bucket, region = (job.input.bucket, job.input.region) if job.input and job.input.bucket else (
-        job.operation.output_file.bucket, job.operation.output_file.region)  # type: ignore[union-attr]
+    bucket, region = _ci_host(job)
     raw = cos.ci_get(bucket, region, f"/jobs/{job.job_id}", reserve_s=reserve_s)
     try:
         answer = parse_body(raw, require_event=False)
@@ -222,15 +265,109 @@ def verify_job(cos: Cos, job: Job, reserve_s: float = 0.0) -> Optional[str]:
         raise CosFault("GetMediaJobs", f"unreadable CI answer ({exc.public})", True) from None
     found = [j for j in answer.jobs if j.job_id == job.job_id]
     if not found:
-        return "CI does not know this JobId"
-    return job_differences(job, found[0])
+        return Verification("CI does not know this JobId")
+    record = found[0]
+    comparison = compare(job, record)
+    if comparison.problem:
+        return Verification(comparison.problem, comparison.unconfirmed)
+    run_id = job.workflow.run_id if job.workflow else ""
+    if not run_id:
+        return Verification(None, comparison.unconfirmed)
+    if record.workflow and record.workflow.run_id:
+        return Verification(None, comparison.unconfirmed, RUN_ID_CONFIRMED, "CI's job record names the RunId")
+    if not run_id_used:
+        return Verification(None, comparison.unconfirmed, RUN_ID_UNUSED)
+    return _verify_run_id(cos, job, run_id, bucket, region, comparison.unconfirmed, reserve_s)
+
+
+def _ci_host(job: Job) -> Tuple[str, str]:
+    if job.input and job.input.bucket:
+        return job.input.bucket, job.input.region
+    files = job.operation.output_file
+    return (files.bucket, files.region) if files else ("", "")
+
+
+def _verify_run_id(cos: Cos, job: Job, run_id: str, bucket: str, region: str, unconfirmed: Tuple[str, ...],
+                   reserve_s: float) -> Verification:
+    """Confirm a RunId with CI's workflow instance query (436/80046): the instance must carry this
+    RunId and list this JobId among its ``Tasks``; a WorkflowId both give must agree."""
+    from urllib.parse import quote
+
+    from .parse import xml_tree
+
+    try:
+        raw = cos.ci_get(bucket, region, f"/workflowexecution/{quote(run_id, safe='')}", reserve_s=reserve_s,
+                         op="DescribeWorkflowExecution")
+    except CosFault as exc:
+        if exc.retryable:
+            raise
+        return Verification(None, unconfirmed, RUN_ID_UNCONFIRMED, f"CI's workflow instance query was refused ({exc})")
+    try:
+        node = xml_tree(raw.lstrip()).get("WorkflowExecution")
+        node = node[0] if isinstance(node, list) and node else node
+        if not isinstance(node, dict):
+            raise BadRequest("no WorkflowExecution node")
+        tasks = node.get("Tasks") or []
+        tasks = tasks if isinstance(tasks, list) else [tasks]
+        job_ids = {t["JobId"].strip() for t in tasks if isinstance(t, dict) and isinstance(t.get("JobId"), str)}
+        same_run = isinstance(node.get("RunId"), str) and node["RunId"].strip() == run_id
+        workflow_id = node["WorkflowId"].strip() if isinstance(node.get("WorkflowId"), str) else ""
+    except BadRequest as exc:
+        return Verification(None, unconfirmed, RUN_ID_UNCONFIRMED, f"CI's workflow instance answer is unreadable ({exc.public})")
+    claimed = job.workflow.workflow_id.strip() if job.workflow else ""
+    if same_run and job.job_id in job_ids:
+        if workflow_id and claimed and workflow_id != claimed:
+            return Verification("CI reports a different Workflow.WorkflowId", unconfirmed)
+        return Verification(None, unconfirmed, RUN_ID_CONFIRMED, "CI's workflow instance lists this JobId")
+    return Verification(None, unconfirmed, RUN_ID_UNCONFIRMED, "CI's workflow instance does not list this JobId")
+
+
+def _settle_run_id(job_plan: JobPlan, check: Optional[Future], config: Config,
+                   effective: Dict[str, JobPlan]) -> Tuple[JobPlan, Optional[Future]]:
+    """The plan to carry out, and the verification its covers wait for, of a job whose plan uses
+    its RunId: planned again without it when CI could not confirm it (recorded in ``effective``).
+    Waits for the job's verification: its covers wait for it anyway before any write, so this
+    costs no round trip. A fault is left for the covers to report. When the keys are invalid
+    without the RunId, the job is rejected (its covers ``rejected``; nothing written)."""
+    if check is None or not uses_run_id(job_plan, config):
+        return job_plan, check
+    try:
+        verification = check.result()
+    except Exception:  # noqa: BLE001 - the covers re-raise it through _confirm
+        return job_plan, check
+    if verification.problem or verification.run_id != RUN_ID_UNCONFIRMED:
+        return job_plan, check
+    try:
+        stripped = without_run_id(job_plan, config)
+    except SmartCoverError as exc:
+        refused: Future = Future()
+        refused.set_result(replace(verification, problem=f"the RunId is unconfirmed and keys without it are invalid: {exc.public}"))
+        return job_plan, refused
+    effective[job_plan.job.job_id] = stripped
+    return stripped, check
+
+
+def _verification_fields(check: Optional[Future]) -> dict:
+    """Answer fields of a job's verification: ``runId``, ``runIdDetail`` (when unconfirmed) and
+    ``unconfirmed`` (see :class:`Verification`)."""
+    if check is None or not check.done() or check.exception() is not None:
+        return {}
+    v = check.result()
+    out: dict = {}
+    if v.run_id:
+        out["runId"] = v.run_id
+        if v.run_id == RUN_ID_UNCONFIRMED and v.detail:
+            out["runIdDetail"] = v.detail
+    if v.unconfirmed:
+        out["unconfirmed"] = list(v.unconfirmed)
+    return out
 
 
 def _confirm(check: Optional[Future]) -> None:
     if check is not None:
-        problem = check.result()  # CosFault propagates: retryable per its kind
-        if problem:
-            raise _Rejected(problem)
+        verification = check.result()  # CosFault propagates: retryable per its kind
+        if verification.problem:
+            raise _Rejected(verification.problem)
 
 
 _UNKNOWN = object()

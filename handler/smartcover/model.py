@@ -110,6 +110,9 @@ class Operation:
     output: Optional[Output] = None
     smart_cover: Optional[SmartCover] = None
     user_data: str = ""
+    template_id: str = ""
+    """``Operation.TemplateId``: a job submitted with a template carries it, and CI's job record
+    then shows no ``SmartCover`` node (CI doc 436/76945; platform facts section 8)."""
 
 
 @dataclass(frozen=True)
@@ -141,14 +144,25 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Unreadable:
+    """A ``JobsDetail`` of CI's job list that could not be read: its JobId (``""`` when it has no
+    well-formed one) and why (the parser's message)."""
+
+    job_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Callback:
     """The whole notification: ``EventName`` (TaskFinish, WorkflowFinish, ...) and its jobs.
 
     ``jobs`` is empty for events that carry no ``JobsDetail`` (e.g. WorkflowFinish).
-    ``next_token`` and ``non_exist_job_ids`` are filled only for CI job-query answers.
+    ``next_token`` and ``non_exist_job_ids`` are filled only for CI job-query answers, and
+    ``unreadable`` only for a job list read with ``parse_body(..., tolerant=True)``.
     """
 
     event_name: str
     jobs: Tuple[Job, ...] = ()
     next_token: str = ""
     non_exist_job_ids: Tuple[str, ...] = ()
+    unreadable: Tuple[Unreadable, ...] = ()

@@ -20,7 +20,7 @@ from defusedxml.ElementTree import fromstring as _xml_fromstring
 
 from .errors import BadRequest
 from .model import (Callback, CosHeader, Input, Job, MediaInfo, Md5Info, Operation, Output, OutputFile,
-                    SmartCover, Workflow)
+                    SmartCover, Unreadable, Workflow)
 
 MAX_DEPTH = 24
 MAX_ELEMENTS = 5000
@@ -29,15 +29,17 @@ MAX_OUTPUTS = 100
 MAX_TEXT = 4096
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BOM = b"\xef\xbb\xbf"
+NO_TIME = ("", "-")
+"""Time texts that mean "no time" (CI writes ``-`` for jobs that never ran)."""
 
 Tree = Dict[str, Any]
 
 
-def parse_body(body: bytes, require_event: bool = True) -> Callback:
+def parse_body(body: bytes, require_event: bool = True, tolerant: bool = False) -> Callback:
     """Parse raw callback bytes. XML or JSON is decided from the first non-blank byte.
 
     A UTF-8 BOM and leading whitespace are tolerated. ``require_event=False`` accepts CI's job
-    query answers (``GET /jobs``), which have no ``EventName``.
+    query answers (``GET /jobs``), which have no ``EventName``; ``tolerant`` see :func:`parse_tree`.
 
     Raises:
         BadRequest: empty, not XML/JSON, malformed, hostile XML, over a limit, or badly typed.
@@ -45,10 +47,38 @@ def parse_body(body: bytes, require_event: bool = True) -> Callback:
     data = body[3:] if body.startswith(_BOM) else body
     data = data.lstrip(b" \t\r\n")
     if data.startswith(b"<"):
-        return parse_tree(xml_tree(data), require_event)
+        return parse_tree(xml_tree(utf8_declaration(data)), require_event, tolerant)
     if data.startswith(b"{"):
-        return parse_tree(json_tree(data), require_event)
+        return parse_tree(json_tree(data), require_event, tolerant)
     raise BadRequest("body is neither an XML nor a JSON callback")
+
+
+_DECLARATION = re.compile(
+    rb"<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(?P<q1>[\"'])1\.[0-9]+(?P=q1)"
+    rb"[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(?P<q2>[\"'])(?P<name>[A-Za-z][A-Za-z0-9._-]{0,39})(?P=q2)")
+
+
+def utf8_declaration(data: bytes) -> bytes:
+    """``data`` with an XML declaration whose encoding is UTF-8 under another spelling
+    (``utf8``, ``UTF_8``, ``u8``, ``cp65001``...: every name Python's codec registry maps to
+    UTF-8) rewritten to ``encoding="UTF-8"``, the spelling expat knows; any other declaration,
+    or none, is left as it is (pyexpat then reads what it reads: UTF-16 bytes, ISO-8859-1,
+    US-ASCII, Python's single-byte codecs; it refuses multi-byte ones such as GBK, which answer 400). The parser stays defusedxml. XML 1.0 section 4.3.3 makes encoding names
+    case-insensitive; CI's callbacks declare none (samples in ``tests/events``)."""
+    m = _DECLARATION.match(data)
+    if not m:
+        return data
+    name = m.group("name").decode("ascii")
+    if name.upper() == "UTF-8":
+        return data
+    import codecs
+
+    try:
+        if codecs.lookup(name).name != "utf-8":
+            return data
+    except LookupError:
+        return data
+    return data[:m.start("name")] + b"UTF-8" + data[m.end("name"):]
 
 
 def xml_tree(data: bytes) -> Tree:
@@ -62,6 +92,8 @@ def xml_tree(data: bytes) -> Tree:
         raise BadRequest("XML with a DTD, entities or external references is refused") from None
     except (ParseError, ValueError, UnicodeError):
         raise BadRequest("malformed XML") from None
+    except LookupError:  # an encoding neither expat nor Python knows: untrusted input, not a bug
+        raise BadRequest("XML declares an unknown encoding") from None
     count = 0
     stack = [(root, 1)]
     while stack:
@@ -94,14 +126,18 @@ def unwrap(tree: Any) -> Tree:
     return tree
 
 
-def parse_tree(tree: Tree, require_event: bool = True) -> Callback:
+def parse_tree(tree: Tree, require_event: bool = True, tolerant: bool = False) -> Callback:
     """Neutral tree (from XML, JSON or a direct-invocation dict) -> :class:`Callback`.
+
+    ``tolerant`` (CI's job lists, read by reconcile): a ``JobsDetail`` that cannot be read is
+    left out of ``jobs`` and reported in ``Callback.unreadable`` (its JobId when it has a
+    readable one, and why), so one bad job does not hide the rest of the page.
 
     Raises:
         BadRequest: as :func:`parse_body`.
     """
     try:
-        event = _text(tree, "EventName")
+        event = _text(tree, "EventName").strip()
         if require_event and not event:
             raise BadRequest("EventName is missing")
         if event and event != "TaskFinish":
@@ -109,12 +145,20 @@ def parse_tree(tree: Tree, require_event: bool = True) -> Callback:
         details = _many(tree, "JobsDetail", drop_empty=True)
         if len(details) > MAX_JOBS:
             raise BadRequest(f"more than {MAX_JOBS} jobs in one callback")
-        jobs = tuple(_job(d) for d in details)
+        jobs, unreadable = [], []
+        for d in details:
+            try:
+                jobs.append(_job(d))
+            except BadRequest as exc:
+                if not tolerant:
+                    raise
+                unreadable.append(Unreadable(_raw_job_id(d), exc.public))
         if require_event and not jobs:
             raise BadRequest("TaskFinish callback without JobsDetail")
         return Callback(
             event_name=event,
-            jobs=jobs,
+            jobs=tuple(jobs),
+            unreadable=tuple(unreadable),
             next_token=_text(tree, "NextToken"),
             non_exist_job_ids=tuple(_str(x, "NonExistJobIds") for x in _many(tree, "NonExistJobIds", drop_empty=True)),
         )
@@ -227,9 +271,11 @@ _TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6
 
 def _time(tree: Tree, name: str) -> Optional[datetime]:
     """CI times such as ``2022-06-30T15:29:42+0800`` (also ``+08:00``, ``Z``, fractions) ->
-    timezone-aware ``datetime``. A regex, not ``strptime``, whose first call costs ~3 ms of a cold start."""
+    timezone-aware ``datetime``; ``None`` for no time: absent, empty, or ``-``, which CI writes for
+    StartTime/EndTime of jobs that never ran (CI docs 436/49394, 436/76890). A regex, not
+    ``strptime``, whose first call costs ~3 ms of a cold start."""
     text = _text(tree, name).strip()
-    if not text:
+    if text in NO_TIME:
         return None
     m = _TIME.fullmatch(text)
     if not m:
@@ -267,11 +313,11 @@ def _job(detail: Any) -> Job:
     wf = _node(detail, "Workflow")
     return Job(
         job_id=job_id,
-        state=_text(detail, "State"),
-        tag=_text(detail, "Tag"),
+        state=_text(detail, "State").strip(),
+        tag=_text(detail, "Tag").strip(),
         code=_text(detail, "Code"),
         message=_text(detail, "Message"),
-        queue_id=_text(detail, "QueueId"),
+        queue_id=_text(detail, "QueueId").strip(),
         creation_time=_time(detail, "CreationTime"),
         start_time=_time(detail, "StartTime"),
         end_time=_time(detail, "EndTime"),
@@ -292,6 +338,13 @@ def _job(detail: Any) -> Job:
             workflow_name=_text(wf, "WorkflowName"),
         ) if wf else None,
     )
+
+
+def _raw_job_id(detail: Any) -> str:
+    """The JobId of an unreadable ``JobsDetail``, when it has a well-formed one, else ``""``."""
+    value = detail.get("JobId") if isinstance(detail, dict) else None
+    text = value.strip() if isinstance(value, str) else ""
+    return text if _JOB_ID.fullmatch(text) else ""
 
 
 def _as_node(value: Any, name: str) -> Tree:
@@ -336,4 +389,5 @@ def _operation(op: Tree) -> Operation:
             height=_int(cover, "Height"),
         ) if cover else None,
         user_data=_text(op, "UserData"),
+        template_id=_text(op, "TemplateId").strip(),
     )

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Dict, Optional, Tuple
 
 from .config import Config, valid_bucket, valid_region
-from .errors import Forbidden, Unprocessable
+from .errors import BadRequest, Forbidden, Unprocessable
 from .model import Callback, Job, ObjectRef
 from .tags import Tags, fit_value
 from .templates import can_collide, key_problem, output_pattern, render, split_key
@@ -130,6 +130,7 @@ def plan(callback: Callback, config: Config) -> Plan:
     """Validate ``callback`` against ``config`` and return the plan.
 
     Raises:
+        BadRequest: a SmartCover job whose State is missing or not one of :data:`JOB_STATES`.
         Forbidden: a bucket or region outside the allowed sets (or not a valid name).
         Unprocessable: object names that do not fit the job, or targets that would collide.
     """
@@ -177,41 +178,126 @@ def claim(job: JobPlan, reads: set, writes: set) -> None:
     writes.update(targets)
 
 
-def job_differences(claimed: Job, confirmed: Job) -> Optional[str]:
-    """Compare a callback's job with CI's own record of it (``GET /jobs/<JobId>``).
+JOB_STATES = ("Submitted", "Running", "Success", "Failed", "Pause", "Cancel")
+"""CI's documented job states (CI doc: media job structure, 436/54010 ``State``)."""
 
-    Every field the plan, the tags or the manifest derive anything from must agree: JobId, Tag,
-    State, failure Code, the input video (bucket, region, key: it feeds ``${Input*}`` and tags),
-    the Output template, the output files (bucket, region, keys), the SmartCover parameters
-    (Format feeds ``${ext}``), the Workflow (RunId), QueueId, the job's times and UserData.
-    Returns what differs, or ``None`` when CI confirms the callback.
+
+@dataclass(frozen=True)
+class Comparison:
+    """A callback's job compared field by field with CI's record of it (:func:`compare`).
+
+    ``differ``: fields present in both that disagree (the callback is not confirmed);
+    ``unconfirmed``: nodes the callback carries and CI's record does not (e.g. ``Workflow``,
+    ``SmartCover`` for a template job): not a disagreement, but not confirmed either."""
+
+    differ: Tuple[str, ...] = ()
+    unconfirmed: Tuple[str, ...] = ()
+
+    @property
+    def problem(self) -> Optional[str]:
+        """What differs, or ``None`` when CI confirms every field both carry."""
+        return f"CI reports a different {', '.join(self.differ)}" if self.differ else None
+
+
+def _facts(job: Job) -> Dict[str, object]:
+    """The fields verification compares; ``None`` (or ``""``, an empty tuple) means absent."""
+    op, inp, wf, sc = job.operation, job.input, job.workflow, job.operation.smart_cover
+    ok = job.state == "Success"
+    out, files = op.output if ok else None, op.output_file if ok else None
+    return {
+        "JobId": job.job_id,
+        "Tag": job.tag,
+        "State": job.state,
+        "Code": job.code if not ok else None,
+        "Input.BucketId": inp.bucket if inp else None,
+        "Input.Region": inp.region if inp else None,
+        "Input.Object": inp.object if inp else None,
+        "Output.Bucket": out.bucket if out else None,
+        "Output.Region": out.region if out else None,
+        "Output.Object": out.object if out else None,
+        "OutputFile.Bucket": files.bucket if files else None,
+        "OutputFile.Region": files.region if files else None,
+        "OutputFile.ObjectName": tuple(sorted(files.keys)) if files else None,
+        "SmartCover.Count": sc.count if sc else None,
+        "SmartCover.Format": sc.format.lower() if sc and sc.format else None,
+        "SmartCover.Width": sc.width if sc else None,
+        "SmartCover.Height": sc.height if sc else None,
+        "SmartCover.DeleteDuplicates": sc.delete_duplicates if sc else None,
+        "TemplateId": op.template_id,
+        "Workflow.RunId": wf.run_id if wf else None,
+        "Workflow.WorkflowId": wf.workflow_id if wf else None,
+        "Workflow.Name": wf.name if wf else None,
+        "Workflow.WorkflowName": wf.workflow_name if wf else None,
+        "QueueId": job.queue_id,
+        "CreationTime": job.creation_time,  # aware datetimes: == compares instants, whatever the offset
+        "StartTime": job.start_time,
+        "EndTime": job.end_time,
+        "UserData": op.user_data,
+    }
+
+
+def _absent(value: object) -> bool:
+    return value is None or value == "" or value == ()
+
+
+def compare(claimed: Job, record: Job) -> Comparison:
+    """Compare a callback's job with CI's own record of it (``GET /jobs/<JobId>``, 436/54010).
+
+    What the plan, the tags or the manifest derive anything from: JobId, Tag, State, failure
+    Code, the input video (bucket, region, key: ``${Input*}`` and tags), the Output template, the
+    output files (bucket, region, keys), the SmartCover parameters (Format feeds ``${ext}``),
+    TemplateId, the Workflow (RunId), QueueId, the times and UserData. A field absent from either
+    side is not a disagreement (CI's record documents no ``Workflow`` node, and a template job's
+    record shows ``TemplateId`` instead of ``SmartCover``: platform facts section 8; ``-`` times
+    are no time); a field present in both must agree, times as instants (``+0800`` and ``Z`` of
+    one instant agree). Enumerations and ids are compared trimmed (the parser trims them).
     """
-    def facts(job: Job) -> Dict[str, object]:
-        op = job.operation
-        files = op.output_file
-        return {
-            "JobId": job.job_id,
-            "Tag": job.tag,
-            "State": job.state,
-            "Code": job.code if job.state != "Success" else "",
-            "Input": (job.input.bucket, job.input.region, job.input.object) if job.input else None,
-            "Output": (op.output.bucket, op.output.region, op.output.object) if op.output and job.state == "Success" else None,
-            "OutputFile": (files.bucket, files.region, tuple(sorted(files.keys))) if files and job.state == "Success" else None,
-            "SmartCover": op.smart_cover,
-            "Workflow": job.workflow,
-            "QueueId": job.queue_id,
-            "Times": (job.creation_time, job.start_time, job.end_time),
-            "UserData": op.user_data,
-        }
+    mine, theirs = _facts(claimed), _facts(record)
+    differ = tuple(k for k in mine if not _absent(mine[k]) and not _absent(theirs[k]) and mine[k] != theirs[k])
+    unconfirmed = tuple(sorted({k.split(".")[0] for k in mine if not _absent(mine[k]) and _absent(theirs[k])}))
+    return Comparison(differ, unconfirmed)
 
-    mine, theirs = facts(claimed), facts(confirmed)
-    differ = [k for k in mine if mine[k] != theirs[k]]
-    return f"CI reports a different {', '.join(differ)}" if differ else None
+
+def job_differences(claimed: Job, confirmed: Job) -> Optional[str]:
+    """What differs between a callback's job and CI's record of it, or ``None`` when CI confirms
+    every field both carry (see :func:`compare`, which also says what CI's record leaves out)."""
+    return compare(claimed, confirmed).problem
+
+
+def uses_run_id(job_plan: "JobPlan", config: Config) -> bool:
+    """Whether the plan derives anything from the job's workflow RunId: the ``smartcover:runid``
+    tag, a ``${RunId}`` in ``SMARTCOVER_TARGET_KEY`` or ``SMARTCOVER_MANIFEST_KEY``, or a
+    manifest (it records the workflow)."""
+    job = job_plan.job
+    if not (job.workflow and job.workflow.run_id) or job_plan.disposition != "act":
+        return False
+    templates = (config.target_key or "") + (config.manifest_key or "")
+    return (any(k == TAG_RUN for c in job_plan.covers for k, _ in c.tags) or "${RunId}" in templates
+            or job_plan.manifest is not None)
+
+
+def without_run_id(job_plan: "JobPlan", config: Config) -> "JobPlan":
+    """``job_plan`` planned again with the RunId left out (as for a job submitted through the API:
+    no ``smartcover:runid`` tag, ``${RunId}`` rendered empty, no RunId in the manifest), for a
+    RunId that CI could not confirm.
+
+    Raises:
+        Unprocessable: the keys rendered without it break a key rule.
+    """
+    from dataclasses import replace
+
+    job = job_plan.job
+    if not job.workflow:
+        return job_plan
+    return _plan_job(replace(job, workflow=replace(job.workflow, run_id="")), config)
 
 
 def _plan_job(job: Job, config: Config) -> JobPlan:
     if job.tag != SMARTCOVER:
         return JobPlan(job, "ignored", f"job tag {job.tag or '(none)'} is not SmartCover")
+    if job.state not in JOB_STATES:
+        shown = repr(job.state[:40]) if job.state else "missing"
+        raise BadRequest(f"job {job.job_id}: State {shown} is not one of CI's job states ({', '.join(JOB_STATES)})")
     if job.state != "Success":
         return _failed(job, config)
     op = job.operation

@@ -2,13 +2,17 @@
 
 CI's "list media jobs" API (CI doc 436/54011, ``DescribeMediaJobs``)::
 
-    GET /jobs?tag=SmartCover&states=Success&startCreationTime=&endCreationTime=&size=&nextToken=
+    GET /jobs?tag=SmartCover&queueId=&states=Success&startCreationTime=&endCreationTime=&size=&nextToken=
     Host: <bucket>.ci.<region>.myqcloud.com
     -> <Response><JobsDetail>...</JobsDetail>...<NextToken>...</NextToken></Response>
 
 (times as ``%Y-%m-%dT%H:%M:%S%z``, e.g. ``2024-05-01T00:00:00+0000``; ``NextToken`` empty on the
-last page; ``queueId`` optional here). Each page (at most :data:`PAGE_SIZE` jobs, the parser's
-per-document limit) is parsed with :func:`parse.parse_body` (``require_event=False``); every job
+last page). Several CI pages mark ``queueId`` required (1045/43701), newer ones optional
+(460/84766): the list is asked once per queue, the queues coming from the caller, from
+``SMARTCOVER_QUEUE_IDS`` or from CI's media queue list (``GET /queue``, 436/54045), else without
+a queue id (:class:`Queues`, reported in the summary). Each page (at most :data:`PAGE_SIZE` jobs,
+the parser's per-document limit) is parsed with :func:`parse.parse_body` (``require_event=False``,
+``tolerant=True``: a job that cannot be read is reported by JobId and skipped); every job
 is validated on its own with :func:`plan.plan` exactly as a ``TaskFinish`` callback naming that one
 job would be (a job that fails validation is reported and skipped), and the valid jobs of the
 page are carried out together by :func:`app.act` - the executor and manifest writer the callback
@@ -180,6 +184,7 @@ class Summary:
     statuses: List[int] = field(default_factory=list)
     failures: List[dict] = field(default_factory=list)
     jobs: List[dict] = field(default_factory=list)
+    queues: Optional["Queues"] = None
 
     @property
     def ok(self) -> bool:
@@ -209,6 +214,8 @@ class Summary:
         }
         if self.window.queue_id:
             out["queueId"] = self.window.queue_id
+        if self.queues is not None:
+            out["queues"] = self.queues.to_dict()
         if self.stopped:
             out["stopped"] = self.stopped
         if self.dry_run:
@@ -229,11 +236,9 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
     Raises:
         ConfigError: the role credentials are missing.
     """
-    from .app import Session, act, job_dict, job_outcome, log_results
+    from .app import Session
     from .cos import CosFault
-    from .model import Callback
     from .parse import parse_body
-    from .plan import TASK_FINISH, Plan, plan, claim, overlap
 
     config = config.replace(verify_job=False)
     page_size = max(1, min(PAGE_SIZE, int(page_size)))
@@ -241,72 +246,155 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
     summary = Summary(window, dry_run=config.dry_run)
     cos = session.cos()
     states = "Success" + (",Failed,Cancel" if config.on_failure == "tag" else "")
-    token, tokens, seen_ids = "", set(), set()
+    seen_ids: set = set()
     reads: set = set()
     writes: set = set()
     log.event("reconcile start", bucket=window.bucket, region=window.region, since=window.start.isoformat(),
               until=window.end.isoformat(), states=states, dryRun=config.dry_run or None)
-    while True:
-        if deadline.remaining() < PAGE_RESERVE_S:
-            summary.stopped, summary.stopped_status = "time limit reached; the next run continues", 503
-            break
-        params = {"tag": "SmartCover", "states": states, "size": str(page_size),
-                  "startCreationTime": window.start.strftime(CI_TIME), "endCreationTime": window.end.strftime(CI_TIME)}
-        if window.queue_id:
-            params["queueId"] = window.queue_id
-        if token:
-            params["nextToken"] = token
-        try:
-            page = parse_body(cos.ci_get(window.bucket, window.region, "/jobs", params), require_event=False)
-        except CosFault as exc:
-            summary.stopped, summary.stopped_status = f"listing jobs failed: {exc}", 503 if exc.retryable else 502
-            break
-        except SmartCoverError as exc:
-            summary.stopped, summary.stopped_status = f"CI's job list is unreadable: {exc.public}", 502
-            break
-        summary.pages += 1
-        jobs = [j for j in page.jobs if j.job_id not in seen_ids]
-        seen_ids.update(j.job_id for j in jobs)
-        summary.seen += len(jobs)
-
-        valid = []
-        for job in jobs:
+    summary.queues = queues = _queues(cos, window, config, deadline)
+    for queue_id in queues.ids or ("",):
+        token, tokens = "", set()
+        while not summary.stopped:
+            if deadline.remaining() < PAGE_RESERVE_S:
+                summary.stopped, summary.stopped_status = "time limit reached; the next run continues", 503
+                break
+            params = {"tag": "SmartCover", "states": states, "size": str(page_size),
+                      "startCreationTime": window.start.strftime(CI_TIME), "endCreationTime": window.end.strftime(CI_TIME)}
+            if queue_id:
+                params["queueId"] = queue_id
+            if token:
+                params["nextToken"] = token
             try:
-                planned = plan(Callback(TASK_FINISH, (job,)), config).jobs
-                # jobs are planned one by one: refuse one whose keys meet another's of this run
-                # (e.g. a rerun on the same video), as one callback naming both would be refused
-                problem = next((p for p in (overlap(j, reads, writes) for j in planned) if p), None)
-                if problem:
-                    raise Unprocessable(f"{problem} (another job of this run)")
-                for j in planned:
-                    claim(j, reads, writes)
-                valid.extend(planned)
+                page = parse_body(cos.ci_get(window.bucket, window.region, "/jobs", params, op="DescribeMediaJobs"),
+                                  require_event=False, tolerant=True)
+            except CosFault as exc:
+                hint = (f"; CI may require a queue id: set {cfg.QUEUE_IDS} or give the role ci:DescribeMediaQueues"
+                        if not queue_id and exc.status == 400 else "")
+                summary.stopped, summary.stopped_status = f"listing jobs failed: {exc}{hint}", 503 if exc.retryable else 502
+                break
             except SmartCoverError as exc:
-                _fail(summary, job.job_id, "refused", exc.public, exc.status)
-                log.event("job", logging.WARNING, jobId=job.job_id, outcome="refused", reason=exc.public, status=exc.status)
-        if valid:
-            started = time.monotonic()
-            results = act(Plan(TASK_FINISH, tuple(valid)), config, session)
-            log_results(results, (time.monotonic() - started) * 1000)
-            for r in results:
-                _count(summary, r, job_outcome(r), job_dict(r))
-        summary.cos_requests = session.requests_made
-        log.event("reconcile page", page=summary.pages, jobs=len(jobs), seen=summary.seen, done=summary.done,
-                  alreadyDone=summary.already_done, failed=summary.failed)
-        if progress:
-            progress(summary)
-        token = page.next_token
-        if not token:
+                summary.stopped, summary.stopped_status = f"CI's job list is unreadable: {exc.public}", 502
+                break
+            summary.pages += 1
+            for bad in page.unreadable:
+                # one job CI lists that cannot be read is reported and skipped; the page goes on
+                summary.seen += 1
+                _fail(summary, bad.job_id or "(no JobId)", "unreadable", bad.reason, 502)
+                log.event("job", logging.WARNING, jobId=bad.job_id or None, outcome="unreadable", reason=bad.reason)
+            jobs = [j for j in page.jobs if j.job_id not in seen_ids]
+            seen_ids.update(j.job_id for j in jobs)
+            summary.seen += len(jobs)
+            _follow_up(summary, jobs, config, session, reads, writes)
+            summary.cos_requests = session.requests_made
+            log.event("reconcile page", page=summary.pages, queueId=queue_id or None, jobs=len(jobs), seen=summary.seen,
+                      done=summary.done, alreadyDone=summary.already_done, failed=summary.failed)
+            if progress:
+                progress(summary)
+            token = page.next_token
+            if not token:
+                break
+            if token in tokens:
+                summary.stopped, summary.stopped_status = "CI repeated a NextToken; listing stopped", 502
+                break
+            tokens.add(token)
+        if summary.stopped:
             break
-        if token in tokens:
-            summary.stopped, summary.stopped_status = "CI repeated a NextToken; listing stopped", 502
-            break
-        tokens.add(token)
     summary.cos_requests = session.requests_made
     log.event("reconcile", logging.INFO if summary.ok else logging.WARNING, status=summary.status, seen=summary.seen, done=summary.done,
               alreadyDone=summary.already_done, failed=summary.failed, skipped=summary.skipped,
-              planned=summary.planned or None, stopped=summary.stopped or None, cosRequests=summary.cos_requests)
+              planned=summary.planned or None, stopped=summary.stopped or None, cosRequests=summary.cos_requests,
+              queues=queues.source)
     return summary
+
+
+def _follow_up(summary: Summary, jobs: list, config: Config, session, reads: set, writes: set) -> None:
+    """Validate each listed job on its own, then carry out the valid ones together (see module)."""
+    from .app import act, job_dict, job_outcome, log_results
+    from .model import Callback
+    from .plan import TASK_FINISH, Plan, claim, overlap, plan
+
+    valid = []
+    for job in jobs:
+        try:
+            planned = plan(Callback(TASK_FINISH, (job,)), config).jobs
+            # jobs are planned one by one: refuse one whose keys meet another's of this run
+            # (e.g. a rerun on the same video), as one callback naming both would be refused
+            problem = next((p for p in (overlap(j, reads, writes) for j in planned) if p), None)
+            if problem:
+                raise Unprocessable(f"{problem} (another job of this run)")
+            for j in planned:
+                claim(j, reads, writes)
+            valid.extend(planned)
+        except SmartCoverError as exc:
+            _fail(summary, job.job_id, "refused", exc.public, exc.status)
+            log.event("job", logging.WARNING, jobId=job.job_id, outcome="refused", reason=exc.public, status=exc.status)
+    if valid:
+        started = time.monotonic()
+        results = act(Plan(TASK_FINISH, tuple(valid)), config, session)
+        log_results(results, (time.monotonic() - started) * 1000)
+        for r in results:
+            _count(summary, r, job_outcome(r), job_dict(r))
+
+
+@dataclass(frozen=True)
+class Queues:
+    """Which CI media queues a run lists jobs of, and where that came from (``source``):
+    ``argument`` (``--queue-id`` / the timer's ``queueId``), ``configuration``
+    (``SMARTCOVER_QUEUE_IDS``), ``discovered`` (CI's media queue list, 436/54045) or
+    ``unfiltered`` (no queue id: discovery found none or was refused, ``detail`` says why)."""
+
+    source: str
+    ids: Tuple[str, ...] = ()
+    detail: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-ready: ``{"source", "ids", "detail"?}``."""
+        out: dict = {"source": self.source, "ids": list(self.ids)}
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+QUEUE_PAGE = 100
+MAX_QUEUE_PAGES = 10
+
+
+def _queues(cos, window: Window, config: Config, deadline: Deadline) -> Queues:
+    """The queues to list (see :class:`Queues`). CI's job list marks ``queueId`` required on some
+    pages (1045/43701) and optional on others (460/84766), so without a configured queue the
+    account's media queues are discovered (``GET /queue?category=CateAll``, CI doc 436/54045),
+    and the list is asked once per queue; that works whichever CI requires."""
+    from .cos import CosFault
+    from .parse import xml_tree
+
+    if window.queue_id:
+        return Queues("argument", (window.queue_id,))
+    if config.queue_ids:
+        return Queues("configuration", tuple(config.queue_ids))
+    ids: List[str] = []
+    try:
+        for number in range(1, MAX_QUEUE_PAGES + 1):
+            if deadline.remaining() < PAGE_RESERVE_S:
+                break
+            raw = cos.ci_get(window.bucket, window.region, "/queue",
+                             {"category": "CateAll", "pageNumber": str(number), "pageSize": str(QUEUE_PAGE)},
+                             op="DescribeMediaQueues")
+            tree = xml_tree(raw.lstrip())
+            entries = tree.get("QueueList") or []
+            entries = entries if isinstance(entries, list) else [entries]
+            page = [e["QueueId"].strip() for e in entries if isinstance(e, dict) and isinstance(e.get("QueueId"), str)]
+            ids.extend(q for q in page if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", q) and q not in ids)
+            total = tree.get("TotalCount")
+            if not page or len(page) < QUEUE_PAGE or (isinstance(total, str) and total.strip().isdigit()
+                                                       and number * QUEUE_PAGE >= int(total)):
+                break
+    except CosFault as exc:
+        return Queues("unfiltered", (), f"queue discovery failed: {exc}")
+    except SmartCoverError as exc:
+        return Queues("unfiltered", (), f"CI's queue list is unreadable: {exc.public}")
+    if not ids:
+        return Queues("unfiltered", (), "CI lists no media queue")
+    return Queues("discovered", tuple(ids))
 
 
 _FRESH = {"tagged", "copied", "moved"}

@@ -1,8 +1,12 @@
 """COS object tags: parse, validate, encode and merge, within COS's limits.
 
-COS rules (COS API doc 436/35709 PUT Object tagging, 436/42998 tag limits): at most 10 tags per
-object; key 1-128 characters, value 0-256; letters, digits, space and ``+ - _ = . : /`` (some pages
-add ``@``; not accepted here, so such values take the ``b64:`` form). ``x-cos-tagging`` carries them URL-encoded as ``k1=v1&k2=v2``.
+COS has two tag pages (COS API doc 436/35709 PUT Object tagging, 436/42998 / 436/35665 tag
+limits); this module follows the stricter reading of both: at most 10 tags per object; a key of
+1-127 characters and a value of 1-255 characters, each also under 128 / 256 bytes in UTF-8 (GET
+tagging's wording); no empty values; letters (ASCII, and Chinese: CJK Unified Ideographs
+U+4E00-U+9FFF), digits, space and ``+ - = . _ : / @``. A value that does not fit is written in the
+reversible ``b64:`` form (:func:`fit_value`). ``x-cos-tagging`` carries tags URL-encoded as
+``k1=v1&k2=v2``.
 """
 from __future__ import annotations
 
@@ -19,9 +23,11 @@ else:
 """An ordered, immutable tag set: ``(("key", "value"), ...)``."""
 
 MAX_TAGS = 10
-MAX_KEY = 128
-MAX_VALUE = 256
-_CHARS = re.compile(r"[A-Za-z0-9 +\-_=.:/]*")  # fullmatch: "$" would pass a final "\n"
+MAX_KEY = 127
+"""Characters, and UTF-8 bytes, of a tag key at most (COS: 1-127 characters, under 128 bytes)."""
+MAX_VALUE = 255
+"""Characters, and UTF-8 bytes, of a tag value at most (COS: 1-255 characters, under 256 bytes)."""
+_CHARS = re.compile("[A-Za-z0-9 +\\-=._:/@\u4e00-\u9fff]+")  # fullmatch: "$" would pass a final "\n"
 
 
 class TagLimitError(ValueError):
@@ -29,13 +35,13 @@ class TagLimitError(ValueError):
 
 
 def tag_problem(key: str, value: str) -> Optional[str]:
-    """Say what is wrong with one tag under COS rules, or ``None`` if it is valid."""
-    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY:
-        return f"tag key must be 1-{MAX_KEY} characters"
-    if not isinstance(value, str) or len(value) > MAX_VALUE:
-        return f"tag value must be at most {MAX_VALUE} characters"
+    """Say what is wrong with one tag under COS rules (module docstring), or ``None`` if it is valid."""
+    if not isinstance(key, str) or not key or len(key.encode("utf-8", "surrogatepass")) > MAX_KEY:
+        return f"tag key must be 1-{MAX_KEY} characters (under {MAX_KEY + 1} bytes)"
+    if not isinstance(value, str) or not value or len(value.encode("utf-8", "surrogatepass")) > MAX_VALUE:
+        return f"tag value must be 1-{MAX_VALUE} characters (under {MAX_VALUE + 1} bytes)"
     if not _CHARS.fullmatch(key) or not _CHARS.fullmatch(value):
-        return "tags may use letters, digits, space and + - _ = . : / only"
+        return "tags may use letters (Chinese included), digits, space and + - = . _ : / @ only"
     return None
 
 
@@ -71,9 +77,13 @@ def encode_tagging(tags: Iterable[Tuple[str, str]]) -> str:
 
 
 def fit_value(text: str) -> Optional[str]:
-    """Make ``text`` a valid tag value: as is when it fits; else ``b64:`` + URL-safe Base64 of
-    its UTF-8 bytes (reversible, all characters allowed); ``None`` if even that exceeds 256."""
-    if tag_problem("k", text) is None:
+    """Make ``text`` a valid tag value: as is when it fits (Chinese and ``@`` included); else
+    ``b64:`` + URL-safe Base64 of its UTF-8 bytes (reversible, all characters allowed); ``None``
+    for an empty text (COS allows no empty value) or when even the ``b64:`` form exceeds
+    :data:`MAX_VALUE`."""
+    if not text:
+        return None
+    if tag_problem("k", text) is None and not text.startswith("b64:"):
         return text
     import base64
 
