@@ -1,4 +1,4 @@
-"""CLI: `python -m localcos --port 9000 [--bucket NAME:REGION ...] [--job BUCKET:FILE.xml ...]`.
+"""CLI: `python -m localcos --port 9000 [--bucket NAME:REGION ...] [--job BUCKET:FILE.xml ...] [--quirk MODE ...]`.
 
 Serves on 127.0.0.1 until Ctrl-C and prints the endpoint and the credentials to use.
 """
@@ -8,6 +8,7 @@ import argparse
 import logging
 import threading
 
+from .quirks import QUIRKS
 from .server import LocalCOS
 
 
@@ -32,11 +33,13 @@ def main(argv=None) -> None:
     parser.add_argument("--secret-id", default="AKIDLOCALTEST")
     parser.add_argument("--secret-key", default="local-secret-key")
     parser.add_argument("--token", default=None, help="require this security token")
+    parser.add_argument("--quirk", action="append", default=[], choices=sorted(QUIRKS), metavar="MODE",
+                        help="answer as the platform may where its docs are silent (repeatable): " + ", ".join(sorted(QUIRKS)))
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
     srv = LocalCOS(credentials={args.secret_id: args.secret_key},
-                   tokens={args.secret_id: args.token} if args.token else None, port=args.port)
+                   tokens={args.secret_id: args.token} if args.token else None, port=args.port, quirks=args.quirk)
     for name, region in args.bucket:
         srv.create_bucket(name, region)
     for name, _, value in args.secret:

@@ -53,13 +53,42 @@ def _directive(req: Request, name: str) -> str:
     return value
 
 
-def object_headers(obj: StoredObject) -> dict:
-    """Response headers describing an object (HEAD/GET Object, 436/7745)."""
+def _quirks(app) -> set:
+    return getattr(app, "quirks", None) or set()
+
+
+def _missing(app, req: Request) -> COSError:
+    """The error for a key that does not exist: 404 NoSuchKey, or in mode ``missing-key-403`` the
+    403 AccessDenied S3 answers a caller without list permission (``cos:GetBucket``)."""
+    if "missing-key-403" in _quirks(app):
+        return COSError(403, "AccessDenied", "Access Denied.")
+    return COSError(404, "NoSuchKey", "The specified key does not exist.")
+
+
+def _require(app, req: Request) -> StoredObject:
+    obj = app.store.get(req.bucket, req.key)
+    if obj is None:
+        raise _missing(app, req)
+    return obj
+
+
+def _overwrite_refusal(app, err: COSError) -> COSError:
+    """A forbid-overwrite refusal: 409 FileAlreadyExists, or 412 PreconditionFailed in mode
+    ``forbid-overwrite-412`` (COS does not state which, 436/10881)."""
+    if err.status == 409 and "forbid-overwrite-412" in _quirks(app):
+        return COSError(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold.")
+    return err
+
+
+def object_headers(obj: StoredObject, quirks=()) -> dict:
+    """Response headers describing an object (HEAD/GET Object, 436/7745). ``x-cos-tagging-count``
+    (not on COS's HEAD page; listed by Tencent's C++ SDK) is sent for a tagged object unless the
+    mode ``head-no-tagging-count`` is on."""
     headers = {"Content-Type": obj.content_type, "ETag": obj.etag,
                "Last-Modified": http_date(obj.last_modified), "x-cos-hash-crc64ecma": obj.crc64,
                "x-cos-storage-class": "STANDARD"}
     headers.update({k: text_to_header(v) for k, v in obj.metadata.items()})
-    if obj.tags:
+    if obj.tags and "head-no-tagging-count" not in quirks:
         headers["x-cos-tagging-count"] = str(len(obj.tags))
     return headers
 
@@ -67,17 +96,22 @@ def object_headers(obj: StoredObject) -> dict:
 def put_object(app, req: Request) -> Response:
     """PUT Object (436/7749): Content-Type, x-cos-meta-*, x-cos-tagging, x-cos-forbid-overwrite, Content-MD5."""
     _check_md5(req)
-    obj = app.store.put(req.bucket, req.key, req.body,
-                        content_type=req.headers.get("content-type") or "application/octet-stream",
-                        metadata=_meta(req), tags=_header_tags(req),
-                        forbid_overwrite=_flag(req, "x-cos-forbid-overwrite"))
+    try:
+        obj = app.store.put(req.bucket, req.key, req.body,
+                            content_type=req.headers.get("content-type") or "application/octet-stream",
+                            metadata=_meta(req), tags=_header_tags(req),
+                            forbid_overwrite=_flag(req, "x-cos-forbid-overwrite"),
+                            versioned="bucket-versioning" in _quirks(app))
+    except COSError as err:
+        raise _overwrite_refusal(app, err) from None
     return Response(200, b"", {"ETag": obj.etag, "x-cos-hash-crc64ecma": obj.crc64})
 
 
 def get_object(app, req: Request) -> Response:
-    """GET/HEAD Object (436/7745): the body (HEAD: none is sent) and its headers; 404 NoSuchKey."""
-    obj = app.store.require(req.bucket, req.key)
-    return Response(200, obj.body, object_headers(obj))
+    """GET/HEAD Object (436/7745): the body (HEAD: none is sent) and its headers; 404 NoSuchKey
+    (403 AccessDenied in mode ``missing-key-403``)."""
+    obj = _require(app, req)
+    return Response(200, obj.body, object_headers(obj, _quirks(app)))
 
 
 def delete_object(app, req: Request) -> Response:
@@ -92,7 +126,8 @@ def copy_object(app, req: Request) -> Response:
     `x-cos-copy-source: <bucket>.cos.<region>.myqcloud.com/<percent-encoded key>`;
     `x-cos-metadata-directive` Copy|Replaced (Replaced takes Content-Type and x-cos-meta-* from the
     request); `x-cos-tagging-directive` Copy|Replaced (Replaced takes x-cos-tagging);
-    `x-cos-forbid-overwrite: true` -> 409 FileAlreadyExists; `x-cos-copy-source-If-Match` /
+    `x-cos-forbid-overwrite: true` -> 409 FileAlreadyExists (412 in mode ``forbid-overwrite-412``;
+    ignored in mode ``bucket-versioning``); `x-cos-copy-source-If-Match` /
     `-If-None-Match` (an ETag) -> 412 PreconditionFailed when the source fails it. Copy onto itself with metadata
     directive Copy -> 400 InvalidRequest. Missing source -> 404 NoSuchKey (NoSuchBucket for an
     unknown source bucket/region).
@@ -108,13 +143,17 @@ def copy_object(app, req: Request) -> Response:
                        "an object to itself without changing the object's metadata.")
     app.store.check_bucket(src_bucket, src_region)
     replaced = meta_dir == "Replaced"
-    obj = app.store.copy(src_bucket, src_key, req.bucket, req.key,
-                         content_type=(req.headers.get("content-type") or "application/octet-stream") if replaced else None,
-                         metadata=_meta(req) if replaced else None,
-                         tags=_header_tags(req) if tag_dir == "Replaced" else None,
-                         forbid_overwrite=_flag(req, "x-cos-forbid-overwrite"),
-                         if_match=req.headers.get("x-cos-copy-source-if-match"),
-                         if_none_match=req.headers.get("x-cos-copy-source-if-none-match"))
+    try:
+        obj = app.store.copy(src_bucket, src_key, req.bucket, req.key,
+                             content_type=(req.headers.get("content-type") or "application/octet-stream") if replaced else None,
+                             metadata=_meta(req) if replaced else None,
+                             tags=_header_tags(req) if tag_dir == "Replaced" else None,
+                             forbid_overwrite=_flag(req, "x-cos-forbid-overwrite"),
+                             if_match=req.headers.get("x-cos-copy-source-if-match"),
+                             if_none_match=req.headers.get("x-cos-copy-source-if-none-match"),
+                             versioned="bucket-versioning" in _quirks(app))
+    except COSError as err:
+        raise _overwrite_refusal(app, err) from None
     root = ET.Element("CopyObjectResult")
     sub(root, "ETag", obj.etag)
     sub(root, "CRC64", obj.crc64)
@@ -123,8 +162,9 @@ def copy_object(app, req: Request) -> Response:
 
 
 def get_tagging(app, req: Request) -> Response:
-    """GET Object tagging (436/35710): <Tagging><TagSet><Tag><Key/><Value/></Tag>...</TagSet></Tagging>."""
-    obj = app.store.require(req.bucket, req.key)
+    """GET Object tagging (436/35710): <Tagging><TagSet><Tag><Key/><Value/></Tag>...</TagSet></Tagging>;
+    a missing key answers as GET Object does."""
+    obj = _require(app, req)
     root = ET.Element("Tagging")
     tagset = sub(root, "TagSet")
     for key, value in obj.tags.items():
@@ -225,6 +265,15 @@ def list_objects(app, req: Request) -> Response:
         sub(item, "ETag", obj.etag)
         sub(item, "Size", obj.size)
         sub(item, "StorageClass", "STANDARD")
+    return _xml(root)
+
+
+def get_versioning(app, req: Request) -> Response:
+    """GET Bucket versioning (436/19889): ``<VersioningConfiguration>`` with ``<Status>Enabled</Status>``
+    in mode ``bucket-versioning``, else empty (versioning never enabled)."""
+    root = ET.Element("VersioningConfiguration")
+    if "bucket-versioning" in _quirks(app):
+        sub(root, "Status", "Enabled")
     return _xml(root)
 
 

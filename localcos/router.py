@@ -24,6 +24,7 @@ HANDLERS = {
     "GetObjectTagging": cosapi.get_tagging, "PutObjectTagging": cosapi.put_tagging,
     "DeleteObjectTagging": cosapi.delete_tagging, "DeleteObjects": cosapi.delete_objects,
     "ListObjects": cosapi.list_objects, "HeadBucket": cosapi.head_bucket,
+    "GetBucketVersioning": cosapi.get_versioning,
     "GetMediaJobs": ciapi.get_jobs, "ListMediaJobs": ciapi.list_jobs,
     "DescribeWorkflowExecution": ciapi.get_workflow_execution, "DescribeMediaQueues": ciapi.list_queues,
 }
@@ -43,7 +44,8 @@ def _bucket_op(method: str, params: set) -> str:
         return "ListObjects"
     table = {("HEAD", ()): "HeadBucket", ("PUT", ()): "PutBucket", ("DELETE", ()): "DeleteBucket",
              ("POST", ("delete",)): "DeleteObjects", ("PUT", ("tagging",)): "PutBucketTagging",
-             ("GET", ("tagging",)): "GetBucketTagging", ("DELETE", ("tagging",)): "DeleteBucketTagging"}
+             ("GET", ("tagging",)): "GetBucketTagging", ("DELETE", ("tagging",)): "DeleteBucketTagging",
+             ("GET", ("versioning",)): "GetBucketVersioning"}
     return table.get((method, tuple(sorted(params))), "Unsupported")
 
 

@@ -238,6 +238,10 @@ class LocalCOS:
         """The stored object or None (COSError NoSuchBucket for an unknown bucket)."""
         return self._store.get(bucket, key)
 
+    def noncurrent(self, bucket: str, key: str) -> list[StoredObject]:
+        """Noncurrent versions of `key`, oldest first (only mode ``bucket-versioning`` keeps any)."""
+        return self._store.noncurrent(bucket, key)
+
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Sorted keys of `bucket` starting with `prefix`."""
         return self._store.keys(bucket, prefix)

@@ -117,6 +117,7 @@ class Store:
         self._jobs: dict[str, dict[str, Job]] = {}
         self._queues: dict[str, set] = {}
         self._secrets: dict[str, dict[str, str]] = {}
+        self._noncurrent: dict[tuple, list] = {}
         self._seq = itertools.count()
         self._watchers: list = []
         self.clock = utcnow
@@ -172,9 +173,11 @@ class Store:
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream",
             metadata: dict | None = None, tags: dict | None = None,
-            forbid_overwrite: bool = False) -> StoredObject:
+            forbid_overwrite: bool = False, versioned: bool = False) -> StoredObject:
         """Store an object (PUT Object, 436/7749). Raises COSError NoSuchBucket, InvalidTag, or 409
-        FileAlreadyExists when `forbid_overwrite` and the key exists (checked atomically)."""
+        FileAlreadyExists when `forbid_overwrite` and the key exists (checked atomically).
+        `versioned` (a versioning-enabled bucket): `forbid_overwrite` is not honoured and a replaced
+        object is kept as a noncurrent version (see `noncurrent`)."""
         body = bytes(body)
         tags = validate_tags((tags or {}).items())
         obj = StoredObject(key=key, body=body, etag='"%s"' % hashlib.md5(body).hexdigest(),
@@ -183,11 +186,24 @@ class Store:
                            tags=tags, last_modified=self.clock().replace(microsecond=0))
         with self._lock:
             objs = self._objs(bucket)
-            if forbid_overwrite and key in objs:
-                raise COSError(409, "FileAlreadyExists", "The object already exists.")
+            self._replace(bucket, key, objs, forbid_overwrite, versioned)
             objs[key] = obj
             self._changed(bucket, (key,))
         return _copy_out(obj)
+
+    def _replace(self, bucket: str, key: str, objs: dict, forbid_overwrite: bool, versioned: bool) -> None:
+        """Before a write of `key` (lock held): refuse it, or keep the object it replaces."""
+        if key not in objs:
+            return
+        if versioned:
+            self._noncurrent.setdefault((bucket, key), []).append(objs[key])
+        elif forbid_overwrite:
+            raise COSError(409, "FileAlreadyExists", "The object already exists.")
+
+    def noncurrent(self, bucket: str, key: str) -> list:
+        """Noncurrent versions of `key` (oldest first) kept by `versioned` writes."""
+        with self._lock:
+            return [_copy_out(o) for o in self._noncurrent.get((bucket, key), [])]
 
     def get(self, bucket: str, key: str) -> StoredObject | None:
         """The object or None. Raises COSError NoSuchBucket."""
@@ -212,12 +228,12 @@ class Store:
     def copy(self, src_bucket: str, src_key: str, bucket: str, key: str, content_type: str | None = None,
              metadata: dict | None = None, tags: dict | None = None,
              forbid_overwrite: bool = False, if_match: str | None = None,
-             if_none_match: str | None = None) -> StoredObject:
+             if_none_match: str | None = None, versioned: bool = False) -> StoredObject:
         """PUT Object - Copy (436/10881) in one atomic step. `content_type`/`metadata`/`tags` None
         means "copy from the source". `if_match`/`if_none_match`: the source's
         `x-cos-copy-source-If-Match`/`-If-None-Match` ETag (quoted or not; 412 PreconditionFailed
-        when it fails, checked before forbid-overwrite). Raises COSError NoSuchKey, NoSuchBucket,
-        412 PreconditionFailed, 409 FileAlreadyExists."""
+        when it fails, checked before forbid-overwrite). `versioned`: as in `put`. Raises COSError
+        NoSuchKey, NoSuchBucket, 412 PreconditionFailed, 409 FileAlreadyExists."""
         with self._lock:
             src = self.require(src_bucket, src_key)
             etag = src.etag.strip('"')
@@ -225,8 +241,7 @@ class Store:
                     (if_none_match is not None and if_none_match.strip().strip('"') == etag):
                 raise COSError(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold.")
             objs = self._objs(bucket)
-            if forbid_overwrite and key in objs:
-                raise COSError(409, "FileAlreadyExists", "The object already exists.")
+            self._replace(bucket, key, objs, forbid_overwrite, versioned)
             obj = replace(src, key=key, last_modified=self.clock().replace(microsecond=0),
                           content_type=src.content_type if content_type is None else content_type,
                           metadata=src.metadata if metadata is None else dict(metadata),

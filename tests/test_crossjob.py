@@ -298,7 +298,9 @@ def test_line_separators_in_keys_stay_inside_one_log_line_and_answer(cos, make_a
 
 def test_connections_to_every_host_of_a_callback_are_kept(cos, make_app):
     """Ten jobs, each in its own bucket: 20 hosts (COS and CI of each). A second delivery opens
-    no new connection: the pool keeps them all (it kept 4 hosts before)."""
+    opens (almost) no new connection: the pool keeps every host (with the 4 hosts it kept before, at
+    least 16 hosts reconnect). A few new connections are allowed: when the second delivery happens to
+    run more requests to one host at once than the first did, the pool rightly opens another."""
     jobs = []
     for j in range(10):
         bucket = f"b{j}-123456789"
@@ -312,4 +314,4 @@ def test_connections_to_every_host_of_a_callback_are_kept(cos, make_app):
     opened = cos.connections_accepted
     status, answer = deliver(app, body)
     assert status == 200 and answer["cosRequests"] >= 40
-    assert cos.connections_accepted == opened
+    assert cos.connections_accepted - opened < 8

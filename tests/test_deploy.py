@@ -69,7 +69,7 @@ def test_policy_fills_every_placeholder_and_keeps_every_statement():
     resources = [r for s in filled["statement"] for r in s["resource"]]
     assert "qcs::cos:ap-guangzhou:uid/1250012345:media-1250012345/output/*" in resources
     assert "qcs::cos:ap-guangzhou:uid/1250012345:media-1250012345/thumbs/*" in resources
-    assert "qcs::ci:ap-guangzhou:uid/1250012345:bucket/media-1250012345/*" in resources
+    assert "qcs::cos:ap-guangzhou:uid/1250012345:media-1250012345/*" in resources and "*" in resources  # bucket-level; CI
     assert "qcs::ssm:ap-guangzhou:uin/100000123456:secret/creatorUin/100000123456/cb-token" in resources
     assert all((r.startswith("qcs::") or r == "*") and "1250000000" not in r for r in resources)
     assert filled["version"] == "2.0"  # CAM policy syntax: version, statement[effect, action, resource]

@@ -34,7 +34,7 @@ from .auth import Authenticator
 from .config import Config
 from .deadline import Deadline
 from .errors import ConfigError, MethodNotAllowed, SmartCoverError
-from .events import QUEUE, TIMER, Request, from_event
+from .events import DOCTOR, QUEUE, TIMER, Request, from_event
 from .templates import can_collide
 from .response import INTERNAL, error, error_body, respond
 
@@ -239,6 +239,8 @@ class App:
             return self.timer(request, deadline)
         if request.shape == QUEUE:
             return self.batch(request, deadline)
+        if request.shape == DOCTOR:
+            return self.doctor(request, deadline)
         return self.process(request, deadline)
 
     def process(self, request: Request, deadline: Deadline, session: Optional[Session] = None):
@@ -317,6 +319,18 @@ class App:
         window = window_from_timer(request.timer, self.config, self.env)
         summary = reconcile(self.config, self.env, window, deadline)
         return summary.status, summary.to_dict()
+
+    def doctor(self, request: Request, deadline: Deadline):
+        """A direct invocation ``{"doctor": {...}}``: run :func:`doctor.run` with the execution
+        role's credentials; answer 200 with the report (its ``outcome``/``ok`` say whether a check
+        failed). Raises BadRequest (400) for bad options."""
+        from .doctor import Options, run
+
+        options = Options.from_dict(request.doctor)
+        report = run(self.config, self.env, options, deadline)
+        log.event("doctor", log.INFO if report.ok else log.WARNING, outcome=report.outcome,
+                  failed=[c.id for c in report.checks if c.status == "fail"] or None)
+        return 200, dict({"status": 200}, **report.to_dict())
 
 
 class Misconfigured:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m handler {reconcile,serve,invoke} ...`` (run from the repository root).
+"""Command line: ``python -m handler {reconcile,serve,invoke,doctor} ...`` (run from the repository root).
 
 * ``reconcile``: list a bucket's SmartCover jobs from CI for a time window and give every one
   the callback's follow-up (:mod:`reconcile`); progress on stderr, summary on stdout; exit 1 when
@@ -6,6 +6,8 @@
 * ``serve``: the function behind http://127.0.0.1:PORT/ (:mod:`serve`), e.g. for curl.
 * ``invoke FILE``: send one callback body through the handler as a Function URL event and
   print the answer; exit 1 unless the status is 2xx.
+* ``doctor``: check the account against every assumption the function makes (:mod:`doctor`);
+  one row per check on stdout (``--json`` for machines); exit 1 when a check fails.
 
 Configuration comes from the environment (the ``SMARTCOVER_*`` variables of README.md and the
 role credentials ``TENCENTCLOUD_SECRETID``/``_SECRETKEY``/``_SESSIONTOKEN``), plus ``--env
@@ -48,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--env", type=_assignment, action="append", default=[], metavar="NAME=VALUE",
                         help="set an environment variable for the function (repeatable), e.g. SMARTCOVER_ACTIONS=move,tag")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{reconcile,serve,invoke}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{reconcile,serve,invoke,doctor}")
 
     rec = sub.add_parser("reconcile", parents=[common], help="recover lost callbacks from CI's job list",
                          description="List SmartCover jobs of a bucket from CI (GET /jobs, CI doc 436/54011) and apply the "
@@ -86,6 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
     inv.add_argument("--token", help="token for ?token= (default SMARTCOVER_TOKEN)")
     inv.add_argument("--time-limit-ms", type=int, default=30000)
     inv.set_defaults(func=cmd_invoke)
+
+    doc = sub.add_parser("doctor", parents=[common], help="check the account against every assumption the function makes",
+                         description="Check, with the credentials in the environment, the permissions the function needs, "
+                                     "CI's job record and job list, the COS answers the function relies on, the SSM secret and "
+                                     "the Function URL. Read-only unless --write is given. Exit status 1 when a check fails.",
+                         epilog="example: python -m handler doctor --bucket test-1250000000 --region ap-chongqing "
+                                "--function-url https://example.scf.tencentcs.com/ --write doctor-scratch/")
+    doc.add_argument("--bucket", help="bucket CI's jobs run in (default: the single entry of SMARTCOVER_ALLOWED_BUCKETS)")
+    doc.add_argument("--region", help="its region (default: the single entry of SMARTCOVER_ALLOWED_REGIONS, else TENCENTCLOUD_REGION)")
+    doc.add_argument("--queue-id", default="", help="a CI queue id to list jobs with (default: configured or discovered)")
+    doc.add_argument("--job-id", default="", help="the SmartCover job to examine (default: the most recent one)")
+    doc.add_argument("--hours", type=float, default=72.0, help="how far back to look for a recent job (default 72)")
+    doc.add_argument("--callback", metavar="FILE", help="a callback body CI sent (XML or JSON), compared with CI's record of its job")
+    doc.add_argument("--write", metavar="PREFIX", help="also check writes on scratch keys under PREFIX (removed at the end)")
+    doc.add_argument("--function-url", help="the function's URL: a call without a token must be refused (401)")
+    doc.add_argument("--json", action="store_true", help="print the report as JSON")
+    doc.add_argument("--local-cos", action="store_true", help="run against a local COS server seeded with the official samples")
+    doc.set_defaults(func=cmd_doctor)
     return parser
 
 
@@ -230,6 +250,43 @@ def cmd_invoke(args: argparse.Namespace, env: Dict[str, str]) -> int:
         print(f"HTTP {answer['statusCode']}")
         print(pretty(answer))
         return 0 if 200 <= answer["statusCode"] < 300 else 1
+    finally:
+        if local is not None:
+            local.stop()
+
+
+def cmd_doctor(args: argparse.Namespace, env: Dict[str, str]) -> int:
+    """``doctor``: see :func:`doctor.run`; exit 0 when no check fails, 1 otherwise, 2 for usage."""
+    from .doctor import Options, run
+    from .errors import SmartCoverError
+    from .serve import start_local_cos
+
+    callback = None
+    if args.callback:
+        try:
+            with open(args.callback, "rb") as fh:
+                callback = fh.read()
+        except OSError as exc:
+            print(f"doctor: cannot read {args.callback}: {exc.strerror}", file=sys.stderr)
+            return 2
+    local = None
+    if args.local_cos:
+        local, env = start_local_cos(env)
+    try:
+        config = _config(env)
+        if config is None:
+            return 2
+        log.setup("WARNING", stream="stderr")
+        try:
+            options = Options(bucket=args.bucket, region=args.region, queue_id=args.queue_id, job_id=args.job_id,
+                              hours=args.hours, callback=callback, write_prefix=args.write,
+                              function_url=args.function_url).checked()
+            report = run(config, env, options)
+        except SmartCoverError as exc:
+            print(f"doctor: {exc.public}", file=sys.stderr)
+            return 2
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) if args.json else report.text())
+        return 0 if report.ok else 1
     finally:
         if local is not None:
             local.stop()

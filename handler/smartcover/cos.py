@@ -54,6 +54,7 @@ from .tags import Tags, encode_tagging
 
 logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)  # outcomes are logged by the handler
 _EXPIRED = {"ExpiredToken", "TokenExpired", "InvalidToken"}
+_READS = ("HeadObject", "GetObject", "GetObjectTagging")
 MAYBE_EXPIRED = "TokenExpired?"
 NOT_STARTED = "not started: too little time left before the function's time limit"
 MAX_REBUILDS = 1
@@ -355,6 +356,17 @@ class Cos:
             raise CosFault("PutObject", "bucket does not exist", False, 404, "NoSuchBucket")
         return resp.headers.get("ETag", "")
 
+    def request(self, op: str, method: str, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None,
+                headers: Optional[Dict[str, str]] = None, data: Optional[bytes] = None, ci: bool = False):
+        """One signed request as :meth:`_send` sends it (retries, deadline), for the checks of
+        :mod:`doctor` that must see raw answers (headers, status). Returns the ``requests.Response``
+        for a status below 300 and for a 404 of GET/HEAD on the object API.
+
+        Raises:
+            CosFault: as :meth:`_send` (its ``status`` and ``code`` say what COS or CI answered).
+        """
+        return self._send(op, method, bucket, region, path, params=params, headers=headers, data=data, ci=ci)
+
     # -- CI ----------------------------------------------------------------------------------
     def ci_get(self, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None, reserve_s: float = 0.0,
                op: str = "GetMediaJobs") -> bytes:
@@ -384,8 +396,13 @@ def _raise_for(op: str, resp) -> None:
     status = resp.status_code
     if not code:
         code = resp.headers.get("x-cos-error-code", "")
+    hint = ""
+    if status == 403 and op in _READS:
+        # S3 answers 403 for a missing key when the caller may not list the bucket; COS may
+        # too (platform facts, section 8): `python -m handler doctor` tells which
+        hint = "; for a key that does not exist this is COS's answer without cos:GetBucket (list) permission, see doctor"
     if not code and status in (400, 403):
-        raise CosFault(op, f"HTTP {status} without an error code (expired token or access denied?)",
+        raise CosFault(op, f"HTTP {status} without an error code (expired token or access denied?{hint})",
                        status == 400, status, MAYBE_EXPIRED)
     if status == 404 and op == "PutObjectCopy" and code in ("NoSuchKey", ""):
         raise SourceMissing(op, "copy source does not exist", False, 404, code or "NoSuchKey")
@@ -394,7 +411,7 @@ def _raise_for(op: str, resp) -> None:
     if status == 412 and op == "PutObjectCopy":
         raise SourceChanged(op, "precondition failed: the source changed, or the target exists", False, 412, code)
     retryable = status >= 500 or status in (408, 429) or code in _EXPIRED or code in ("RequestTimeout", "SlowDown")
-    raise CosFault(op, f"HTTP {status} {code or ''} {message or ''}".strip(), retryable, status, code)
+    raise CosFault(op, f"HTTP {status} {code or ''} {message or ''}".strip().rstrip(".") + hint, retryable, status, code)
 
 
 _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}

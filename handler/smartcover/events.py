@@ -10,6 +10,8 @@ Shapes are told apart by small ``infer`` checks tried in order (as Mangum does):
 * Direct invocation (``scf invoke``, console test, TDMQ bridge): the event *is* the callback, as a
   string (XML or JSON) or an already-decoded dict. Only callers with CAM permission to invoke the
   function can do this, so it carries no URL token.
+* Doctor (a direct invocation by an operator, e.g. an SCF console test event): ``{"doctor": {...}}``
+  with ``doctor`` as the only key; its value names what to check (:mod:`smartcover.doctor`).
 * Timer trigger (SCF doc 583/9708; 583/31927 "Timer"): ``{"Type": "Timer", "TriggerName": "...",
   "Time": "2019-02-21T11:49:00Z", "Message": "..."}`` (serverless-components/tencent-scf
   docs/events/timer.md spells ``"Type": "timer"``: both are accepted). The message is the trigger's
@@ -45,6 +47,7 @@ HTTP_FUNCTION_URL = "function_url"
 DIRECT = "direct"
 TIMER = "timer"
 QUEUE = "queue"
+DOCTOR = "doctor"
 
 QUEUE_KINDS = {"cmq": "CMQ", "tdmq": "TDMQ", "ckafka": "Ckafka"}
 """Record keys of the SCF message-queue trigger events accepted (matched case-insensitively)."""
@@ -92,6 +95,7 @@ class Request:
     request_id: str = ""
     messages: Tuple[Message, ...] = ()
     timer: Optional[Timer] = None
+    doctor: Optional[Dict[str, Any]] = None
 
     @property
     def is_http(self) -> bool:
@@ -124,6 +128,11 @@ def from_event(event: Any, context: Optional[Mapping[str, Any]], max_body: int) 
         raise BadRequest("event is neither an HTTP event nor a callback")
     if "httpMethod" in event and ("headers" in event or "body" in event):
         return _http(event, max_body, request_id)
+    if len(event) == 1 and "doctor" in event:
+        spec = event["doctor"]
+        if spec is not None and not isinstance(spec, dict):
+            raise BadRequest("doctor: the argument must be an object")
+        return Request(shape=DOCTOR, doctor=dict(spec or {}), request_id=request_id)
     if "EventName" in event or "JobsDetail" in event or "Response" in event:
         try:
             size = len(json.dumps(event, default=str))
