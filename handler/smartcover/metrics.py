@@ -12,7 +12,7 @@ Shape (one-line JSON on stdout, like every log line; see :mod:`log`)::
 * ``outcome``: the answer's top-level ``outcome`` (``done``, ``incomplete``, ``dry-run``,
   ``ignored``, ``reconciled``), or ``error`` for an error answer, whose code is in ``error``
   (``Unauthorized``, ``Forbidden``...);
-* ``shape``: the event shape (``function_url``, ``apigw``, ``direct``, ``queue``, ``timer``);
+* ``shape``: the event shape (``function_url``, ``apigw``, ``direct``, ``doctor``, ``queue``, ``timer``);
   absent when the event was refused before its shape was known;
 * ``cold``: true for the first invocation of the instance (the one that loaded the code);
 * ``ms``: wall time of the invocation in milliseconds;
