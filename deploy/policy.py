@@ -19,10 +19,12 @@ placeholder        value                                                      op
 ``<input>``        key prefix of the input videos (SMARTCOVER_ON_FAILURE=tag)  ``--input-prefix``
 ``<uin>``          the account's UIN (``tccli cam GetUserAppId`` -> OwnerUin)  ``--uin``
 ``<secret>``       the SSM secret's name (SMARTCOVER_TOKEN_SECRET)            ``--secret``
+``<function>``     the function's name (fan-out invokes it)                   ``--function``
+``<namespace>``    its SCF namespace                                          ``--namespace``
 =================  =========================================================  ====================
 
-Without ``--uin``, statements that need it (the SSM one) are left out, with a note on stderr:
-then set the token with SMARTCOVER_TOKEN instead of SMARTCOVER_TOKEN_SECRET.
+Without ``--uin``, statements that need it (SSM, SCF Invoke for fan-out) are left out, with a note
+on stderr: then set the token with SMARTCOVER_TOKEN instead of SMARTCOVER_TOKEN_SECRET.
 ``--no-input-tagging`` leaves out statements on ``<input>`` (needed only for
 SMARTCOVER_ON_FAILURE=tag). The example values an older copy of the file used
 (``ap-chongqing``, ``test-1250000000``, ``1250000000``, ``100000000001``,
@@ -78,12 +80,15 @@ def values(args: argparse.Namespace) -> Dict[str, str]:
                              "(e.g. covers/), or '' for the whole bucket")
     if args.uin is not None and not UIN_RE.fullmatch(args.uin):
         raise UsageError(f"--uin {args.uin!r}: expected the account's UIN (digits; tccli cam GetUserAppId shows it)")
+    for name, value in (("--function", args.function), ("--namespace", args.namespace)):
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,59}", value):
+            raise UsageError(f"{name} {value!r}: expected an SCF name (a letter, then letters, digits, - and _)")
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", args.secret):
         raise UsageError(f"--secret {args.secret!r}: expected an SSM secret name (letters, digits, - and _)")
     out.update({"<region>": args.region, "<bucket>": args.bucket, "<appid>": appid, "<target-bucket>": target_bucket,
                 "<target-region>": args.target_region or args.region, "<output>": args.output_prefix,
                 "<target>": args.target_prefix, "<manifests>": args.manifest_prefix, "<input>": args.input_prefix,
-                "<secret>": args.secret})
+                "<secret>": args.secret, "<function>": args.function, "<namespace>": args.namespace})
     if args.uin:
         out["<uin>"] = args.uin
     return out
@@ -111,9 +116,14 @@ def fill(policy: dict, mapping: Dict[str, str], drop: Sequence[str] = ()) -> tup
                 if not set(missing) <= optional:
                     raise UsageError(f"no value for {', '.join(missing)} in {res}")
                 filled = None
-                notes.append(f"left out the statement with {', '.join(st.get('action', []))}: "
-                             + ("no --uin (use SMARTCOVER_TOKEN instead of SMARTCOVER_TOKEN_SECRET, or pass --uin)"
-                                if "<uin>" in missing else "--no-input-tagging"))
+                actions = ", ".join(st.get("action", []))
+                if "<uin>" not in missing:
+                    reason = "--no-input-tagging"
+                elif "ssm:" in actions:
+                    reason = "no --uin (use SMARTCOVER_TOKEN instead of SMARTCOVER_TOKEN_SECRET, or pass --uin)"
+                else:
+                    reason = "no --uin (pass it to grant this)"
+                notes.append(f"left out the statement with {actions}: {reason}")
                 break
             for key in sorted(needed, key=len, reverse=True):
                 res = res.replace(key, mapping[key])
@@ -141,6 +151,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--no-input-tagging", action="store_true", help="leave out tagging of input videos (SMARTCOVER_ON_FAILURE=ignore)")
     p.add_argument("--uin", default=None, help="account UIN, for the SSM secret's resource (omit to leave SSM out)")
     p.add_argument("--secret", default="smartcover-callback-token", help="SSM secret name (default smartcover-callback-token)")
+    p.add_argument("--function", default="smartcover-prod-callback", help="function name (default smartcover-prod-callback: app-STAGE-callback)")
+    p.add_argument("--namespace", default="default", help="its SCF namespace (default: default)")
     p.add_argument("--policy", default=str(HERE / "cam-policy.json"), help="the policy template (default deploy/cam-policy.json)")
     p.add_argument("--out", default="", help="write here instead of stdout")
     args = p.parse_args(argv)

@@ -71,11 +71,12 @@ def test_policy_fills_every_placeholder_and_keeps_every_statement():
     assert "qcs::cos:ap-guangzhou:uid/1250012345:media-1250012345/thumbs/*" in resources
     assert "qcs::cos:ap-guangzhou:uid/1250012345:media-1250012345/*" in resources and "*" in resources  # bucket-level; CI
     assert "qcs::ssm:ap-guangzhou:uin/100000123456:secret/creatorUin/100000123456/cb-token" in resources
+    assert "qcs::scf:ap-guangzhou:uin/100000123456:namespace/default/function/smartcover-prod-callback" in resources
     assert all((r.startswith("qcs::") or r == "*") and "1250000000" not in r for r in resources)
     assert filled["version"] == "2.0"  # CAM policy syntax: version, statement[effect, action, resource]
     for st in filled["statement"]:
         assert st["effect"] == "allow" and st["action"] and st["resource"]
-        assert all(re.fullmatch(r"name/(cos|ci|ssm):[A-Za-z]+", a) for a in st["action"]), st["action"]
+        assert all(re.fullmatch(r"name/(cos|ci|ssm|scf):[A-Za-z]+", a) for a in st["action"]), st["action"]
 
 
 def test_policy_without_uin_leaves_ssm_out_and_says_so(tmp_path):
@@ -110,7 +111,8 @@ def test_policy_fills_the_old_example_values_like_placeholders():
          "resource": ["qcs::ssm:ap-chongqing:uin/100000000001:secret/creatorUin/100000000001/smartcover-callback-token"]}]}
     args = policy_tool.argparse.Namespace(bucket="media-1250012345", region="ap-beijing", target_bucket="", target_region="",
                                           output_prefix="output/", target_prefix="covers/", manifest_prefix="manifests/",
-                                          input_prefix="input/", uin="100000123456", secret="s1")
+                                          input_prefix="input/", uin="100000123456", secret="s1",
+                                          function="smartcover-prod-callback", namespace="default")
     filled, notes = policy_tool.fill(old, policy_tool.values(args))
     assert notes == [] and [s["resource"][0] for s in filled["statement"]] == [
         "qcs::cos:ap-beijing:uid/1250012345:media-1250012345/output/*",

@@ -18,8 +18,8 @@ Shape (one-line JSON on stdout, like every log line; see :mod:`log`)::
 * ``ms``: wall time of the invocation in milliseconds;
 * ``cosRequests``: HTTP requests sent to COS and CI (SDK retries included);
 * ``jobs``, ``covers``: how many jobs and covers the answer reports; ``jobOutcomes`` and
-  ``coverOutcomes`` count them by outcome (a reconcile run counts its jobs as ``done``,
-  ``alreadyDone``, ``failed``, ``skipped``, ``planned``; it lists no covers);
+  ``coverOutcomes`` count them by outcome (a reconcile or fan-out run counts its jobs as ``done``,
+  ``alreadyDone``, ``refused``, ``failed``, ``skipped``, ``planned``; it lists no covers);
 * ``messages``: queue messages in the batch (queue triggers only).
 
 Counting walks the answer's body (a few dict lookups), so a refused request pays nothing
@@ -38,7 +38,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs cold-start time
     from typing import Any, Dict, Optional
 
-RECONCILE_COUNTS = ("done", "alreadyDone", "failed", "skipped", "planned")
+RECONCILE_COUNTS = ("done", "alreadyDone", "refused", "failed", "skipped", "planned")
+"""Job counts of a summary answer (reconcile, a fan-out lister or batch): ``jobs`` is a dict."""
 
 
 def _add(counts: Dict[str, int], key: Any, n: int = 1) -> None:
@@ -50,14 +51,14 @@ def count(body: Dict[str, Any]) -> tuple:
     """``(job outcomes, cover outcomes)`` of an answer's body: two ``{outcome: n}`` dicts.
 
     Reads the callback answer (``jobs[].outcome``, ``jobs[].covers[].outcome``), the queue
-    batch (the same inside each of ``messages[]``) and the reconcile summary (``jobs`` is a
-    dict of counts: :data:`RECONCILE_COUNTS`). Never raises on an unexpected shape."""
+    batch (the same inside each of ``messages[]``) and the summaries of reconcile and fan-out
+    (``jobs`` is a dict of counts: :data:`RECONCILE_COUNTS`). Never raises on an unexpected shape."""
     jobs: Dict[str, int] = {}
     covers: Dict[str, int] = {}
     entries = body.get("messages")
     for entry in entries if isinstance(entries, list) else (body,):
         listed = entry.get("jobs") if isinstance(entry, dict) else None
-        if isinstance(listed, dict):  # reconcile summary
+        if isinstance(listed, dict):  # reconcile / fan-out summary
             for key in RECONCILE_COUNTS:
                 n = listed.get(key)
                 if isinstance(n, int) and n:
