@@ -29,7 +29,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
     from typing import Any, Callable, List, Mapping, Optional
 
-from . import log
+from . import log, metrics
 from .auth import Authenticator
 from .config import Config
 from .deadline import Deadline
@@ -192,6 +192,7 @@ class App:
         self.config = config
         self.env = os.environ if env is None else env
         self.auth = authenticator or Authenticator(config, env=self.env)
+        self._cold = True  # until the first invocation: the metrics record's "cold"
         log.setup(config.log_level)
         start_warnings(config)
         if config.auth_none:
@@ -211,11 +212,15 @@ class App:
 
     def __call__(self, event: Any, context: Optional[Mapping[str, Any]] = None) -> Answer:
         started = time.monotonic()
+        cold, self._cold = self._cold, False
         deadline = Deadline.from_context(context)
         request_id = str((context or {}).get("request_id") or "") if isinstance(context, dict) else ""
         token = log.REQUEST_ID.set(request_id)
+        shape = None
         try:
-            status, body = self._handle(event, context, deadline)
+            request = from_event(event, context if isinstance(context, dict) else None, self.config.max_body_bytes)
+            shape = request.shape
+            status, body = self._handle(request, deadline)
         except SmartCoverError as exc:
             status, body = exc.status, error_body(exc.status, exc.code, exc.public)
             log.event("refused", log.WARNING, status=exc.status, error=exc.code, reason=exc.public,
@@ -224,6 +229,8 @@ class App:
             log.event("queue batch incomplete: failing the invocation so SCF redelivers it", log.ERROR,
                       status=exc.body["status"], messages=len(exc.body.get("messages") or ()) or None,
                       batch=exc.body.get("batch"))
+            metrics.emit(exc.body["status"], exc.body, (time.monotonic() - started) * 1000, cold, shape, retried=True,
+                         request_id=request_id)
             raise
         except Exception:  # noqa: BLE001 - the one place that turns bugs into a 500
             log.event("unexpected error", log.ERROR, exc_info=True)
@@ -232,11 +239,12 @@ class App:
             log.REQUEST_ID.reset(token)
         if request_id:
             body["requestId"] = request_id
-        log.event("answer", status=status, ms=round((time.monotonic() - started) * 1000, 1), requestId=request_id or None)
+        ms = (time.monotonic() - started) * 1000
+        log.event("answer", status=status, ms=round(ms, 1), requestId=request_id or None)
+        metrics.emit(status, body, ms, cold, shape, request_id=request_id)
         return respond(status, body)
 
-    def _handle(self, event: Any, context: Any, deadline: Deadline):
-        request = from_event(event, context if isinstance(context, dict) else None, self.config.max_body_bytes)
+    def _handle(self, request: Request, deadline: Deadline):
         if request.is_http and request.method != "POST":
             raise MethodNotAllowed("use POST")
         self.auth.check(request)
@@ -370,13 +378,19 @@ class Misconfigured:
 
     def __init__(self, exc: ConfigError) -> None:
         self.exc = exc
+        self._cold = True
         log.setup()
         log.event("invalid configuration", log.ERROR, reason=exc.public)
 
     def __call__(self, event: Any, context: Any = None) -> Answer:
+        started = time.monotonic()
+        cold, self._cold = self._cold, False
+        request_id = str(context.get("request_id") or "") if isinstance(context, dict) else ""
         # the caller may be anyone: name the variable, keep its value and the details for the log
         names = sorted(set(re.findall(r"SMARTCOVER_[A-Z_]+|TENCENTCLOUD_[A-Z_]+", self.exc.public)))
-        return error(500, self.exc.code, "the function is misconfigured: " + (", ".join(names) or "see its log"))
+        answer = error(500, self.exc.code, "the function is misconfigured: " + (", ".join(names) or "see its log"), request_id)
+        metrics.emit(500, {"error": self.exc.code}, (time.monotonic() - started) * 1000, cold, request_id=request_id)
+        return answer
 
 
 def load(env: Optional[Mapping[str, str]] = None) -> Callable[[Any, Any], Answer]:
