@@ -132,7 +132,7 @@ class JobResult:
         if self.job.code and self.job.state != "Success":
             out["code"], out["message"] = self.job.code, self.job.message
         out.update(self.extra)
-        owners = sorted({c.owner for c in self.covers if c.owner})
+        owners = sorted({c.owner for c in self.covers if c.owner} | {str(self.extra.get("manifestOwner") or "")} - {""})
         if owners:
             out["conflictsWith"] = owners
         if self.covers:
