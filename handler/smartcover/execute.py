@@ -627,9 +627,17 @@ def _delete_sources(pool: Pool, cos: Cos, results: List[CoverResult]) -> Dict[in
             try:
                 problem = rechecks[id(r)].result()
             except CosFault as exc:
-                problem = f"could not check the target again ({exc})"
+                # A fault is not an answer: the copy may well be in place. The source is kept and
+                # the cover is retry (503) or failed (502), never a final conflict; a redelivery
+                # finds the target holding this cover (already-copied) and deletes the source.
+                out[id(r)] = replace(r, outcome="retry" if exc.retryable else "failed", delete_source=False,
+                                     detail=f"copy made; could not check the target again before deleting the source ({exc}); the source is kept")
+                continue
             if problem:
-                out[id(r)] = replace(r, outcome="conflict", delete_source=False, detail=problem + "; the source is kept")
+                # vanished: nobody holds the key, a redelivery copies again (retry); replaced: final
+                vanished = problem == _VANISHED
+                out[id(r)] = replace(r, outcome="retry" if vanished else "conflict", delete_source=False,
+                                     detail=problem + "; the source is kept")
     groups: Dict[Tuple[str, str], List[CoverResult]] = {}
     for r in results:
         if r.delete_source and id(r) not in out:
@@ -656,13 +664,16 @@ def _delete_sources(pool: Pool, cos: Cos, results: List[CoverResult]) -> Dict[in
     return out
 
 
+_VANISHED = "the target vanished after this copy"
+
+
 def _still_ours(cos: Cos, r: CoverResult) -> Optional[str]:
     """``None`` when ``r.target`` still holds the copy ``r`` made (this cover's identity tags and
     its ETag), else why not."""
     assert r.target is not None
     tags, info = cos.get_tags(r.target), cos.head(r.target)
     if info is None or tags is None:
-        return "the target vanished after this copy"
+        return _VANISHED
     if not set(t for t in r.tags if t[0] in (TAG_JOB, TAG_INDEX)) <= set(tags) or info.etag.strip('"') != r.etag.strip('"'):
         other = owner(tags)
         return f"the target was replaced after this copy{f' by job {other}' if other else ''}"
