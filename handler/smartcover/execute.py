@@ -576,7 +576,8 @@ def _source_still_read(cos: Cos, cover: CoverPlan, info: ObjectInfo, done: Cover
     * unchanged ETag: ``done`` (its source is deleted after this; the batch delete's own window,
       README "Known limits", remains);
     * gone: ``already-moved`` (a concurrent delivery deleted it);
-    * another version that is not this job's (:func:`plan.source_problem`): done, source left alone;
+    * another version that is not this job's (:func:`plan.source_problem`): ``already-moved`` (as a
+      later delivery answers), the source left alone;
     * another version that passes as this job's: ``conflict`` (409), nothing deleted: this job's
       cover at the target is not the object at the source.
 
@@ -594,7 +595,8 @@ def _source_still_read(cos: Cos, cover: CoverPlan, info: ObjectInfo, done: Cover
     problem = source_problem(cover, now.etag, now.last_modified, tags)
     why = "the source changed after it was read" + (" (the copy answered 412)" if source_changed else "")
     if problem:
-        return replace(done, delete_source=False,
+        # as a later delivery answers it (_copy: source_problem, then _source_gone)
+        return replace(done, outcome="already-moved", delete_source=False,
                        detail=f"target holds this cover; {why} and the object now at its source is not this job's ({problem}): left alone")
     return replace(base, outcome="conflict", owner=_other(tags, cover),
                    detail=f"{why}: the target holds this job's cover as read before, the source other bytes; source and target left alone")
