@@ -135,3 +135,25 @@ def test_simultaneous_duplicates_under_faults_then_one_redelivery(cos, lab):
         answer = apps[0](devkit.http_event(scenario.body()), devkit.context("after"))
         assert answer["statusCode"] == ref_status == 200
         assert normal_state(cos.snapshot()) == ref_state
+
+
+def test_nested_pools_finish_when_every_shared_thread_is_busy(monkeypatch):
+    """Outer tasks that wait for an inner pool's tasks, more of them than the shared threads:
+    an inner runner that finds no idle shared thread gets a thread of its own, so nothing waits
+    in the executor's queue behind the tasks waiting for it (with the queue, this deadlocks)."""
+    import threading
+    from handler.smartcover import pool as pool_mod
+
+    monkeypatch.setattr(pool_mod, "MAX_THREADS", 2)
+    monkeypatch.setattr(pool_mod, "_SHARED", None)
+    monkeypatch.setattr(pool_mod, "_BUSY", 0, raising=False)
+    gate = threading.Barrier(3, timeout=10)
+
+    def outer(i):
+        gate.wait()                     # all three outer tasks hold a thread at once
+        with pool_mod.Pool(2) as inner:
+            return sum(f.result(timeout=10) for f in [inner.submit(lambda k=k: k * i) for k in range(3)])
+
+    with pool_mod.Pool(3) as outer_pool:
+        futures = [outer_pool.submit(outer, i) for i in range(3)]
+        assert [f.result(timeout=20) for f in futures] == [0, 3, 6]

@@ -352,6 +352,9 @@ def test_connections_to_every_host_of_a_callback_are_kept(cos, make_app):
     body = devkit.make_callback(*jobs)
     devkit.seed(cos, body)
     app = make_app(SMARTCOVER_ACTIONS="tag")
+    # every request waits, so both deliveries have all their worker threads in flight at once (the
+    # threads are shared across invocations: without the wait, the second could run more at once)
+    cos.latency = 0.05
     assert deliver(app, body)[0] == 200
     opened = cos.connections_accepted
     status, answer = deliver(app, body)

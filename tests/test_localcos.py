@@ -534,7 +534,8 @@ def test_stop_closes_idle_keep_alive_connections():
     server.stop()
     with pytest.raises(CosClientError):
         cos.head_object(Bucket=BUCKET, Key="k")
-    assert threading.active_count() < 50
+    # the function's shared worker threads (smartcover.pool) outlive invocations by design
+    assert sum(1 for t in threading.enumerate() if not t.name.startswith("smartcover-worker")) < 50
 
 
 def test_unexpected_exception_answers_500_xml(srv, cos, monkeypatch):

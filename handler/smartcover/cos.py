@@ -51,6 +51,7 @@ from .deadline import Deadline, attempt_timeouts, backoff, fits_after
 from .errors import ConfigError
 from .model import ObjectRef
 from .tags import Tags, encode_tagging
+from .transport import LeanSession
 
 logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)  # outcomes are logged by the handler
 _EXPIRED = {"ExpiredToken", "TokenExpired", "InvalidToken"}
@@ -521,10 +522,10 @@ def _session(size: int) -> "requests.Session":
     """
     session = _SESSIONS.get(size)
     if session is None:
-        session = requests.Session()
-        session.trust_env = False
+        session = LeanSession(num_pools=HOSTS, maxsize=size)
         # No cookie is ever kept: a proxy or private endpoint that sets one on one invocation's
-        # answer must not see it again on another invocation's requests.
+        # answer must not see it again on another invocation's requests. LeanSession's own path
+        # never touches cookies; the policy covers the requests.Session fallback path too.
         session.cookies.set_policy(_NO_COOKIES)
         adapter = requests.adapters.HTTPAdapter(pool_connections=HOSTS, pool_maxsize=size)
         session.mount("http://", adapter)

@@ -30,6 +30,18 @@ TARGET_WILDCARDS = frozenset({
 """Wildcards allowed in ``SMARTCOVER_TARGET_KEY`` (and, minus per-cover ones, the manifest key)."""
 
 
+_BAD_CHARS: list = []
+
+
+def _bad_chars():
+    """The characters :func:`key_problem` refuses, as a compiled pattern (compiled on first use:
+    this module loads before authentication)."""
+    if not _BAD_CHARS:
+        import re
+        _BAD_CHARS.append(re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]"))
+    return _BAD_CHARS[0]
+
+
 def key_problem(key: object) -> Optional[str]:
     """Say why ``key`` must not be acted on, or ``None`` when it is a safe COS object key.
 
@@ -44,7 +56,7 @@ def key_problem(key: object) -> Optional[str]:
         return "object key starts with '/'"
     if key.endswith("/"):
         return "object key ends with '/'"
-    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xD800 <= ord(c) <= 0xDFFF or ord(c) in (0xFFFE, 0xFFFF) for c in key):
+    if _bad_chars().search(key):
         return "object key has control characters or characters XML cannot carry"
     if "${" in key:
         return "object key has an unrendered ${...} wildcard"
