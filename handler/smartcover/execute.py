@@ -7,7 +7,9 @@ Per cover, for ``copy``/``move``::
                                     x-cos-copy-source-If-Match = the ETag HEAD gave
     stage 3 (one per bucket):       batch DELETE of the sources whose copy was verified
 
-and for ``tag``: GET tagging | HEAD (parallel with the CI query), then PUT tagging only if it changes.
+and for ``tag``: GET tagging | HEAD (parallel with the CI query), then PUT tagging only if it changes,
+then HEAD again (PUT tagging takes no If-Match: bytes rewritten meanwhile get this job's tags taken
+off again, :func:`_tagged_other_bytes`).
 
 Safety rules (README "Guarantees" and "Several jobs"):
 
