@@ -210,7 +210,8 @@ def dry_run(plan: Plan, config: Config) -> List[JobResult]:
             if config.verify_job and uses_run_id(j, config):
                 steps.append(f"GET ci /workflowexecution/{j.job.workflow.run_id} (only if CI's job record has no Workflow)")  # type: ignore[union-attr]
             if c.action == "tag":
-                steps += [f"HEAD {c.source}", f"GET {c.source}?tagging", f"PUT {c.source}?tagging (if tags change)"]
+                steps += [f"HEAD {c.source}", f"GET {c.source}?tagging", f"PUT {c.source}?tagging (if tags change)",
+                          f"HEAD {c.source} (after a PUT tagging: the ETag must still be the one read)"]
             else:
                 steps += [f"HEAD {c.source}", f"GET {c.source}?tagging",
                           f"PUT {c.target} copy-source={c.source} If-Match=<source ETag> forbid-overwrite"]
