@@ -350,8 +350,8 @@ def print_warm(rows: List[dict], rtt: float, latency: float) -> List[str]:
     print(f"\npossible = the baseline's round trips / ours (the speed-up if both ran at the floor); share = "
           f"speed-up / possible. Targets at N=10: ours/floor <= 1.5x; speed-up >= {SPEEDUP_TARGET:g}x where the "
           f"possible speed-up is at least {SPEEDUP_TARGET / SHARE_TARGET:.1f}x, else share >= {SHARE_TARGET:.0%} (e.g. tag: "
-          f"10 blind writes against 2 round trips caps it at 5.0x); requests <= the contract of "
-          f"tests/test_performance_contracts.py (tag 3N+1, move 3N+2).")
+          f"10 blind writes against 3 round trips caps it at 3.3x); requests <= the contract of "
+          f"tests/test_performance_contracts.py (tag 4N+1, move 3N+2).")
     return misses
 
 
