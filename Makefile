@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-tiers package campaign serve clean
+.PHONY: demo test bench bench-fanout bench-tiers package campaign serve clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is required"'
@@ -27,6 +27,10 @@ bench: $(STAMP)
 ## bench-tiers: the function on each SCF memory tier's CPU share (cgroup CPU quota; 64-1024 MB, ours and a naive baseline, 3 runs), cost per million callbacks, docs/tiers.png and docs/tiers.json (TIERS_ARGS="--mb-per-cpu 1024 --runs 1"); exits 0 unless a run failed (--strict: 1 when a target is missed)
 bench-tiers: $(STAMP)
 	$(BIN)/python bench/tiers.py $(TIERS_ARGS)
+
+## bench-fanout: reconcile in one process vs fan-out over LocalSCF with 1/2/4/8 workers, 10,000 jobs of 3 covers at 20 ms (BENCH_ARGS="--jobs 2000")
+bench-fanout: $(STAMP)
+	$(BIN)/python bench/fanout.py $(BENCH_ARGS)
 
 ## package: build/package and build/smartcover-scf.zip for SCF Python 3.10, verified against localcos (PY310=/path/to/python3.10 to compile bytecode)
 package: $(STAMP)

@@ -24,7 +24,7 @@ from defusedxml import ElementTree as SafeET
 from .protocol import COSError, Request, Response, sub, xml_bytes
 from .store import JOB_STATES, decode_token, encode_token, parse_ci_time
 
-MAX_PAGE = 50
+MAX_PAGE = 100
 MAX_QUEUE_PAGE = 100
 _TIMES = ("CreationTime", "StartTime", "EndTime")
 
@@ -93,7 +93,7 @@ def list_jobs(app, req: Request) -> Response:
     """GET /jobs?tag=&queueId=&startCreationTime=&endCreationTime=&orderByTime=&states=&size=&nextToken=
 
     Filters by tag (required), queue, state ('All' or comma-separated states), creation time window
-    (inclusive, timezone-aware); orders Desc (default) or Asc; pages of `size` (1..50, default 10).
+    (inclusive, timezone-aware); orders Desc (default) or Asc; pages of `size` (1..100, CI's limit, default 10).
     <NextToken> holds an opaque token while more pages exist and is empty on the last page.
     With the ``ci-list-requires-queue`` mode, a call without ``queueId`` answers 400 (1045/43701).
     """

@@ -34,7 +34,7 @@ from .auth import Authenticator
 from .config import Config
 from .deadline import Deadline
 from .errors import ConfigError, MethodNotAllowed, SmartCoverError
-from .events import DOCTOR, QUEUE, TIMER, Request, from_event
+from .events import BATCH, DOCTOR, QUEUE, TIMER, Request, from_event
 from .templates import can_collide
 from .response import INTERNAL, error, error_body, respond
 
@@ -57,14 +57,15 @@ def overall_status(outcomes: List[str]) -> int:
 
 
 class RetryBatch(Exception):
-    """Raised out of ``main_handler`` for a queue-trigger batch with a retryable (5xx) message.
+    """Raised out of ``main_handler`` for a queue-trigger batch with a retryable (5xx) message, or
+    a fan-out batch (:mod:`fanout`) with a job needing a retry.
 
     SCF retries a queue-triggered invocation only when the function fails (SCF docs: CKafka and
     CMQ/TDMQ triggers retry on function errors); an answer is an acknowledgement. ``body`` is the
     batch summary that would have been answered (it is also logged)."""
 
     def __init__(self, body: dict) -> None:
-        super().__init__(f"queue batch incomplete: status {body['status']}")
+        super().__init__(f"batch incomplete: status {body['status']}")
         self.body = body
 
 
@@ -208,7 +209,8 @@ class App:
             log.event("refused", log.WARNING, status=exc.status, error=exc.code, reason=exc.public)
         except RetryBatch as exc:
             log.event("queue batch incomplete: failing the invocation so SCF redelivers it", log.ERROR,
-                      status=exc.body["status"], messages=len(exc.body["messages"]))
+                      status=exc.body["status"], messages=len(exc.body.get("messages") or ()) or None,
+                      batch=exc.body.get("batch"))
             raise
         except Exception:  # noqa: BLE001 - the one place that turns bugs into a 500
             log.event("unexpected error", log.ERROR, exc_info=True)
@@ -231,6 +233,8 @@ class App:
             return self.timer(request, deadline)
         if request.shape == QUEUE:
             return self.batch(request, deadline)
+        if request.shape == BATCH:
+            return self.fanout_batch(request, deadline)
         if request.shape == DOCTOR:
             return self.doctor(request, deadline)
         return self.process(request, deadline)
@@ -309,8 +313,26 @@ class App:
 
         assert request.timer is not None
         window = window_from_timer(request.timer, self.config, self.env)
+        if '"fanOut"' in request.timer.message:
+            from .fanout import run_lister, wants_fan_out
+
+            if wants_fan_out(request.timer.message):
+                answer = run_lister(self.config, self.env, window, deadline)
+                return answer["status"], answer
         summary = reconcile(self.config, self.env, window, deadline)
         return summary.status, summary.to_dict()
+
+    def fanout_batch(self, request: Request, deadline: Deadline):
+        """A fan-out batch (:func:`fanout.run_batch`): the listed jobs followed up as their
+        callbacks would be. Raises :class:`RetryBatch` when a job needs a retry, so that SCF's async
+        retry runs the batch again (SCF retries an async invocation only when it fails)."""
+        from .fanout import Batch, run_batch
+
+        batch = Batch.from_event(request.tree)
+        status, body = run_batch(self.config, self.env, batch, deadline)
+        if not body.get("final", True):
+            raise RetryBatch(body)
+        return status, body
 
     def doctor(self, request: Request, deadline: Deadline):
         """A direct invocation ``{"doctor": {...}}``: run :func:`doctor.run` with the execution

@@ -65,8 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--queue-id", default="", help="only jobs of this CI queue (default: SMARTCOVER_QUEUE_IDS, else the media queues CI lists)")
     rec.add_argument("--dry-run", action="store_true", help="list the jobs and print every COS request it would make; write nothing")
     rec.add_argument("--json", action="store_true", help="print the summary as JSON")
-    rec.add_argument("--page-size", type=int, default=10, choices=range(1, 11), metavar="1-10", help="jobs per CI page (default 10)")
+    rec.add_argument("--page-size", type=int, default=100, choices=range(1, 101), metavar="1-100", help="jobs per CI page (default 100, CI's largest)")
     rec.add_argument("--time-limit", type=float, default=3600.0, metavar="SECONDS", help="stop starting pages after this long (default 3600)")
+    rec.add_argument("--fan-out", action="store_true",
+                     help="only list here and send batches of job ids to parallel invocations of the function (SCF async Invoke); "
+                          "progress in COS under SMARTCOVER_FANOUT_PREFIX, resumed by the next run")
+    rec.add_argument("--poll", type=float, default=1.0, metavar="SECONDS", help="with --fan-out: seconds between looks at batch results (default 1)")
     rec.add_argument("--verbose", action="store_true", help="every log line on stderr (default: warnings and errors)")
     rec.set_defaults(func=cmd_reconcile)
 
@@ -150,6 +154,11 @@ def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
     except SmartCoverError as exc:
         print(exc.public, file=sys.stderr)
         return 2
+    if args.fan_out:
+        if config.dry_run:
+            print("--fan-out and --dry-run are exclusive (a dry run plans in one process)", file=sys.stderr)
+            return 2
+        return _fan_out(args, config, env, window)
     started = time.monotonic()
     print(f"reconcile {window.bucket} ({window.region}): SmartCover jobs created {window.start.isoformat()} .. "
           f"{window.end.isoformat()}{' [dry run]' if config.dry_run else ''}", file=sys.stderr)
@@ -168,6 +177,41 @@ def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
     else:
         _print_summary(summary)
     return 0 if summary.ok else 1
+
+
+def _fan_out(args: argparse.Namespace, config, env: Dict[str, str], window) -> int:
+    """``reconcile --fan-out``: see :func:`fanout.run_lister`. Exit 0 only when the run is complete
+    without failures; 1 when it failed or continues in the next run."""
+    from .deadline import Deadline
+    from .errors import SmartCoverError
+    from .fanout import run_lister
+
+    started = time.monotonic()
+    print(f"reconcile --fan-out {window.bucket} ({window.region}): SmartCover jobs created {window.start.isoformat()} .. "
+          f"{window.end.isoformat()}", file=sys.stderr)
+
+    def progress(a: dict) -> None:
+        print(f"  listed {a['jobs']['listed']} jobs, {a['batches']['sent']} batches sent, {a['batches']['reported']} reported "
+              f"({time.monotonic() - started:.1f} s)", file=sys.stderr, flush=True)
+
+    try:
+        answer = run_lister(config, env, window, Deadline(args.time_limit), poll_s=args.poll, progress=progress)
+    except SmartCoverError as exc:  # missing credentials or function name
+        print(f"reconcile: {exc.public}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(answer, ensure_ascii=False, indent=2))
+    else:
+        j, b = answer.get("jobs", {}), answer.get("batches", {})
+        print(f"run {answer.get('run', '?')}{' (resumed)' if answer.get('resumed') else ''}: {answer['outcome']}; "
+              f"jobs listed: {j.get('listed', 0)}, done: {j.get('done', 0)}, already done: {j.get('alreadyDone', 0)}, "
+              f"refused: {j.get('refused', 0)}, failed: {j.get('failed', 0)}; batches sent: {b.get('sent', 0)}, "
+              f"resent: {b.get('resent', 0)}, lost: {b.get('lost', 0)}")
+        if answer.get("summaryKey"):
+            print(f"completion report: {answer['bucket']}/{answer['summaryKey']}")
+        if answer.get("stopped"):
+            print(f"stopped: {answer['stopped']}")
+    return 0 if answer["outcome"] == "complete" and answer["status"] == 200 else 1
 
 
 def _print_summary(summary) -> None:

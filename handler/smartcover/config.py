@@ -47,12 +47,23 @@ ON_FAILURE = "SMARTCOVER_ON_FAILURE"
 LOG_LEVEL = "SMARTCOVER_LOG_LEVEL"
 CLOCK_SKEW = "SMARTCOVER_CLOCK_SKEW"
 QUEUE_IDS = "SMARTCOVER_QUEUE_IDS"
+FANOUT_IN_FLIGHT = "SMARTCOVER_FANOUT_IN_FLIGHT"
+FANOUT_BATCH = "SMARTCOVER_FANOUT_BATCH"
+FANOUT_PREFIX = "SMARTCOVER_FANOUT_PREFIX"
+FANOUT_FUNCTION = "SMARTCOVER_FANOUT_FUNCTION"
+FANOUT_NAMESPACE = "SMARTCOVER_FANOUT_NAMESPACE"
+FANOUT_QUALIFIER = "SMARTCOVER_FANOUT_QUALIFIER"
+FANOUT_RESEND_AFTER = "SMARTCOVER_FANOUT_RESEND_AFTER"
+SCF_ENDPOINT = "SMARTCOVER_SCF_ENDPOINT"
 
 # SCF execution-role credentials (SCF doc 583/32389); read per invocation, not here.
 SECRET_ID = "TENCENTCLOUD_SECRETID"
 SECRET_KEY = "TENCENTCLOUD_SECRETKEY"
 SESSION_TOKEN = "TENCENTCLOUD_SESSIONTOKEN"
 SCF_REGION = "TENCENTCLOUD_REGION"
+# set by SCF in every instance (SCF doc 583/30228, built-in environment variables)
+SCF_FUNCTION_NAME = "SCF_FUNCTIONNAME"
+SCF_NAMESPACE = "SCF_NAMESPACE"
 
 _BUCKET_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?-[0-9]{5,12}")  # fullmatch: "$" would pass a final "\n"
 _REGION_RE = re.compile(r"[a-z]{2,}(?:-[a-z0-9]+){1,3}")
@@ -117,6 +128,14 @@ class Config:
     clock_skew: float = 60.0
     queue_ids: tuple = ()
     """CI media queue ids reconcile lists jobs of (``SMARTCOVER_QUEUE_IDS``); empty: discovered."""
+    fanout_in_flight: int = 32
+    fanout_batch: int = 10
+    fanout_prefix: str = "smartcover-fanout/"
+    fanout_function: Optional[str] = None
+    fanout_namespace: Optional[str] = None
+    fanout_qualifier: str = "$LATEST"
+    fanout_resend_after: float = 1200.0
+    scf_endpoint: Optional[Endpoint] = None
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={'<set>' if name == 'token' and value else value!r}"
@@ -157,6 +176,11 @@ class Config:
             "onFailure": self.on_failure,
             "clockSkew": self.clock_skew,
             "queueIds": list(self.queue_ids) or None,
+            "fanOut": {"inFlight": self.fanout_in_flight, "batch": self.fanout_batch, "prefix": self.fanout_prefix,
+                       "function": self.fanout_function, "namespace": self.fanout_namespace,
+                       "qualifier": self.fanout_qualifier, "resendAfter": self.fanout_resend_after,
+                       "scfEndpoint": None if not self.scf_endpoint else
+                       f"{self.scf_endpoint.scheme}://{self.scf_endpoint.host}:{self.scf_endpoint.port}"},
         }
 
     @classmethod
@@ -240,6 +264,19 @@ class Config:
         if bad or len(queue_ids) > MAX_QUEUE_IDS:
             raise ConfigError(f"{QUEUE_IDS}: use a comma list of at most {MAX_QUEUE_IDS} CI queue ids such as "
                               f"p2242ab62c7c94486915508540933a2c6 ({len(bad)} malformed)")
+        fanout_prefix = get(FANOUT_PREFIX) or "smartcover-fanout/"
+        if (not re.fullmatch(r"(?:[A-Za-z0-9_.=-]+/){1,8}", fanout_prefix) or len(fanout_prefix) > 200
+                or any(seg in (".", "..") for seg in fanout_prefix.split("/"))):
+            raise ConfigError(f"{FANOUT_PREFIX}: use a key prefix such as smartcover-fanout/ (ends with '/', no '.' or '..' segments)")
+        fanout_function = get(FANOUT_FUNCTION) or get(SCF_FUNCTION_NAME) or None
+        if fanout_function and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{1,59}", fanout_function):
+            raise ConfigError(f"{FANOUT_FUNCTION}: not an SCF function name (2-60 of letters, digits, _ and -)")
+        fanout_namespace = get(FANOUT_NAMESPACE) or get(SCF_NAMESPACE) or None
+        if fanout_namespace and not re.fullmatch(r"[A-Za-z0-9_-]{1,30}", fanout_namespace):
+            raise ConfigError(f"{FANOUT_NAMESPACE}: not an SCF namespace")
+        fanout_qualifier = get(FANOUT_QUALIFIER) or "$LATEST"
+        if not re.fullmatch(r"\$LATEST|\$DEFAULT|[A-Za-z0-9_-]{1,64}", fanout_qualifier):
+            raise ConfigError(f"{FANOUT_QUALIFIER}: use $LATEST, a version number or an alias")
 
         return cls(
             actions=actions,
@@ -269,6 +306,14 @@ class Config:
             log_level=level,
             clock_skew=_number(env, CLOCK_SKEW, 60.0, 0.0, 3600.0),
             queue_ids=queue_ids,
+            fanout_in_flight=int(_number(env, FANOUT_IN_FLIGHT, 32, 1, 1000, integer=True)),
+            fanout_batch=int(_number(env, FANOUT_BATCH, 10, 1, 100, integer=True)),
+            fanout_prefix=fanout_prefix,
+            fanout_function=fanout_function,
+            fanout_namespace=fanout_namespace,
+            fanout_qualifier=fanout_qualifier,
+            fanout_resend_after=_number(env, FANOUT_RESEND_AFTER, 1200.0, 1.0, 86400.0),
+            scf_endpoint=_endpoint(get(SCF_ENDPOINT), SCF_ENDPOINT),
         )
 
 

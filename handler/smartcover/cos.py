@@ -357,6 +357,30 @@ class Cos:
             raise CosFault("PutObject", "bucket does not exist", False, 404, "NoSuchBucket")
         return resp.headers.get("ETag", "")
 
+    def get_body(self, ref: ObjectRef) -> Optional[bytes]:
+        """GET Object (COS doc 436/7753): the object's bytes, or ``None`` when the key does not exist.
+        Used for the fan-out's own small JSON objects (cursor, batch results), never for covers."""
+        resp = self._send("GetObject", "GET", ref.bucket, ref.region, ref.key)
+        return None if resp.status_code == 404 else resp.content
+
+    def list_keys(self, bucket: str, region: str, prefix: str, marker: str = "", max_keys: int = 1000) -> Tuple[list, bool]:
+        """GET Bucket (List Objects, COS doc 436/7734): up to ``max_keys`` keys after ``marker``
+        under ``prefix``, sorted; returns ``(keys, is_truncated)``.
+
+        Raises:
+            CosFault: as :meth:`_send`; an unreadable listing is retryable.
+        """
+        def read(resp) -> Tuple[list, bool]:
+            root = _xml("ListObjects", resp.content)
+            keys = [(c.findtext("Key") or "") for c in root.iter() if _local(c.tag) == "Contents"]
+            truncated = next(((e.text or "").strip() == "true" for e in root if _local(e.tag) == "IsTruncated"), False)
+            return [k for k in keys if k], truncated
+
+        params = {"prefix": prefix, "max-keys": str(max_keys)}
+        if marker:
+            params["marker"] = marker
+        return self._send("ListObjects", "GET", bucket, region, "/", params=params, read=read)
+
     def request(self, op: str, method: str, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None,
                 headers: Optional[Dict[str, str]] = None, data: Optional[bytes] = None, ci: bool = False):
         """One signed request as :meth:`_send` sends it (retries, deadline), for the checks of
