@@ -153,7 +153,7 @@ class Cos:
                                  Token=self._env.get(cfg.SESSION_TOKEN) or None, Timeout=None,
                                  Scheme=ep.scheme if ep else "https", IP=ep.host if ep else None,
                                  Port=ep.port if ep else None)
-                client = CosS3Client(conf, retry=0, session=_session(2 * self._config.concurrency + 10))
+                client = CosS3Client(conf, retry=0, session=_session(in_flight_limit(self._config.concurrency)))
                 self._clients[region] = client
             return client, self._generation
 
@@ -501,6 +501,19 @@ def _short(exc: Exception) -> str:
     """A cause for the answer that names no host, port or URL (those stay in the log)."""
     text = str(exc).lower()
     return "timeout" if "timed out" in text or "timeout" in text else ("connection reset" if "reset" in text else "connection error")
+
+
+def in_flight_limit(concurrency: int) -> int:
+    """Most COS/CI requests one invocation has in flight at once (so also to one host), for
+    ``SMARTCOVER_CONCURRENCY`` = ``concurrency``: ``2 * concurrency + 10``. The session's per-host
+    connection pool keeps that many connections (:func:`_session`), and every worker pool that
+    sends requests is bounded by it: :func:`execute.execute` (two requests a cover at once plus
+    the CI queries beside them, at most :data:`parse.MAX_JOBS` = 10) and
+    :func:`manifest.write_all` (one flat pool for the HEADs and the manifests of all jobs). A
+    request beyond the per-host pool would open a connection (a TLS handshake against COS) that
+    urllib3 then drops. Connections are only opened when needed, so a cold start pays nothing
+    for the size."""
+    return 2 * concurrency + 10
 
 
 _SESSIONS: Dict[int, "requests.Session"] = {}
