@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-tiers package campaign serve clean
+.PHONY: demo test bench bench-fanout bench-tiers package campaign serve clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is required"'
@@ -28,6 +28,10 @@ bench: $(STAMP)
 bench-tiers: $(STAMP)
 	$(BIN)/python bench/tiers.py $(TIERS_ARGS)
 
+## bench-fanout: reconcile in one process vs fan-out over LocalSCF with 1/2/4/8 workers, 10,000 jobs of 3 covers at 20 ms (BENCH_ARGS="--jobs 2000")
+bench-fanout: $(STAMP)
+	$(BIN)/python bench/fanout.py $(BENCH_ARGS)
+
 ## package: build/package and build/smartcover-scf.zip for SCF Python 3.10, verified against localcos (PY310=/path/to/python3.10 to compile bytecode)
 package: $(STAMP)
 	$(BIN)/python scripts/package.py $(if $(PY310),--compile-with $(PY310))
@@ -36,9 +40,11 @@ package: $(STAMP)
 campaign: $(STAMP)
 	$(BIN)/python scripts/campaign.py $(CAMPAIGN_ARGS)
 
-## serve: the function behind http://127.0.0.1:9001 with a seeded local COS server (POST callbacks with curl)
+## serve: the function behind http://127.0.0.1:9001 with a seeded local COS server (POST callbacks with curl; the callback token is printed at start)
 serve: $(STAMP)
-	$(BIN)/python -m handler serve --local-cos --port 9001 --env SMARTCOVER_ACTIONS=move,tag --env 'SMARTCOVER_TARGET_KEY=covers/$${InputName}/$${Number}.$${ext}'
+	$(BIN)/python -m handler serve --local-cos --port 9001 --env SMARTCOVER_ACTIONS=move,tag \
+		--env 'SMARTCOVER_TARGET_KEY=covers/$${InputName}/$${jobid}/$${Number}.$${ext}' \
+		--env SMARTCOVER_ALLOWED_BUCKETS=test-123456789 --env SMARTCOVER_ALLOWED_REGIONS=ap-chongqing
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

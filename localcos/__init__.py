@@ -7,7 +7,9 @@
         #           Port=srv.port, Scheme="http")
 
 Serves the object API (PUT/GET/HEAD/DELETE Object, PUT Object - Copy, object tagging, batch delete,
-List Objects V1), CI media job queries and SSM GetSecretValue; verifies COS request signatures
+List Objects V1), CI media job queries, SmartCover job submission (covers written, callback POSTed to
+loopback URLs: ``srv.callbacks``, ``srv.wait_jobs()``), CI media queues (``srv.add_queue``) and SSM
+GetSecretValue; verifies COS request signatures
 (436/7778); injects faults; records every request.
 """
 from .faults import Fault

@@ -1,6 +1,7 @@
-"""Cloud Infinite (CI) media job queries: GET /jobs/<ids> (436/54010), GET /jobs (436/54011), the
-workflow instance query GET /workflowexecution/<RunId> (436/80046) and the media queue list
-GET /queue (436/54045).
+"""Cloud Infinite (CI) media API: job queries GET /jobs/<ids> (436/54010), GET /jobs (436/54011) and
+the workflow instance query GET /workflowexecution/<RunId> (436/80046) here; SmartCover job
+submission POST /jobs (:mod:`localcos.cijob`, 436/85033) and media queues GET /queue, PUT
+/queue/<id> (:mod:`localcos.ciqueue`, 436/54045, 436/54046), re-exported below.
 
 Handlers take (app, req) -> Response and raise COSError (answered as the COS error document).
 The CI platform modes of :mod:`localcos.quirks` (``app.quirks``) change what the job record
@@ -21,11 +22,12 @@ from datetime import timezone
 
 from defusedxml import ElementTree as SafeET
 
+from .cijob import create_jobs  # noqa: F401 - CI endpoints in one place for the router
+from .ciqueue import describe_queues, update_queue  # noqa: F401
 from .protocol import COSError, Request, Response, sub, xml_bytes
 from .store import JOB_STATES, decode_token, encode_token, parse_ci_time
 
-MAX_PAGE = 50
-MAX_QUEUE_PAGE = 100
+MAX_PAGE = 100
 _TIMES = ("CreationTime", "StartTime", "EndTime")
 
 
@@ -93,7 +95,7 @@ def list_jobs(app, req: Request) -> Response:
     """GET /jobs?tag=&queueId=&startCreationTime=&endCreationTime=&orderByTime=&states=&size=&nextToken=
 
     Filters by tag (required), queue, state ('All' or comma-separated states), creation time window
-    (inclusive, timezone-aware); orders Desc (default) or Asc; pages of `size` (1..50, default 10).
+    (inclusive, timezone-aware); orders Desc (default) or Asc; pages of `size` (1..100, CI's limit, default 10).
     <NextToken> holds an opaque token while more pages exist and is empty on the last page.
     With the ``ci-list-requires-queue`` mode, a call without ``queueId`` answers 400 (1045/43701).
     """
@@ -149,34 +151,4 @@ def get_workflow_execution(app, req: Request) -> Response:
         sub(task, "State", job.state)
         sub(task, "JobId", job.job_id)
         sub(task, "Name", el.findtext("Workflow/Name") or "")
-    return Response(200, xml_bytes(root), {"Content-Type": "application/xml"})
-
-
-def list_queues(app, req: Request) -> Response:
-    """GET /queue?queueIds=&state=&category=&pageNumber=&pageSize= (436/54045): the bucket's media
-    queues (those added with ``Store.add_queue`` and every QueueId of a stored job), sorted by id,
-    as ``<QueueList>`` entries with ``TotalCount``/``PageNumber``/``PageSize``."""
-    q = req.query
-    try:
-        number, size = int(q.get("pageNumber") or 1), int(q.get("pageSize") or 10)
-    except ValueError:
-        number = size = 0
-    if number < 1 or not 1 <= size <= MAX_QUEUE_PAGE:
-        raise COSError(400, "InvalidArgument", "pageNumber or pageSize is invalid.")
-    queues = app.store.queues(req.bucket)
-    wanted = {x.strip() for x in (q.get("queueIds") or "").split(",") if x.strip()}
-    if wanted:
-        queues = [x for x in queues if x in wanted]
-    page = queues[(number - 1) * size:number * size]
-    root = ET.Element("Response")
-    sub(root, "RequestId", req.request_id)
-    sub(root, "TotalCount", str(len(queues)))
-    sub(root, "PageNumber", str(number))
-    sub(root, "PageSize", str(size))
-    for queue_id in page:
-        node = sub(root, "QueueList")
-        sub(node, "QueueId", queue_id)
-        sub(node, "Name", "queue-" + queue_id[:8])
-        sub(node, "State", "Active")
-        sub(node, "Category", "Transcoding")
     return Response(200, xml_bytes(root), {"Content-Type": "application/xml"})

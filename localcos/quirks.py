@@ -25,6 +25,10 @@ QUIRKS = {
     "ci-dash-times": "StartTime/EndTime of jobs that never ran are '-' (436/49394, 436/76890)",
     "ci-times-offset": "CI's job record writes times with another offset than the callback (same instant)",
     "ci-list-requires-queue": "GET /jobs without queueId answers 400 InvalidArgument (1045/43701)",
+    # -- CI queues and job submission (setup-queue, submit; tests/test_setup_queue.py) -----------
+    "queue-update-bare": "PUT /queue/<id> answers only <RequestId>, without the <Queue> node 436/54046 shows",
+    "job-private-callback-refused": "POST /jobs refuses a private-network or loopback CallBack (400 InvalidArgument), "
+                                   "as UpdateMediaQueue does for NotifyConfig.Url (documented for queues only, 436/54046)",
 }
 
 

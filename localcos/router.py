@@ -3,8 +3,10 @@
 Hosts: `<bucket>.cos.<region>.myqcloud.com` is the object API, `<bucket>.ci.<region>.myqcloud.com` the
 CI API, and any request carrying `X-TC-Action` is Tencent Cloud API 3.0 (SSM). cos-python-sdk-v5 sends
 CI calls with the *cos* Host when configured with IP=..., so on a cos host a GET of `/jobs` or
-`/jobs/<ids>` (also `/workflowexecution/<RunId>`, `/queue`) is routed to CI when it carries `x-ci-security-token` or a `tag` parameter, or when no
-object with that key exists (an existing object `jobs/...` fetched without a CI token stays GetObject).
+`/jobs/<ids>` (also `/workflowexecution/<RunId>`, `/queue`) is routed to CI when it carries
+`x-ci-security-token` or a `tag` parameter, or when no object with that key exists (an existing
+object `jobs/...` fetched without a CI token stays GetObject); PUT `/queue/<id>` (UpdateMediaQueue)
+only with `x-ci-security-token` or a `<Request>` body; POST `/jobs` (CreateMediaJobs) always.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from .protocol import COSError, Request
 
 _HOST = re.compile(r"([a-z0-9][a-z0-9-]*)\.(cos|ci)\.([a-z0-9-]+)\.myqcloud\.com(?::\d+)?", re.I)
 _JOBS = re.compile(r"/jobs(?:/[^/]+)?|/workflowexecution/[^/]+|/queue")
+_QUEUE = re.compile(r"/queue(?:/[^/]+)?")
 _LIST_PARAMS = {"prefix", "delimiter", "marker", "max-keys", "encoding-type"}
 
 HANDLERS = {
@@ -25,10 +28,11 @@ HANDLERS = {
     "DeleteObjectTagging": cosapi.delete_tagging, "DeleteObjects": cosapi.delete_objects,
     "ListObjects": cosapi.list_objects, "HeadBucket": cosapi.head_bucket,
     "GetBucketVersioning": cosapi.get_versioning,
-    "GetMediaJobs": ciapi.get_jobs, "ListMediaJobs": ciapi.list_jobs,
-    "DescribeWorkflowExecution": ciapi.get_workflow_execution, "DescribeMediaQueues": ciapi.list_queues,
+    "GetMediaJobs": ciapi.get_jobs, "ListMediaJobs": ciapi.list_jobs, "CreateMediaJobs": ciapi.create_jobs,
+    "DescribeWorkflowExecution": ciapi.get_workflow_execution,
+    "DescribeMediaQueues": ciapi.describe_queues, "UpdateMediaQueue": ciapi.update_queue,
 }
-WRITE_OPS = frozenset({"PutObject", "PutObjectCopy", "PutObjectTagging", "DeleteObjectTagging",
+WRITE_OPS = frozenset({"CreateMediaJobs", "UpdateMediaQueue", "PutObject", "PutObjectCopy", "PutObjectTagging", "DeleteObjectTagging",
                        "DeleteObject", "DeleteObjects", "PutBucket", "DeleteBucket",
                        "PutBucketTagging", "DeleteBucketTagging"})
 
@@ -62,10 +66,16 @@ def _object_op(req: Request, params: set) -> str:
 
 
 def _wants_ci(req: Request, store) -> bool:
-    if req.method != "GET" or not _JOBS.fullmatch(req.path):
+    if req.method == "POST" and req.path == "/jobs":
+        return True  # CreateMediaJobs; COS has no POST on an object key
+    ci_path = (req.method == "GET" and _JOBS.fullmatch(req.path)) or \
+        (req.method == "PUT" and req.path.startswith("/queue/") and _QUEUE.fullmatch(req.path))
+    if not ci_path:
         return False
-    if "x-ci-security-token" in req.headers or "tag" in req.query:
+    if "x-ci-security-token" in req.headers or "tag" in req.query or (req.body or b"").lstrip().startswith(b"<Request>"):
         return True
+    if req.method == "PUT":
+        return False  # a PUT Object of a key queue/... stays one
     try:
         return store.get(req.bucket, req.path[1:]) is None
     except COSError:
@@ -100,6 +110,10 @@ def classify(req: Request, store) -> None:
             req.op = "DescribeWorkflowExecution"
         elif req.method == "GET" and _JOBS.fullmatch(req.path):
             req.op = "GetMediaJobs"
+        elif req.method == "POST" and req.path == "/jobs":
+            req.op = "CreateMediaJobs"
+        elif req.method == "PUT" and req.path.startswith("/queue/") and _QUEUE.fullmatch(req.path):
+            req.op = "UpdateMediaQueue"
         else:
             req.op = "Unsupported"
         return

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import router, ssm
+from .ciqueue import Queues
 from .faults import Fault, FaultSet
 from .quirks import check as check_quirks
 from .protocol import COSError, Request, RequestRecord, Response, error_body, new_request_id
@@ -165,6 +166,11 @@ class LocalCOS:
         self._accepted = 0
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.queues = Queues(lambda: self._store.clock())
+        """CI media queues (:class:`localcos.ciqueue.Queues`); :meth:`add_queue` creates one."""
+        self.callbacks: list = []
+        """Callbacks CI job runs sent or held back: dicts url, jobId, format, body, status, error."""
+        self.job_threads: list = []
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def start(self) -> "LocalCOS":
@@ -191,6 +197,7 @@ class LocalCOS:
                 except OSError:
                     pass
         self._thread.join(timeout=5)
+        self.wait_jobs(5)
 
     def __enter__(self) -> "LocalCOS":
         return self.start()
@@ -255,10 +262,21 @@ class LocalCOS:
         too); id, tag, state and creation time come from JobId, Tag, State, CreationTime. Returns ids."""
         return self._store.add_job(bucket, job_xml)
 
-    def add_queue(self, bucket: str, queue_id: str) -> None:
-        """Declare CI media queue `queue_id` in `bucket` (GET /queue lists it; the QueueId of every
-        registered job is listed too)."""
+    def add_queue(self, bucket: str, queue_id: str = "", name: str = "", state: str = "Active",
+                  notify: dict | None = None) -> str:
+        """Create CI media queue `queue_id` (default a new `p<hex>` id) in `bucket`, named `name`
+        (default `queue-<first 8 of the id>`), with NotifyConfig fields `notify` (default State Off).
+        GET /queue lists it, and also the QueueId of every registered job (as a default queue).
+        Returns the id."""
+        self._store.check_bucket(bucket)
+        queue_id = self.queues.add(bucket, queue_id, name, state, notify)
         self._store.add_queue(bucket, queue_id)
+        return queue_id
+
+    def wait_jobs(self, timeout: float = 60.0) -> None:
+        """Wait for the CI job runs started by POST /jobs (covers written, callback sent)."""
+        while self.job_threads:
+            self.job_threads.pop(0).join(timeout)
 
     def set_secret(self, name: str, value: str, version: str = "v1") -> None:
         """Define SSM secret `name` version `version` (the last one set is 'SSM_Current')."""
@@ -303,6 +321,9 @@ class LocalCOS:
         self.quirks.clear()
         self._faults.clear()
         self.clear_requests()
+        self.wait_jobs()
+        self.queues = Queues(lambda: self._store.clock())
+        self.callbacks = []
 
     # ---- faults and records ------------------------------------------------------------------------
     @property

@@ -56,6 +56,11 @@ def validate_tags(pairs) -> dict:
     return tags
 
 
+def format_ci_time(dt: datetime) -> str:
+    """CI's timestamp form in China Standard Time, e.g. '2022-06-30T15:29:42+0800'."""
+    return dt.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%dT%H:%M:%S+0800")
+
+
 def parse_ci_time(text: str) -> datetime:
     """Parse a CI timestamp such as '2022-06-30T15:29:42+0800' into an aware datetime.
 

@@ -181,6 +181,48 @@ def test_source_rewritten_between_read_and_copy_is_not_copied(cos, make_app):
     assert cos.get(BUCKET, key).body == b"rewritten within the run"
 
 
+@pytest.mark.parametrize("quirk", [None, "forbid-overwrite-412"])
+@pytest.mark.parametrize("later", [False, True], ids=["within-the-run", "an-hour-later"])
+def test_a_refused_move_never_deletes_a_source_rewritten_after_the_read(cos, make_app, quirk, later):
+    """The first delivery copied the cover but could not delete its source (503). CI rewrites the
+    source just after the redelivery read it; the redelivery's copy is refused (412 or 409) and the
+    target holds this job's cover. The source is read again and never deleted: rewritten within
+    the job's run (passes provenance) the cover is ``conflict`` (409); an hour later (a rerun, not
+    this job's) it is done (``already-moved``) with the source left to its writer. A further
+    delivery answers the same and deletes nothing."""
+    if quirk:
+        cos.quirks.add(quirk)
+    a = job_body(JOB_A, "a", 1)
+    devkit.seed(cos, a)
+    key = "output/a/smartcover-0.jpg"
+    app = make_app(**MOVE)
+    cos.inject(Fault(op="DeleteObjects", key=key, code="InternalError"))
+    assert deliver(app, a, "a1")[0] == 503
+    cos.clear_faults()
+    cos.clear_requests()
+    cos.inject(Fault(op="PutObjectCopy", delay=0.4))
+
+    def rewrite():
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not any(r.op == "HeadObject" and r.key == key for r in cos.requests):
+            time.sleep(0.002)
+        if later:
+            cos.clock.jump(3600)
+        cos.put(BUCKET, key, b"rewritten", content_type="image/jpeg")
+
+    t = threading.Thread(target=rewrite)
+    t.start()
+    status, answer = deliver(app, a, "a2")
+    t.join()
+    assert [r.status for r in cos.requests if r.op == "PutObjectCopy"][0] in (409, 412)
+    assert not [r for r in cos.requests if r.op == "DeleteObjects"]
+    expected = (200, "already-moved") if later else (409, "conflict")
+    assert (status, covers(answer)[0]["outcome"]) == expected, answer
+    assert cos.get(BUCKET, key).body == b"rewritten"
+    assert cos.get(BUCKET, "covers/demo/0.jpg").body == devkit.cover_bytes(key)
+    assert deliver(app, a, "a3")[0] == expected[0] and cos.get(BUCKET, key).body == b"rewritten"
+
+
 # -- 3. two jobs, one set of target keys ---------------------------------------------------------
 @pytest.mark.parametrize("overwrite", ["never", "always"])
 def test_two_jobs_sharing_targets_at_once_one_takes_all(cos, lab_apps, overwrite):

@@ -110,6 +110,31 @@ def test_a_fault_on_one_cover_leaves_the_others_done_and_a_redelivery_finishes(c
     assert watcher.checks > 0 and watcher.violations == []
 
 
+@pytest.mark.parametrize("kind", ["reset", "503", "empty_body"])
+def test_a_fault_on_the_check_after_replacing_a_target_is_503_not_409(cos, make_app, kind):
+    """``SMARTCOVER_OVERWRITE=always`` replaces an object without identity at a target, then HEADs
+    the target once more before deleting the source (``execute._still_ours``). A fault on that
+    HEAD is no answer about the target: the source is kept and the cover is ``retry`` (503),
+    never a final 409 (the full campaign's two mismatches); a redelivery finds the target holding
+    this cover and moves it. The template has ``${jobid}``, so no other job renders the key."""
+    job_id, source = "j1842765cf84611ecb8546d80f2baf56f", "output/smartcover-0.jpg"
+    body = devkit.make_callback(devkit.make_job_xml(job_id=job_id, keys=[source]))
+    devkit.seed(cos, body)
+    target = f"covers/{job_id}/0.jpg"
+    cos.put(BUCKET, target, b"an upload without tags", content_type="image/jpeg")
+    app = make_app(SMARTCOVER_ACTIONS="move", SMARTCOVER_TARGET_KEY="covers/${jobid}/${Number}.${ext}",
+                   SMARTCOVER_OVERWRITE="always")
+    fault = {"reset": dict(reset=True), "503": dict(status=503), "empty_body": dict(empty_body=True)}[kind]
+    cos.inject(Fault(op="HeadObject", key=target, skip=1, times=None, **fault))  # the HEAD after the replacing copy
+    status, answer = call(app, body)
+    assert status == 503 and outcomes(answer) == ["retry"], answer
+    assert cos.get(BUCKET, source) is not None and cos.tags(BUCKET, target)["smartcover:index"] == "0"
+    cos.clear_faults()
+    status, answer = call(app, body)
+    assert status == 200 and outcomes(answer) == ["moved"], answer  # already copied; the source deleted now
+    assert cos.get(BUCKET, source) is None and cos.get(BUCKET, target).body == devkit.cover_bytes(source)
+
+
 WHOLE_STAGE = [  # faults that stop every cover at one stage: (id, fault, what is in COS after the first delivery)
     ("ci-503", Fault(op="GetMediaJobs", status=503), "nothing"),
     ("ci-reset", Fault(op="GetMediaJobs", reset=True), "nothing"),
@@ -421,6 +446,17 @@ EXAMPLES = [Schedule(Scenario(action="move,tag", covers=2, source_tags=True),
 EXAMPLES += [Schedule(Scenario(action="copy", covers=3, foreign_target=True, overwrite=True), (Delivery(kill_after=4, copies=2),)),
              Schedule(Scenario(action="tag", jobs=2, covers=2, source_tags=True, preserve_tags=False),
                       (Delivery((Rule("PutObjectTagging", "reset_after"),), copies=2),))]
+# The two mismatches of the full campaign after issue 9 (seed 1, 10,000 schedules): a fault on the
+# HEAD of a replaced foreign target (SMARTCOVER_OVERWRITE=always) made the delivery answer a final
+# 409 instead of 503. See test_a_fault_on_the_check_after_replacing_a_target_is_503_not_409.
+EXAMPLES += [
+    Schedule(Scenario(action="move", covers=4, source_tags=True, foreign_target=True, overwrite=True),
+             (Delivery((Rule("HeadObject", "expired"), Rule("HeadObject", "reset", ("dst", 1, 0), skip=1))),)),
+    Schedule(Scenario(action="move,tag", covers=1, source_tags=True, foreign_target=True, overwrite=True, retries=1),
+             (Delivery((Rule("HeadObject", "empty_body", ("dst", 1, 0), skip=1, times=2),
+                        Rule("PutObjectCopy", "empty_body", skip=2), Rule("DeleteObjects", "expired", ("src", 1, 0)))),
+              Delivery((Rule("PutObjectCopy", "timeout", ("src", 0, 1), skip=1),)))),
+]
 
 
 def test_random_fault_schedules_lose_nothing_and_end_like_a_fault_free_run():

@@ -329,7 +329,7 @@ def test_ci_list_media_jobs_pages_and_filters(srv, cos):
     assert [j["JobId"] for j in res["JobsDetail"]] == ["j2", "j3", "j4"]
     res = cos.ci_list_media_jobs(Bucket=BUCKET, Tag="SmartCover", States="Failed")
     assert [j["JobId"] for j in res["JobsDetail"]] == ["j3"]
-    err = service_error(cos.ci_list_media_jobs, Bucket=BUCKET, Tag="SmartCover", Size=51)
+    err = service_error(cos.ci_list_media_jobs, Bucket=BUCKET, Tag="SmartCover", Size=101)  # CI allows 1-100
     assert (err.get_status_code(), err.get_error_code()) == (400, "InvalidArgument")
     assert service_error(cos.ci_list_media_jobs, Bucket=BUCKET, Tag="SmartCover",
                          NextToken="forged").get_status_code() == 400

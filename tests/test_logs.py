@@ -38,13 +38,13 @@ def test_callback_log_lines(cos, make_app, capsys):
     for secret in (devkit.TOKEN, devkit.SECRET_KEY, devkit.SESSION_TOKEN, devkit.SECRET_ID):
         assert secret not in text
     request = [p for p in logged if p.get("requestId") == "req-1"]
-    assert [p["message"] for p in request] == ["request"] + ["cover"] * 5 + ["job", "answer"]
+    assert [p["message"] for p in request] == ["request"] + ["cover"] * 5 + ["job", "answer", "metrics"]
     cover = request[1]
     assert cover["jobId"] == JOB and cover["cover"] == 0 and cover["action"] == "move" and cover["outcome"] == "moved"
     assert cover["source"] == f"{BUCKET}/output/smartcover-0.jpg" and cover["target"] == f"{BUCKET}/covers/demo/0.jpg"
-    job = request[-2]
+    job = request[-3]
     assert job["outcome"] == "done" and job["state"] == "Success" and isinstance(job["ms"], float) and job["ms"] >= 0
-    assert request[-1]["status"] == 200 and request[-1]["ms"] >= job["ms"]
+    assert request[-2]["status"] == 200 and request[-2]["ms"] >= job["ms"]
 
 
 def test_failed_job_says_what_failed_and_tags_the_input(cos, make_app, capsys):

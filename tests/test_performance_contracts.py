@@ -32,7 +32,8 @@ from smartcover.response import is_valid
 BUCKET = "test-123456789"
 TARGET = {"SMARTCOVER_TARGET_KEY": "covers/${jobid}/${Number}.${ext}"}
 ACTIONS = {
-    "tag": ({}, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n, "PutObjectTagging": n}),
+    # tag: a HEAD after each PUT tagging (PUT tagging takes no If-Match: a rewrite during it is found so)
+    "tag": ({}, lambda n: {"GetMediaJobs": 1, "HeadObject": 2 * n, "GetObjectTagging": n, "PutObjectTagging": n}),
     "copy": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n, "PutObjectCopy": n}),
     "move": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n, "PutObjectCopy": n, "DeleteObjects": 1}),
     "move,tag": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n, "PutObjectCopy": n,
@@ -61,7 +62,7 @@ def test_requests_per_job(cos, make_app, action, n):
     assert status == 200 and answer["outcome"] == "done", answer
     ops = Counter(r.op for r in cos.requests)
     assert ops == Counter(expected(n))
-    assert sum(ops.values()) == answer["cosRequests"] == 3 * n + (2 if action.startswith("move") else 1)
+    assert sum(ops.values()) == answer["cosRequests"] == (4 if action == "tag" else 3) * n + (2 if action.startswith("move") else 1)
     assert all(r.status < 300 for r in cos.requests)
 
 
@@ -104,3 +105,27 @@ def test_refused_requests_import_no_sdk_no_parser_and_no_heavy_stdlib(cos):
     result = json.loads(out.stdout.rsplit("RESULT ", 1)[1])
     assert result == [[401, []], [401, []], [405, []]]
     assert cos.requests == []
+
+
+CALLBACK_CHILD = r"""
+import json, sys
+import index
+event = json.loads(sys.argv[1])
+answer = index.main_handler(event, {"request_id": "r", "time_limit_in_ms": 30000})
+heavy = sorted(m for m in sys.modules if m.startswith(("tencentcloud", "smartcover.fanout", "smartcover.reconcile")))
+sys.__stdout__.write("\nRESULT " + json.dumps([answer["statusCode"], heavy]) + "\n")
+"""
+
+
+def test_callbacks_do_not_load_the_fan_out_or_the_scf_sdk(cos):
+    """The fan-out (its lister imports tencentcloud-sdk-python-scf) stays off the callback path:
+    a whole 5-cover move answered 200 without importing it, reconcile or any tencentcloud module."""
+    body = job(5)
+    devkit.seed(cos, body)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTCOVER_", "PYTHON"))}
+    env.update(devkit.env(cos, SMARTCOVER_ACTIONS="move,tag", **TARGET))
+    env.update(PYTHONPATH=str(devkit.ROOT / "handler"), PYTHONDONTWRITEBYTECODE="1")
+    out = subprocess.run([sys.executable, "-c", CALLBACK_CHILD, json.dumps(devkit.http_event(body))], env=env,
+                         capture_output=True, text=True, cwd=devkit.ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.rsplit("RESULT ", 1)[1]) == [200, []]

@@ -79,7 +79,6 @@ def test_jobid_wildcard_in_template_must_match_the_job():
 @pytest.mark.parametrize("env", [
     {"SMARTCOVER_ALLOWED_BUCKETS": "other-1250000000"},
     {"SMARTCOVER_ALLOWED_REGIONS": "ap-guangzhou"},
-    dict(MOVE, SMARTCOVER_ALLOWED_BUCKETS="test-123456789", SMARTCOVER_TARGET_BUCKET="pub-1250000000"),
 ])
 def test_buckets_and_regions_outside_the_allowed_sets_are_403(env):
     with pytest.raises(Forbidden):

@@ -85,7 +85,7 @@ def world(cos):
 def test_reconcile_over_pages_heals_lost_and_half_done_jobs(cos, world, capsys):
     env, groups = world
     cos.clear_requests()
-    code, summary, err = run(capsys, env, *WINDOW)
+    code, summary, err = run(capsys, env, *WINDOW, "--page-size", "10")
 
     assert code == 1  # two jobs failed
     assert summary["pages"] == 3 and summary["jobs"] == {"seen": 24, "done": 14, "alreadyDone": 8, "failed": 2,
@@ -94,7 +94,7 @@ def test_reconcile_over_pages_heals_lost_and_half_done_jobs(cos, world, capsys):
     assert summary["status"] == 422 and summary["outcome"] == "incomplete"
     lists = [r for r in cos.requests if r.op == "ListMediaJobs"]
     assert len(lists) == 3 and [("nextToken" in r.query) for r in lists] == [False, True, True]
-    assert lists[0].query["tag"] == "SmartCover" and lists[0].query["states"] == "Success"
+    assert lists[0].query["tag"] == "SmartCover" and lists[0].query["states"] == "Success" and lists[0].query["size"] == "10"
     assert "page 3: 24 jobs seen" in err
 
     for i in [*groups["untouched"], *groups["done"], *groups["half"]]:
@@ -110,9 +110,10 @@ def test_reconcile_over_pages_heals_lost_and_half_done_jobs(cos, world, capsys):
     done_writes = [r for r in cos.writes() if any(f"video{i}/" in (r.key or "") for i in groups["done"])]
     assert done_writes == [] and not any(r.op == "GetMediaJobs" for r in cos.requests)
 
-    # a second run finds everything done and writes nothing
+    # a second run (default: CI's largest page, 100 jobs) finds everything done and writes nothing
     cos.clear_requests()
     code, summary, _ = run(capsys, env, *WINDOW)
+    assert summary["pages"] == 1 and [r.query["size"] for r in cos.requests if r.op == "ListMediaJobs"] == ["100"]
     assert code == 1 and summary["jobs"]["done"] == 0 and summary["jobs"]["alreadyDone"] == 22 and summary["jobs"]["failed"] == 2
     # the only write attempted is the conflicting copy, refused by x-cos-forbid-overwrite
     assert [(r.op, r.key, r.status) for r in cos.writes()] == [("PutObjectCopy", targets(23)[1], 409)]
@@ -145,7 +146,7 @@ def test_dry_run_text_output_shows_the_plan(cos, world, capsys):
 def test_listing_error_stops_and_fails(cos, world, capsys):
     env, _ = world
     cos.inject(Fault(op="ListMediaJobs", status=503, skip=1, times=None))
-    code, summary, _ = run(capsys, env, *WINDOW)
+    code, summary, _ = run(capsys, env, *WINDOW, "--page-size", "10")
     assert code == 1 and summary["status"] == 503 and summary["pages"] == 1
     assert "listing jobs failed" in summary["stopped"] and summary["jobs"]["seen"] == 10
 

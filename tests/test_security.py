@@ -135,9 +135,14 @@ def test_foreign_region_403(seeded, make_app):
     refused(seeded, make_app(**MOVE), devkit.http_event(job(region="ap-guangzhou")), 403)
 
 
-def test_foreign_target_bucket_403(seeded, make_app):
-    app = make_app(**dict(MOVE, SMARTCOVER_TARGET_BUCKET="pub-1250000000"))
-    refused(seeded, app, devkit.http_event(SAMPLE), 403)
+def test_foreign_target_bucket_is_a_configuration_error_at_start(seeded, make_app):
+    """A target outside the allow-list would refuse every callback: it is the operator's error,
+    reported at start (tests/test_config_messages.py has the message), not a 403 per callback."""
+    from smartcover.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="pub-1250000000"):
+        make_app(**dict(MOVE, SMARTCOVER_TARGET_BUCKET="pub-1250000000"))
+    assert not seeded.requests
 
 
 @pytest.mark.parametrize("name,keys", [

@@ -29,12 +29,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
     from typing import Any, Callable, List, Mapping, Optional
 
-from . import log
+from . import log, metrics
 from .auth import Authenticator
 from .config import Config
 from .deadline import Deadline
 from .errors import ConfigError, MethodNotAllowed, SmartCoverError
-from .events import DOCTOR, QUEUE, TIMER, Request, from_event
+from .events import BATCH, DOCTOR, QUEUE, TIMER, Request, from_event
 from .templates import can_collide
 from .response import INTERNAL, error, error_body, respond
 
@@ -57,14 +57,15 @@ def overall_status(outcomes: List[str]) -> int:
 
 
 class RetryBatch(Exception):
-    """Raised out of ``main_handler`` for a queue-trigger batch with a retryable (5xx) message.
+    """Raised out of ``main_handler`` for a queue-trigger batch with a retryable (5xx) message, or
+    a fan-out batch (:mod:`fanout`) with a job needing a retry.
 
     SCF retries a queue-triggered invocation only when the function fails (SCF docs: CKafka and
     CMQ/TDMQ triggers retry on function errors); an answer is an acknowledgement. ``body`` is the
     batch summary that would have been answered (it is also logged)."""
 
     def __init__(self, body: dict) -> None:
-        super().__init__(f"queue batch incomplete: status {body['status']}")
+        super().__init__(f"batch incomplete: status {body['status']}")
         self.body = body
 
 
@@ -166,6 +167,17 @@ def job_dict(result) -> dict:
     return out
 
 
+def start_warnings(config: Config) -> None:
+    """Log what :meth:`Config.from_env` accepted but an operator should see: a ``config.unknown``
+    line per ``SMARTCOVER_*`` name nobody reads (fields ``variable``, ``closest``), and a
+    ``config.notice`` line per :attr:`Config.notices` entry. Both at WARNING."""
+    for name, near in config.unknown:
+        log.event("config.unknown", log.WARNING, variable=name, closest=near,
+                  hint=f"{name} is not a variable this function reads" + (f"; did you mean {near}?" if near else ""))
+    for text in config.notices:
+        log.event("config.notice", log.WARNING, detail=text)
+
+
 class App:
     """The callback handler for one validated :class:`Config`.
 
@@ -180,7 +192,9 @@ class App:
         self.config = config
         self.env = os.environ if env is None else env
         self.auth = authenticator or Authenticator(config, env=self.env)
+        self._cold = True  # until the first invocation: the metrics record's "cold"
         log.setup(config.log_level)
+        start_warnings(config)
         if config.auth_none:
             log.event("SMARTCOVER_AUTH=none: callbacks are accepted without a token", log.WARNING)
         if config.allowed_buckets is None:
@@ -203,17 +217,25 @@ class App:
 
     def __call__(self, event: Any, context: Optional[Mapping[str, Any]] = None) -> Answer:
         started = time.monotonic()
+        cold, self._cold = self._cold, False
         deadline = Deadline.from_context(context)
         request_id = str((context or {}).get("request_id") or "") if isinstance(context, dict) else ""
         token = log.REQUEST_ID.set(request_id)
+        shape = None
         try:
-            status, body = self._handle(event, context, deadline)
+            request = from_event(event, context if isinstance(context, dict) else None, self.config.max_body_bytes)
+            shape = request.shape
+            status, body = self._handle(request, deadline)
         except SmartCoverError as exc:
             status, body = exc.status, error_body(exc.status, exc.code, exc.public)
-            log.event("refused", log.WARNING, status=exc.status, error=exc.code, reason=exc.public)
+            log.event("refused", log.WARNING, status=exc.status, error=exc.code, reason=exc.public,
+                      bucket=getattr(exc, "bucket", None) or None, region=getattr(exc, "region", None) or None)
         except RetryBatch as exc:
             log.event("queue batch incomplete: failing the invocation so SCF redelivers it", log.ERROR,
-                      status=exc.body["status"], messages=len(exc.body["messages"]))
+                      status=exc.body["status"], messages=len(exc.body.get("messages") or ()) or None,
+                      batch=exc.body.get("batch"))
+            metrics.emit(exc.body["status"], exc.body, (time.monotonic() - started) * 1000, cold, shape, retried=True,
+                         request_id=request_id)
             raise
         except Exception:  # noqa: BLE001 - the one place that turns bugs into a 500
             log.event("unexpected error", log.ERROR, exc_info=True)
@@ -222,11 +244,12 @@ class App:
             log.REQUEST_ID.reset(token)
         if request_id:
             body["requestId"] = request_id
-        log.event("answer", status=status, ms=round((time.monotonic() - started) * 1000, 1), requestId=request_id or None)
+        ms = (time.monotonic() - started) * 1000
+        log.event("answer", status=status, ms=round(ms, 1), requestId=request_id or None)
+        metrics.emit(status, body, ms, cold, shape, request_id=request_id)
         return respond(status, body)
 
-    def _handle(self, event: Any, context: Any, deadline: Deadline):
-        request = from_event(event, context if isinstance(context, dict) else None, self.config.max_body_bytes)
+    def _handle(self, request: Request, deadline: Deadline):
         if request.is_http and request.method != "POST":
             raise MethodNotAllowed("use POST")
         self.auth.check(request)
@@ -236,6 +259,8 @@ class App:
             return self.timer(request, deadline)
         if request.shape == QUEUE:
             return self.batch(request, deadline)
+        if request.shape == BATCH:
+            return self.fanout_batch(request, deadline)
         if request.shape == DOCTOR:
             return self.doctor(request, deadline)
         return self.process(request, deadline)
@@ -283,6 +308,7 @@ class App:
         items = []
         for m in request.messages:
             started = time.monotonic()
+            refused: dict = {}
             try:
                 if m.error is not None:
                     raise m.error
@@ -292,11 +318,14 @@ class App:
                     status, body = self.run_callback(parse_body(m.body), session)
             except SmartCoverError as exc:
                 status, body = exc.status, error_body(exc.status, exc.code, exc.public)
+                refused = {"reason": exc.public, "bucket": getattr(exc, "bucket", None) or None,
+                           "region": getattr(exc, "region", None) or None}
             except Exception:  # noqa: BLE001 - one message's bug must not lose the others
                 log.event("unexpected error", log.ERROR, exc_info=True, messageId=m.message_id)
                 status, body = INTERNAL[0], error_body(*INTERNAL)
             log.event("message", log.INFO if status < 400 else log.WARNING, kind=m.kind, messageId=m.message_id,
-                      status=status, outcome=body.get("outcome") or body.get("error"), ms=round((time.monotonic() - started) * 1000, 1))
+                      status=status, outcome=body.get("outcome") or body.get("error"), ms=round((time.monotonic() - started) * 1000, 1),
+                      **refused)
             items.append(dict({"messageId": m.message_id, "kind": m.kind}, **body))
         status = max(item["status"] for item in items)
         body = {"status": status, "outcome": "done" if status == 200 else "incomplete", "messages": items,
@@ -314,8 +343,26 @@ class App:
 
         assert request.timer is not None
         window = window_from_timer(request.timer, self.config, self.env)
+        if '"fanOut"' in request.timer.message:
+            from .fanout import run_lister, wants_fan_out
+
+            if wants_fan_out(request.timer.message):
+                answer = run_lister(self.config, self.env, window, deadline)
+                return answer["status"], answer
         summary = reconcile(self.config, self.env, window, deadline)
         return summary.status, summary.to_dict()
+
+    def fanout_batch(self, request: Request, deadline: Deadline):
+        """A fan-out batch (:func:`fanout.run_batch`): the listed jobs followed up as their
+        callbacks would be. Raises :class:`RetryBatch` when a job needs a retry, so that SCF's async
+        retry runs the batch again (SCF retries an async invocation only when it fails)."""
+        from .fanout import Batch, run_batch
+
+        batch = Batch.from_event(request.tree)
+        status, body = run_batch(self.config, self.env, batch, deadline)
+        if not body.get("final", True):
+            raise RetryBatch(body)
+        return status, body
 
     def doctor(self, request: Request, deadline: Deadline):
         """A direct invocation ``{"doctor": {...}}``: run :func:`doctor.run` with the execution
@@ -336,13 +383,19 @@ class Misconfigured:
 
     def __init__(self, exc: ConfigError) -> None:
         self.exc = exc
+        self._cold = True
         log.setup()
         log.event("invalid configuration", log.ERROR, reason=exc.public)
 
     def __call__(self, event: Any, context: Any = None) -> Answer:
+        started = time.monotonic()
+        cold, self._cold = self._cold, False
+        request_id = str(context.get("request_id") or "") if isinstance(context, dict) else ""
         # the caller may be anyone: name the variable, keep its value and the details for the log
         names = sorted(set(re.findall(r"SMARTCOVER_[A-Z_]+|TENCENTCLOUD_[A-Z_]+", self.exc.public)))
-        return error(500, self.exc.code, "the function is misconfigured: " + (", ".join(names) or "see its log"))
+        answer = error(500, self.exc.code, "the function is misconfigured: " + (", ".join(names) or "see its log"), request_id)
+        metrics.emit(500, {"error": self.exc.code}, (time.monotonic() - started) * 1000, cold, request_id=request_id)
+        return answer
 
 
 def load(env: Optional[Mapping[str, str]] = None) -> Callable[[Any, Any], Answer]:

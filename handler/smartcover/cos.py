@@ -153,7 +153,7 @@ class Cos:
                                  Token=self._env.get(cfg.SESSION_TOKEN) or None, Timeout=None,
                                  Scheme=ep.scheme if ep else "https", IP=ep.host if ep else None,
                                  Port=ep.port if ep else None)
-                client = CosS3Client(conf, retry=0, session=_session(2 * self._config.concurrency + 10))
+                client = CosS3Client(conf, retry=0, session=_session(in_flight_limit(self._config.concurrency)))
                 self._clients[region] = client
             return client, self._generation
 
@@ -357,6 +357,30 @@ class Cos:
             raise CosFault("PutObject", "bucket does not exist", False, 404, "NoSuchBucket")
         return resp.headers.get("ETag", "")
 
+    def get_body(self, ref: ObjectRef) -> Optional[bytes]:
+        """GET Object (COS doc 436/7753): the object's bytes, or ``None`` when the key does not exist.
+        Used for the fan-out's own small JSON objects (cursor, batch results), never for covers."""
+        resp = self._send("GetObject", "GET", ref.bucket, ref.region, ref.key)
+        return None if resp.status_code == 404 else resp.content
+
+    def list_keys(self, bucket: str, region: str, prefix: str, marker: str = "", max_keys: int = 1000) -> Tuple[list, bool]:
+        """GET Bucket (List Objects, COS doc 436/7734): up to ``max_keys`` keys after ``marker``
+        under ``prefix``, sorted; returns ``(keys, is_truncated)``.
+
+        Raises:
+            CosFault: as :meth:`_send`; an unreadable listing is retryable.
+        """
+        def read(resp) -> Tuple[list, bool]:
+            root = _xml("ListObjects", resp.content)
+            keys = [(c.findtext("Key") or "") for c in root.iter() if _local(c.tag) == "Contents"]
+            truncated = next(((e.text or "").strip() == "true" for e in root if _local(e.tag) == "IsTruncated"), False)
+            return [k for k in keys if k], truncated
+
+        params = {"prefix": prefix, "max-keys": str(max_keys)}
+        if marker:
+            params["marker"] = marker
+        return self._send("ListObjects", "GET", bucket, region, "/", params=params, read=read)
+
     def request(self, op: str, method: str, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None,
                 headers: Optional[Dict[str, str]] = None, data: Optional[bytes] = None, ci: bool = False):
         """One signed request as :meth:`_send` sends it (retries, deadline), for the checks of
@@ -477,6 +501,19 @@ def _short(exc: Exception) -> str:
     """A cause for the answer that names no host, port or URL (those stay in the log)."""
     text = str(exc).lower()
     return "timeout" if "timed out" in text or "timeout" in text else ("connection reset" if "reset" in text else "connection error")
+
+
+def in_flight_limit(concurrency: int) -> int:
+    """Most COS/CI requests one invocation has in flight at once (so also to one host), for
+    ``SMARTCOVER_CONCURRENCY`` = ``concurrency``: ``2 * concurrency + 10``. The session's per-host
+    connection pool keeps that many connections (:func:`_session`), and every worker pool that
+    sends requests is bounded by it: :func:`execute.execute` (two requests a cover at once plus
+    the CI queries beside them, at most :data:`parse.MAX_JOBS` = 10) and
+    :func:`manifest.write_all` (one flat pool for the HEADs and the manifests of all jobs). A
+    request beyond the per-host pool would open a connection (a TLS handshake against COS) that
+    urllib3 then drops. Connections are only opened when needed, so a cold start pays nothing
+    for the size."""
+    return 2 * concurrency + 10
 
 
 _SESSIONS: Dict[int, "requests.Session"] = {}

@@ -39,6 +39,13 @@ class Forbidden(SmartCoverError):
     status = 403
     code = "Forbidden"
 
+    def __init__(self, message: str = "", bucket: str = "", region: str = "") -> None:
+        super().__init__(message)
+        self.bucket = bucket
+        """The refused bucket ("" when a region was refused); logged as field ``bucket``."""
+        self.region = region
+        """The refused region ("" when a bucket was refused); logged as field ``region``."""
+
 
 class MethodNotAllowed(SmartCoverError):
     """405: an HTTP method other than POST reached the callback URL."""

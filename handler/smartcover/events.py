@@ -26,6 +26,9 @@ Shapes are told apart by small ``infer`` checks tried in order (as Mangum does):
   ``{"specversion", "id", "type": "connector:tdmq", "source": "tdmq.cloud.tencent", ...,
   "data": {"topic", "subscriptionName", "msgId", "msgBody", ...}}``. Like a direct invocation
   these come from SCF itself (the caller needs CAM permission), so they carry no URL token.
+* Fan-out batch (:mod:`smartcover.fanout`): ``{"smartcoverBatch": {...}}``, the ``ClientContext``
+  of an asynchronous ``Invoke`` sent by this function's own lister (SCF API doc 583/17243); like a
+  direct invocation it needs CAM permission to invoke the function, so it carries no URL token.
 
 Header names are looked up case-insensitively (stored lower-case). Size is checked before any
 decoding work.
@@ -47,6 +50,8 @@ HTTP_FUNCTION_URL = "function_url"
 DIRECT = "direct"
 TIMER = "timer"
 QUEUE = "queue"
+BATCH = "batch"
+BATCH_KEY = "smartcoverBatch"
 DOCTOR = "doctor"
 
 QUEUE_KINDS = {"cmq": "CMQ", "tdmq": "TDMQ", "ckafka": "Ckafka"}
@@ -141,6 +146,14 @@ def from_event(event: Any, context: Optional[Mapping[str, Any]], max_body: int) 
         if size > max_body:
             raise PayloadTooLarge(f"callback larger than {max_body} bytes")
         return Request(shape=DIRECT, tree=event, request_id=request_id)
+    if BATCH_KEY in event:
+        try:
+            size = len(json.dumps(event, default=str))
+        except (RecursionError, ValueError):
+            raise BadRequest("batch is nested too deeply") from None
+        if size > max_body:
+            raise PayloadTooLarge(f"batch larger than {max_body} bytes")
+        return Request(shape=BATCH, tree=event, request_id=request_id)
     if str(event.get("Type") or "").lower() == "timer" and "TriggerName" in event:
         return _timer(event, max_body, request_id)
     if isinstance(event.get("Records"), list):

@@ -7,7 +7,9 @@ Per cover, for ``copy``/``move``::
                                     x-cos-copy-source-If-Match = the ETag HEAD gave
     stage 3 (one per bucket):       batch DELETE of the sources whose copy was verified
 
-and for ``tag``: GET tagging | HEAD (parallel with the CI query), then PUT tagging only if it changes.
+and for ``tag``: GET tagging | HEAD (parallel with the CI query), then PUT tagging only if it changes,
+then HEAD again (PUT tagging takes no If-Match: bytes rewritten meanwhile get this job's tags taken
+off again, :func:`_tagged_other_bytes`).
 
 Safety rules (README "Guarantees" and "Several jobs"):
 
@@ -140,7 +142,7 @@ class JobResult:
         if self.job.code and self.job.state != "Success":
             out["code"], out["message"] = self.job.code, self.job.message
         out.update(self.extra)
-        owners = sorted({c.owner for c in self.covers if c.owner})
+        owners = sorted({c.owner for c in self.covers if c.owner} | {str(self.extra.get("manifestOwner") or "")} - {""})
         if owners:
             out["conflictsWith"] = owners
         if self.covers:
@@ -225,7 +227,8 @@ def dry_run(plan: Plan, config: Config) -> List[JobResult]:
             if config.verify_job and uses_run_id(j, config):
                 steps.append(f"GET ci /workflowexecution/{j.job.workflow.run_id} (only if CI's job record has no Workflow)")  # type: ignore[union-attr]
             if c.action == "tag":
-                steps += [f"HEAD {c.source}", f"GET {c.source}?tagging", f"PUT {c.source}?tagging (if tags change)"]
+                steps += [f"HEAD {c.source}", f"GET {c.source}?tagging", f"PUT {c.source}?tagging (if tags change)",
+                          f"HEAD {c.source} (after a PUT tagging: the ETag must still be the one read)"]
             else:
                 steps += [f"HEAD {c.source}", f"GET {c.source}?tagging",
                           f"PUT {c.target} copy-source={c.source} If-Match=<source ETag> forbid-overwrite"
@@ -448,7 +451,41 @@ def _tag(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info, ex
     if set(merged) == set(existing):
         return replace(base, outcome="already-tagged", tags=merged)
     cos.put_tags(cover.source, merged)
+    changed = _tagged_other_bytes(cos, cover, info, existing, merged)
+    if changed:
+        return replace(base, outcome="conflict", detail=changed)
     return replace(base, outcome="tagged", tags=merged)
+
+
+def _tagged_other_bytes(cos: Cos, cover: CoverPlan, info: ObjectInfo, existing: Tags, merged: Tags) -> Optional[str]:
+    """After tagging in place: ``None`` when the object still is the version read (HEAD: same
+    ETag), else why not, having taken this job's tags off it again.
+
+    PUT Object tagging (COS doc 436/35709) takes no If-Match, so a rerun rewriting the key
+    between the read and the PUT would end with the rerun's bytes tagged as this job's. When the
+    ETag differs, the object's tags are read again and written back without every tag of this
+    cover (its identity and ``SMARTCOVER_TAGS``) and without what this PUT added; tags the
+    writer set itself stay. What remains (README "Known limits"): a second rewrite between that
+    GET and PUT, and a fault on the HEAD itself (the cover is then ``retry``, and a redelivery
+    cannot tell these bytes from the job's unless provenance does).
+
+    Raises:
+        CosFault: a request failed (the cover is then ``retry`` or ``failed``).
+    """
+    now = cos.head(cover.source)
+    if now is not None and now.etag.strip('"') == info.etag.strip('"'):
+        return None
+    why = "the cover was rewritten while it was being tagged (its ETag changed; PUT tagging cannot be conditional)"
+    if now is None:
+        return "the cover was deleted right after it was tagged; nothing left to untag"
+    current = cos.get_tags(cover.source)
+    if current is None:
+        return why + "; the object is gone now"
+    drop = set(cover.tags) | (set(merged) - set(existing))
+    kept = tuple(t for t in current if t not in drop)
+    if len(kept) != len(current):
+        cos.put_tags(cover.source, kept)
+    return why + "; this job's tags were taken off it again: the object at the source is not the one this job wrote"
 
 
 def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info, source_tags,
@@ -567,8 +604,11 @@ def _target_taken(cos: Cos, cover: CoverPlan, info: ObjectInfo, base: CoverResul
             return replace(base, detail="the source changed between reading and copying it (412); a redelivery looks again"), False
         return replace(base, detail="target vanished while checking it"), False
     if _is_ours(target_tags, cover) and _same_content(info, target.crc64, target.etag):
-        return replace(base, outcome="already-copied", etag=target.etag, crc64=target.crc64, tags=target_tags or (),
-                       detail="target already holds this cover", delete_source=cover.action == "move"), False
+        done = replace(base, outcome="already-copied", etag=target.etag, crc64=target.crc64, tags=target_tags or (),
+                       detail="target already holds this cover", delete_source=cover.action == "move")
+        if cover.action != "move":
+            return done, False
+        return _source_still_read(cos, cover, info, done, base, reserve_s, source_changed), False
     other = _other(target_tags, cover)
     if other:
         return replace(base, outcome="conflict", owner=other,
@@ -577,6 +617,43 @@ def _target_taken(cos: Cos, cover: CoverPlan, info: ObjectInfo, base: CoverResul
         return replace(base, outcome="conflict",
                        detail="target key holds another object tagged as this job's; never replaced"), False
     return replace(base, outcome="conflict", detail="target key holds an object this function did not write; left alone"), True
+
+
+def _source_still_read(cos: Cos, cover: CoverPlan, info: ObjectInfo, done: CoverResult, base: CoverResult,
+                       reserve_s: float, source_changed: bool) -> CoverResult:
+    """The target holds this cover (``done``, which would delete the source), but the copy was
+    refused (409, or 412: the source may have changed since it was read, COS doc 436/10881), so
+    nothing says the source is still the version read: a CI rerun may have written the key again
+    after the read. HEAD the source again (GET tagging too when it changed) and decide as a fresh
+    delivery would, never deleting an object that is not the version read:
+
+    * unchanged ETag: ``done`` (its source is deleted after this; the batch delete's own window,
+      README "Known limits", remains);
+    * gone: ``already-moved`` (a concurrent delivery deleted it);
+    * another version that is not this job's (:func:`plan.source_problem`): ``already-moved`` (as a
+      later delivery answers), the source left alone;
+    * another version that passes as this job's: ``conflict`` (409), nothing deleted: this job's
+      cover at the target is not the object at the source.
+
+    Raises:
+        CosFault: a read failed (the cover is then ``retry``; nothing was deleted).
+    """
+    now = cos.head(cover.source, reserve_s=reserve_s)
+    if now is None:
+        return replace(done, outcome="already-moved", delete_source=False, detail="source gone; target holds this cover")
+    if now.etag.strip('"') == info.etag.strip('"'):
+        return done
+    tags = cos.get_tags(cover.source, reserve_s=reserve_s)
+    if tags is None:
+        return replace(done, outcome="already-moved", delete_source=False, detail="source gone; target holds this cover")
+    problem = source_problem(cover, now.etag, now.last_modified, tags)
+    why = "the source changed after it was read" + (" (the copy answered 412)" if source_changed else "")
+    if problem:
+        # as a later delivery answers it (_copy: source_problem, then _source_gone)
+        return replace(done, outcome="already-moved", delete_source=False,
+                       detail=f"target holds this cover; {why} and the object now at its source is not this job's ({problem}): left alone")
+    return replace(base, outcome="conflict", owner=_other(tags, cover),
+                   detail=f"{why}: the target holds this job's cover as read before, the source other bytes; source and target left alone")
 
 
 def _source_gone(cos: Cos, cover: CoverPlan, base: CoverResult) -> CoverResult:
@@ -606,9 +683,17 @@ def _delete_sources(pool: Pool, cos: Cos, results: List[CoverResult]) -> Dict[in
             try:
                 problem = rechecks[id(r)].result()
             except CosFault as exc:
-                problem = f"could not check the target again ({exc})"
+                # A fault is not an answer: the copy may well be in place. The source is kept and
+                # the cover is retry (503) or failed (502), never a final conflict; a redelivery
+                # finds the target holding this cover (already-copied) and deletes the source.
+                out[id(r)] = replace(r, outcome="retry" if exc.retryable else "failed", delete_source=False,
+                                     detail=f"copy made; could not check the target again before deleting the source ({exc}); the source is kept")
+                continue
             if problem:
-                out[id(r)] = replace(r, outcome="conflict", delete_source=False, detail=problem + "; the source is kept")
+                # vanished: nobody holds the key, a redelivery copies again (retry); replaced: final
+                vanished = problem == _VANISHED
+                out[id(r)] = replace(r, outcome="retry" if vanished else "conflict", delete_source=False,
+                                     detail=problem + "; the source is kept")
     groups: Dict[Tuple[str, str], List[CoverResult]] = {}
     for r in results:
         if r.delete_source and id(r) not in out:
@@ -635,13 +720,16 @@ def _delete_sources(pool: Pool, cos: Cos, results: List[CoverResult]) -> Dict[in
     return out
 
 
+_VANISHED = "the target vanished after this copy"
+
+
 def _still_ours(cos: Cos, r: CoverResult) -> Optional[str]:
     """``None`` when ``r.target`` still holds the copy ``r`` made (this cover's identity tags and
     its ETag), else why not."""
     assert r.target is not None
     tags, info = cos.get_tags(r.target), cos.head(r.target)
     if info is None or tags is None:
-        return "the target vanished after this copy"
+        return _VANISHED
     if not set(t for t in r.tags if t[0] in (TAG_JOB, TAG_INDEX)) <= set(tags) or info.etag.strip('"') != r.etag.strip('"'):
         other = owner(tags)
         return f"the target was replaced after this copy{f' by job {other}' if other else ''}"

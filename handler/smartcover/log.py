@@ -12,8 +12,10 @@ line, so a redirect (or pytest's capture) sees every line.
 Lines the handler writes (``message`` -> fields): ``start`` (``config``: the effective
 configuration, no secret values), ``request`` (``shape``, ``messages``), ``cover`` (``jobId``,
 ``cover``, ``action``, ``outcome``, ``source``, ``target``, ``detail``), ``job`` (``jobId``,
-``outcome``, ``ms``, and ``code``/``error`` for a failed job), ``manifest``, ``message`` (one per
-queue message), ``reconcile``, ``refused`` and ``answer`` (``status``, ``ms``).
+``outcome``, ``ms``, and ``code``/``error`` for a failed job), ``ignored``, ``message`` (one per
+queue message), ``reconcile start``/``reconcile page``/``reconcile``, ``refused``, ``answer``
+(``status``, ``ms``) and, last in every invocation, ``metrics`` (:mod:`metrics`), which is written
+whatever the level. README "Logs" lists them all (``tests/test_docs.py`` checks it).
 """
 from __future__ import annotations
 
@@ -95,6 +97,16 @@ def event(message: str, level: int = INFO, exc_info: bool = False, **fields: Any
     threshold = WARNING if _state["level"] is None else _state["level"]
     if level < threshold:
         return
+    _write(message, level, exc_info, fields)
+
+
+def always(message: str, level: int = INFO, **fields: Any) -> None:
+    """Like :func:`event`, but written whatever the level set by :func:`setup` (the per-invocation
+    ``metrics`` record, which alarms count)."""
+    _write(message, level, False, fields)
+
+
+def _write(message: str, level: int, exc_info: bool, fields: Dict[str, Any]) -> None:
     created = time.time()
     error = ""
     if exc_info:

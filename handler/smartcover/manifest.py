@@ -32,14 +32,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from datetime import timezone
-from .pool import Pool
-from dataclasses import replace
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .cos import Cos, CosFault
+from .cos import Cos, CosFault, ObjectInfo, in_flight_limit
 from .execute import JobResult
-from .plan import TAG_JOB, JobPlan, ObjectRef, Plan
+from .plan import TAG_JOB, JobPlan, ObjectRef, Plan, owner
+from .pool import Pool
 from .tags import encode_tagging
 from .templates import split_key
 
@@ -113,21 +114,39 @@ def steps(job_plan: JobPlan) -> str:
             f"PUT {ref} x-cos-forbid-overwrite (if absent; if present and different, only when tagged as this job's manifest)")
 
 
-def write(cos: Cos, job_plan: JobPlan, result: JobResult) -> Tuple[str, str]:
-    """Write one job's manifest; return ``(outcome, detail)``. Never raises for COS faults.
+@dataclass(frozen=True)
+class Written:
+    """What :func:`write` did for one job's manifest.
+
+    ``outcome``: written, unchanged, rewritten, conflict, retry or failed (see :func:`write`);
+    ``detail``: why, when not OK; ``owner``: the other job whose identity the object at the
+    manifest key carries (``smartcover:jobid``), when that is the conflict, else ``""``."""
+
+    outcome: str
+    detail: str = ""
+    owner: str = ""
+
+
+def write(cos: Cos, job_plan: JobPlan, result: JobResult,
+          objects: Optional[Mapping[int, Tuple[str, str]]] = None) -> Written:
+    """Write one job's manifest; never raises for COS faults.
+
+    ``objects``: the final objects' ``(etag, crc64)`` by cover index, when the caller has them
+    (:func:`write_all` reads them beforehand); else they are read here (HEAD, one at a time).
 
     Outcomes: written, unchanged (identical manifest already there: no write), rewritten (this
     job's older manifest replaced), conflict (the key holds an object this function did not
-    write; left alone), retry (a retryable fault or a cover object missing), failed (COS refused).
+    write for this job, left alone; ``owner`` names the job its tags name, if any), retry (a
+    retryable fault or a cover object missing), failed (COS refused).
     """
     ref = job_plan.manifest
     assert ref is not None
     try:
-        body = encode(document(job_plan, result, _final_objects(cos, result)))
+        body = encode(document(job_plan, result, objects if objects is not None else _final_objects(cos, result)))
     except _Missing as exc:
-        return "retry", str(exc)
+        return Written("retry", str(exc))
     except CosFault as exc:
-        return ("retry" if exc.retryable else "failed"), str(exc)
+        return Written("retry" if exc.retryable else "failed", str(exc))
     md5 = hashlib.md5(body).hexdigest()
     headers = {"x-cos-tagging": encode_tagging(identity(result.job.job_id))}
     try:
@@ -135,46 +154,75 @@ def write(cos: Cos, job_plan: JobPlan, result: JobResult) -> Tuple[str, str]:
         if info is None:
             try:
                 cos.put_object(ref, body, CONTENT_TYPE, dict(headers, **{"x-cos-forbid-overwrite": "true"}))
-                return "written", ""
+                return Written("written")
             except CosFault as exc:
                 if exc.status != 409:
                     raise
             info = cos.head(ref)  # written by someone else in the meantime
             if info is None:
-                return "retry", "manifest key changed while writing it"
+                return Written("retry", "manifest key changed while writing it")
         if info.etag.strip('"') == md5:
-            return "unchanged", ""
+            return Written("unchanged")
         tags = cos.get_tags(ref)
         if tags is None or not set(identity(result.job.job_id)) <= set(tags):
-            return "conflict", "manifest key holds an object this function did not write; left alone"
+            other = owner(tags)
+            if other and other != result.job.job_id:
+                what = "manifest" if dict(tags or ()).get(TAG_MANIFEST) == "1" else "object"
+                return Written("conflict", f"manifest key holds job {other}'s {what}; left alone", other)
+            return Written("conflict", "manifest key holds an object this function did not write; left alone")
         cos.put_object(ref, body, CONTENT_TYPE, headers)
-        return "rewritten", "replaced this job's earlier manifest"
+        return Written("rewritten", "replaced this job's earlier manifest")
     except CosFault as exc:
-        return ("retry" if exc.retryable else "failed"), str(exc)
+        return Written("retry" if exc.retryable else "failed", str(exc))
 
 
 def write_all(plan: Plan, results: Sequence[JobResult], cos: Cos, concurrency: int = 4) -> List[JobResult]:
     """Write the manifest of every job of ``plan`` that has one and is done; ``results`` in plan
     order. Returns the results with ``extra["manifest"]`` (outcome), ``extra["manifestKey"]`` and,
-    when not OK, ``extra["manifestDetail"]``. Jobs not done get ``manifest: "skipped"``."""
+    when not OK, ``extra["manifestDetail"]`` (and ``extra["manifestOwner"]`` when another job's
+    object holds the key). Jobs not done get ``manifest: "skipped"``.
+
+    One pool of at most :func:`cos.in_flight_limit` workers (``concurrency`` =
+    ``SMARTCOVER_CONCURRENCY``) does it all: first the HEADs of every job's final objects whose
+    copy result lacked ETag/CRC64, then the manifests, each waiting only for its own HEADs (tasks
+    wait only for tasks submitted before them, so the pool cannot deadlock). So no more requests
+    are in flight than the session's per-host pool keeps connections for: a warm redelivery of ten
+    jobs with ten covers each reuses its connections instead of opening (and dropping) dozens."""
     todo = [(i, j, r) for i, (j, r) in enumerate(zip(plan.jobs, results)) if j.manifest is not None and j.disposition == "act"]
     out = list(results)
     if not todo:
         return out
     ready = [(i, j, r) for i, j, r in todo if r.outcome == "done"]
-    with Pool(max_workers=max(1, min(concurrency, len(ready) or 1)), thread_name_prefix="manifest") as pool:
-        futures = {i: pool.submit(write, cos, j, r) for i, j, r in ready}
+    heads = {i: [c for c in r.covers if not (c.etag and c.crc64)] for i, _, r in ready}
+    tasks = sum(len(h) for h in heads.values()) + len(ready)
+    with Pool(max_workers=max(1, min(in_flight_limit(concurrency), tasks)), thread_name_prefix="manifest") as pool:
+        reads = {i: {c.index: pool.submit(cos.head, c.target or c.source) for c in need} for i, need in heads.items()}
+        futures = {i: pool.submit(_write_after, cos, j, r, reads[i]) for i, j, r in ready}
         for i, j, r in todo:
-            outcome, detail = futures[i].result() if i in futures else ("skipped", "job not complete")
-            out[i] = annotate(r, j.manifest, outcome, detail)  # type: ignore[arg-type]
+            written = futures[i].result() if i in futures else Written("skipped", "job not complete")
+            out[i] = annotate(r, j.manifest, written.outcome, written.detail, written.owner)  # type: ignore[arg-type]
     return out
 
 
-def annotate(result: JobResult, ref: ObjectRef, outcome: str, detail: str = "") -> JobResult:
-    """``result`` with the manifest outcome recorded in its ``extra``."""
+def _write_after(cos: Cos, job_plan: JobPlan, result: JobResult, reads: Mapping[int, Future]) -> Written:
+    """:func:`write` once the HEADs in ``reads`` (cover index -> future of ``cos.head``) answered."""
+    try:
+        objects = _objects(result, {index: fut.result() for index, fut in reads.items()})
+    except _Missing as exc:
+        return Written("retry", str(exc))
+    except CosFault as exc:
+        return Written("retry" if exc.retryable else "failed", str(exc))
+    return write(cos, job_plan, result, objects)
+
+
+def annotate(result: JobResult, ref: ObjectRef, outcome: str, detail: str = "", owner: str = "") -> JobResult:
+    """``result`` with the manifest outcome recorded in its ``extra``; ``owner`` (another job's
+    JobId holding the manifest key) becomes ``manifestOwner`` and joins ``conflictsWith``."""
     extra = dict(result.extra, manifest=outcome, manifestKey=ref.key)
     if detail and outcome not in OK:
         extra["manifestDetail"] = detail
+    if owner:
+        extra["manifestOwner"] = owner
     return replace(result, extra=extra)
 
 
@@ -193,21 +241,22 @@ class _Missing(Exception):
 
 
 def _final_objects(cos: Cos, result: JobResult) -> Dict[int, Tuple[str, str]]:
+    """``(etag, crc64)`` of each cover's final object: from the copy result, else HEAD (in turn)."""
+    return _objects(result, {c.index: cos.head(c.target or c.source) for c in result.covers if not (c.etag and c.crc64)})
+
+
+def _objects(result: JobResult, heads: Mapping[int, Optional[ObjectInfo]]) -> Dict[int, Tuple[str, str]]:
+    """``(etag, crc64)`` by cover index: the copy result's, else what ``heads`` (HEAD answers by
+    cover index) says. Raises :class:`_Missing` for a cover whose final object is gone."""
     out: Dict[int, Tuple[str, str]] = {}
-    need = []
     for c in result.covers:
         if c.etag and c.crc64:
             out[c.index] = (c.etag.strip('"'), c.crc64)
-        else:
-            need.append(c)
-    if need:
-        with Pool(max_workers=min(10, len(need)), thread_name_prefix="manifest-head") as pool:
-            heads = {c.index: pool.submit(cos.head, c.target or c.source) for c in need}
-            for c in need:
-                info = heads[c.index].result()
-                if info is None:
-                    raise _Missing(f"cover {c.index} is not at {c.target or c.source}")
-                out[c.index] = (info.etag.strip('"'), info.crc64)
+            continue
+        info = heads.get(c.index)
+        if info is None:
+            raise _Missing(f"cover {c.index} is not at {c.target or c.source}")
+        out[c.index] = (info.etag.strip('"'), info.crc64)
     return out
 
 

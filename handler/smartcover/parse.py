@@ -25,6 +25,9 @@ from .model import (Callback, CosHeader, Input, Job, MediaInfo, Md5Info, Operati
 MAX_DEPTH = 24
 MAX_ELEMENTS = 5000
 MAX_JOBS = 10
+MAX_LIST_JOBS = 100
+"""CI's largest job-list page (``GET /jobs?size=``, at most 100, CI doc 436/54011); CI's own answers
+(reconcile, fan-out) are parsed with this limit, callbacks with :data:`MAX_JOBS`."""
 MAX_OUTPUTS = 100
 MAX_TEXT = 4096
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -35,11 +38,13 @@ NO_TIME = ("", "-")
 Tree = Dict[str, Any]
 
 
-def parse_body(body: bytes, require_event: bool = True, tolerant: bool = False) -> Callback:
+def parse_body(body: bytes, require_event: bool = True, tolerant: bool = False, max_jobs: int = MAX_JOBS) -> Callback:
     """Parse raw callback bytes. XML or JSON is decided from the first non-blank byte.
 
     A UTF-8 BOM and leading whitespace are tolerated. ``require_event=False`` accepts CI's job
     query answers (``GET /jobs``), which have no ``EventName``; ``tolerant`` see :func:`parse_tree`.
+    ``max_jobs``: most ``JobsDetail`` accepted (:data:`MAX_LIST_JOBS` for CI's own list pages); the
+    element limit grows with it.
 
     Raises:
         BadRequest: empty, not XML/JSON, malformed, hostile XML, over a limit, or badly typed.
@@ -47,9 +52,10 @@ def parse_body(body: bytes, require_event: bool = True, tolerant: bool = False) 
     data = body[3:] if body.startswith(_BOM) else body
     data = data.lstrip(b" \t\r\n")
     if data.startswith(b"<"):
-        return parse_tree(xml_tree(utf8_declaration(data)), require_event, tolerant)
+        return parse_tree(xml_tree(utf8_declaration(data), max_elements=MAX_ELEMENTS * max(1, max_jobs // MAX_JOBS)),
+                          require_event, tolerant, max_jobs)
     if data.startswith(b"{"):
-        return parse_tree(json_tree(data), require_event, tolerant)
+        return parse_tree(json_tree(data), require_event, tolerant, max_jobs)
     raise BadRequest("body is neither an XML nor a JSON callback")
 
 
@@ -81,7 +87,7 @@ def utf8_declaration(data: bytes) -> bytes:
     return data[:m.start("name")] + b"UTF-8" + data[m.end("name"):]
 
 
-def xml_tree(data: bytes) -> Tree:
+def xml_tree(data: bytes, max_elements: int = MAX_ELEMENTS) -> Tree:
     """XML bytes -> neutral tree of the root's children. Root must be ``Response``.
 
     Namespaces are dropped from tag names (CI sends none; a default namespace is tolerated).
@@ -99,7 +105,7 @@ def xml_tree(data: bytes) -> Tree:
     while stack:
         elem, depth = stack.pop()
         count += 1
-        if depth > MAX_DEPTH or count > MAX_ELEMENTS:
+        if depth > MAX_DEPTH or count > max_elements:
             raise BadRequest("XML is nested too deeply or has too many elements")
         stack.extend((child, depth + 1) for child in elem)
     if _local(root.tag) != "Response":
@@ -126,7 +132,7 @@ def unwrap(tree: Any) -> Tree:
     return tree
 
 
-def parse_tree(tree: Tree, require_event: bool = True, tolerant: bool = False) -> Callback:
+def parse_tree(tree: Tree, require_event: bool = True, tolerant: bool = False, max_jobs: int = MAX_JOBS) -> Callback:
     """Neutral tree (from XML, JSON or a direct-invocation dict) -> :class:`Callback`.
 
     ``tolerant`` (CI's job lists, read by reconcile): a ``JobsDetail`` that cannot be read is
@@ -143,8 +149,8 @@ def parse_tree(tree: Tree, require_event: bool = True, tolerant: bool = False) -
         if event and event != "TaskFinish":
             return Callback(event_name=event)
         details = _many(tree, "JobsDetail", drop_empty=True)
-        if len(details) > MAX_JOBS:
-            raise BadRequest(f"more than {MAX_JOBS} jobs in one callback")
+        if len(details) > max_jobs:
+            raise BadRequest(f"more than {max_jobs} jobs in one callback")
         jobs, unreadable = [], []
         for d in details:
             try:

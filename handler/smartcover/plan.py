@@ -414,12 +414,25 @@ def _failed(job: Job, config: Config) -> JobPlan:
 
 
 def _allowed(bucket: str, region: str, config: Config) -> None:
-    if not valid_bucket(bucket) or not valid_region(region):
-        raise Forbidden("callback names an invalid bucket or region")
+    """Raise :class:`Forbidden` (403) naming the refused bucket or region (quoted with ``repr``,
+    cut to 64 characters: it comes from the callback) and the allow-list it is not in."""
+    if not valid_bucket(bucket):
+        raise Forbidden(f"callback names an invalid bucket {_shown(bucket)} (not name-APPID)", bucket=_cut(bucket))
+    if not valid_region(region):
+        raise Forbidden(f"callback names an invalid region {_shown(region)}", region=_cut(region))
     if config.allowed_buckets is not None and bucket not in config.allowed_buckets:
-        raise Forbidden("callback names a bucket outside SMARTCOVER_ALLOWED_BUCKETS")
+        raise Forbidden(f"callback names bucket {_shown(bucket)}, outside SMARTCOVER_ALLOWED_BUCKETS", bucket=bucket)
     if config.allowed_regions is not None and region not in config.allowed_regions:
-        raise Forbidden("callback names a region outside SMARTCOVER_ALLOWED_REGIONS")
+        raise Forbidden(f"callback names region {_shown(region)}, outside SMARTCOVER_ALLOWED_REGIONS", region=region)
+
+
+def _cut(value: object) -> str:
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= 64 else text[:64] + "..."
+
+
+def _shown(value: object) -> str:
+    return repr(_cut(value))
 
 
 def _job_values(job: Job) -> Dict[str, str]:

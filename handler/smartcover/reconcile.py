@@ -11,7 +11,7 @@ last page). Several CI pages mark ``queueId`` required (1045/43701), newer ones 
 (460/84766): the list is asked once per queue, the queues coming from the caller, from
 ``SMARTCOVER_QUEUE_IDS`` or from CI's media queue list (``GET /queue``, 436/54045), else without
 a queue id (:class:`Queues`, reported in the summary). Each page (at most :data:`PAGE_SIZE` jobs,
-the parser's per-document limit) is parsed with :func:`parse.parse_body` (``require_event=False``,
+CI's largest page) is parsed with :func:`parse.parse_body` (``require_event=False``,
 ``tolerant=True``: a job that cannot be read is reported by JobId and skipped); every job
 is validated on its own with :func:`plan.plan` exactly as a ``TaskFinish`` callback naming that one
 job would be (a job that fails validation is reported and skipped), and the valid jobs of the
@@ -45,7 +45,8 @@ from .deadline import Deadline
 from .errors import BadRequest, Forbidden, SmartCoverError, Unprocessable
 from .events import Timer
 
-PAGE_SIZE = 10
+PAGE_SIZE = 100
+"""CI's largest job-list page (``size`` at most 100, CI doc 436/54011; :data:`parse.MAX_LIST_JOBS`)."""
 PAGE_RESERVE_S = 5.0
 DEFAULT_HOURS = 24.0
 MAX_HOURS = 24.0 * 30
@@ -119,9 +120,9 @@ def target_of(config: Config, env: Mapping[str, str], bucket: Any, region: Any, 
     if not isinstance(bucket, str) or not isinstance(region, str):
         raise BadRequest(f"{who}: bucket and region must be strings")
     if config.allowed_buckets is not None and bucket not in config.allowed_buckets:
-        raise Forbidden(f"{who}: bucket outside {cfg.ALLOWED_BUCKETS}")
+        raise Forbidden(f"{who}: bucket {bucket[:64]!r} is outside {cfg.ALLOWED_BUCKETS}", bucket=bucket[:64])
     if config.allowed_regions is not None and region not in config.allowed_regions:
-        raise Forbidden(f"{who}: region outside {cfg.ALLOWED_REGIONS}")
+        raise Forbidden(f"{who}: region {region[:64]!r} is outside {cfg.ALLOWED_REGIONS}", region=region[:64])
     return bucket, region
 
 
@@ -238,7 +239,7 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
     """
     from .app import Session
     from .cos import CosFault
-    from .parse import parse_body
+    from .parse import MAX_LIST_JOBS, parse_body
 
     config = config.replace(verify_job=False)
     page_size = max(1, min(PAGE_SIZE, int(page_size)))
@@ -266,7 +267,7 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
                 params["nextToken"] = token
             try:
                 page = parse_body(cos.ci_get(window.bucket, window.region, "/jobs", params, op="DescribeMediaJobs"),
-                                  require_event=False, tolerant=True)
+                                  require_event=False, tolerant=True, max_jobs=MAX_LIST_JOBS)
             except CosFault as exc:
                 hint = (f"; CI may require a queue id: set {cfg.QUEUE_IDS} or give the role ci:DescribeMediaQueues"
                         if not queue_id and exc.status == 400 else "")
@@ -284,7 +285,7 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
             jobs = [j for j in page.jobs if j.job_id not in seen_ids]
             seen_ids.update(j.job_id for j in jobs)
             summary.seen += len(jobs)
-            _follow_up(summary, jobs, config, session, reads, writes)
+            follow_up(summary, jobs, config, session, reads, writes)
             summary.cos_requests = session.requests_made
             log.event("reconcile page", page=summary.pages, queueId=queue_id or None, jobs=len(jobs), seen=summary.seen,
                       done=summary.done, alreadyDone=summary.already_done, failed=summary.failed)
@@ -307,18 +308,19 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
     return summary
 
 
-def _follow_up(summary: Summary, jobs: list, config: Config, session, reads: set, writes: set) -> None:
-    """Validate each listed job on its own, then carry out the valid ones together (see module)."""
-    from .app import act, job_dict, job_outcome, log_results
+def plan_jobs(summary: Summary, jobs: list, config: Config, reads: set, writes: set) -> list:
+    """Plan each CI job record on its own, as a ``TaskFinish`` callback naming that one job would
+    be; a job that fails validation, or whose keys meet those already claimed in ``reads`` /
+    ``writes`` (e.g. a rerun on the same video, as one callback naming both would be refused), is
+    counted ``refused`` in ``summary`` and left out. Returns the valid :class:`plan.JobPlan` list,
+    their keys claimed. Shared with the fan-out's lister (:mod:`fanout`)."""
     from .model import Callback
-    from .plan import TASK_FINISH, Plan, claim, overlap, plan
+    from .plan import TASK_FINISH, claim, overlap, plan
 
     valid = []
     for job in jobs:
         try:
             planned = plan(Callback(TASK_FINISH, (job,)), config).jobs
-            # jobs are planned one by one: refuse one whose keys meet another's of this run
-            # (e.g. a rerun on the same video), as one callback naming both would be refused
             problem = next((p for p in (overlap(j, reads, writes) for j in planned) if p), None)
             if problem:
                 raise Unprocessable(f"{problem} (another job of this run)")
@@ -328,6 +330,17 @@ def _follow_up(summary: Summary, jobs: list, config: Config, session, reads: set
         except SmartCoverError as exc:
             _fail(summary, job.job_id, "refused", exc.public, exc.status)
             log.event("job", logging.WARNING, jobId=job.job_id, outcome="refused", reason=exc.public, status=exc.status)
+    return valid
+
+
+def follow_up(summary: Summary, jobs: list, config: Config, session, reads: set, writes: set) -> None:
+    """Validate each listed job on its own (:func:`plan_jobs`), then carry out the valid ones
+    together with :func:`app.act`, counting outcomes in ``summary``. Used for a reconcile page and
+    for a fan-out batch (:func:`fanout.run_batch`)."""
+    from .app import act, job_dict, job_outcome, log_results
+    from .plan import TASK_FINISH, Plan
+
+    valid = plan_jobs(summary, jobs, config, reads, writes)
     if valid:
         started = time.monotonic()
         results = act(Plan(TASK_FINISH, tuple(valid)), config, session)

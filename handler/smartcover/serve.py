@@ -9,9 +9,10 @@ with lower-case names plus ``x-scf-remote-addr`` (the client address), ``body`` 
 curl exactly as CI would post it to the Function URL.
 
 ``--local-cos`` starts an in-process :class:`localcos.LocalCOS` on a free loopback port, seeded
-with the official samples' input video, covers and CI jobs (bucket ``test-123456789``,
-``ap-chongqing``), and points the function at it (``SMARTCOVER_COS_ENDPOINT``, local role
-credentials, callback token :data:`devkit.TOKEN` unless ``SMARTCOVER_TOKEN`` is given).
+with every official sample's input video, covers and CI job (bucket ``test-123456789``,
+``ap-chongqing``), and points the function at it (:func:`local_env`: endpoint, local role
+credentials, the allow-lists, callback token :data:`devkit.TOKEN` unless the token settings are
+given).
 These helpers are for development; the deployed function never imports this module.
 """
 from __future__ import annotations
@@ -121,20 +122,130 @@ def make_server(function: Handler, port: int = 0, time_limit_ms: int = 30000) ->
     return server
 
 
+LOCAL_BUCKET = "test-123456789"
+"""The bucket the official samples name (seeded by ``--local-cos``)."""
+
+
 def start_local_cos(env: Mapping[str, str]) -> Tuple[Any, Dict[str, str]]:
-    """Start a :class:`localcos.LocalCOS` seeded with the workflow sample's video, covers and CI
-    job, and return ``(server, env)``: ``env`` is the
-    given environment with the local endpoint and credentials set (and ``SMARTCOVER_TOKEN``
-    defaulting to :data:`devkit.TOKEN`). Stop the server with ``server.stop()``."""
+    """Start a :class:`localcos.LocalCOS` seeded with every official sample (input video, covers
+    and CI job of ``smartcover-job-api.xml``, ``smartcover-workflow.xml``, ``smartcover-workflow.json``)
+    and return ``(server, env)``: the given environment plus what the function needs to use it
+    (:func:`local_env`). Stop the server with ``server.stop()``.
+
+    The samples share one JobId but describe two jobs (one submitted through the API, one run by a
+    workflow); CI knows a JobId once, so the workflow job is registered last, and :func:`sample_switch`
+    registers the job of the sample being POSTed just before it reaches the function.
+    """
     import devkit
 
     srv = devkit.server()
-    # The three official samples share one JobId, and CI knows a job once: seed the workflow job,
-    # which both smartcover-workflow.xml and smartcover-workflow.json describe.
-    devkit.seed(srv, devkit.sample("smartcover-workflow.xml"))
+    for name in sorted(devkit.SAMPLES, key=lambda n: "workflow" in n):  # the workflow job last
+        devkit.seed(srv, devkit.sample(name))
     out = dict(env)
-    out.update(devkit.env(srv, SMARTCOVER_TOKEN=env.get("SMARTCOVER_TOKEN") or devkit.TOKEN))
+    out.update(local_env(srv, env))
     return srv, out
+
+
+def local_env(srv: Any, env: Mapping[str, str]) -> Dict[str, str]:
+    """The variables ``--local-cos`` sets for the function against ``srv``, respecting explicit ones.
+
+    Always: the local role credentials and ``SMARTCOVER_COS_ENDPOINT``. The callback token, unless
+    ``SMARTCOVER_TOKEN`` is present (even empty: then no token, and every callback is 401),
+    ``SMARTCOVER_AUTH=none`` or ``SMARTCOVER_TOKEN_SECRET`` is set: ``SMARTCOVER_TOKEN`` =
+    :data:`devkit.TOKEN`. With ``SMARTCOVER_TOKEN_SECRET`` (``name`` or ``name@VersionId``) the local
+    server holds that secret with value :data:`devkit.TOKEN` and ``SMARTCOVER_SSM_ENDPOINT`` /
+    ``SMARTCOVER_SSM_REGION`` point at it unless given. The allow-lists, unless given:
+    ``SMARTCOVER_ALLOWED_BUCKETS`` = the samples' bucket (plus ``SMARTCOVER_TARGET_BUCKET``, which is
+    then created), ``SMARTCOVER_ALLOWED_REGIONS`` = ``ap-chongqing`` (plus ``SMARTCOVER_TARGET_REGION``).
+    """
+    import devkit
+
+    out = devkit.env(srv, SMARTCOVER_TOKEN=None)
+    get = lambda name: (env.get(name) or "").strip()  # noqa: E731
+    if get("SMARTCOVER_TOKEN_SECRET"):
+        name, _, version = get("SMARTCOVER_TOKEN_SECRET").partition("@")
+        srv.set_secret(name, devkit.TOKEN, version or "v1")
+        if "SMARTCOVER_SSM_ENDPOINT" not in env:
+            out["SMARTCOVER_SSM_ENDPOINT"] = srv.endpoint
+        if not get("SMARTCOVER_SSM_REGION"):
+            out["SMARTCOVER_SSM_REGION"] = LOCAL_REGION
+    elif "SMARTCOVER_TOKEN" not in env and get("SMARTCOVER_AUTH").lower() != "none":
+        out["SMARTCOVER_TOKEN"] = devkit.TOKEN
+    target_bucket, target_region = get("SMARTCOVER_TARGET_BUCKET"), get("SMARTCOVER_TARGET_REGION")
+    if "SMARTCOVER_ALLOWED_BUCKETS" not in env:
+        out["SMARTCOVER_ALLOWED_BUCKETS"] = ",".join(sorted({LOCAL_BUCKET, target_bucket} - {""}))
+    if "SMARTCOVER_ALLOWED_REGIONS" not in env:
+        out["SMARTCOVER_ALLOWED_REGIONS"] = ",".join(sorted({LOCAL_REGION, target_region} - {""}))
+    if target_bucket:
+        try:
+            srv.create_bucket(target_bucket, target_region or LOCAL_REGION)
+        except Exception:  # noqa: BLE001 - already there, or not a bucket name: the config check says so
+            pass
+    return out
+
+
+def callback_token(env: Mapping[str, str]) -> str:
+    """The token a local callback must carry in ``?token=`` under ``env`` (after :func:`local_env`):
+    ``SMARTCOVER_TOKEN``, else :data:`devkit.TOKEN` when ``SMARTCOVER_TOKEN_SECRET`` is served by the
+    local server, else ``""`` (no token: ``SMARTCOVER_AUTH=none``, or every callback is 401)."""
+    if (env.get("SMARTCOVER_TOKEN") or "").strip():
+        return env["SMARTCOVER_TOKEN"].strip()
+    if (env.get("SMARTCOVER_TOKEN_SECRET") or "").strip():
+        import devkit
+
+        return devkit.TOKEN
+    return ""
+
+
+def token_note(given: Mapping[str, str], env: Mapping[str, str]) -> str:
+    """One line for the start banner saying which callback token applies and where it comes from
+    (``given``: the environment before :func:`local_env`; ``env``: after)."""
+    import devkit
+
+    if (given.get("SMARTCOVER_AUTH") or "").strip().lower() == "none":
+        return "callback token: none needed (SMARTCOVER_AUTH=none)"
+    if (given.get("SMARTCOVER_TOKEN_SECRET") or "").strip():
+        return (f"callback token: {devkit.TOKEN} (the value of SSM secret {given['SMARTCOVER_TOKEN_SECRET'].strip()} "
+                f"in the local server's SSM)")
+    if "SMARTCOVER_TOKEN" in given:
+        if not (given.get("SMARTCOVER_TOKEN") or "").strip():
+            return "callback token: none set (SMARTCOVER_TOKEN is empty): every callback is answered 401"
+        return "callback token: your SMARTCOVER_TOKEN (not shown)"
+    return f"callback token: {env.get('SMARTCOVER_TOKEN')} (the local default; set SMARTCOVER_TOKEN to choose another)"
+
+
+def sample_switch(srv: Any, function: Handler) -> Handler:
+    """Wrap ``function`` so that a POSTed body equal to an official sample (``tests/events``, also
+    in ``/work/shared/samples``; compared without whitespace, so ``curl -d`` works too) first makes
+    ``srv`` know that sample's CI job. The samples share one JobId; without this, CI would confirm
+    only one of them and the other would be answered 422. Other bodies are passed as they are, so CI
+    confirmation still rejects a body that is not a sample's."""
+    import devkit
+
+    def squeeze(raw: bytes) -> bytes:
+        return b"".join(raw.split())
+
+    from .parse import parse_body
+
+    jobs = {}
+    for name in devkit.SAMPLES:
+        body = devkit.sample(name)
+        details = "".join(devkit.job_xml(job.job_id, body) for job in parse_body(body).jobs)
+        jobs[squeeze(body)] = (LOCAL_BUCKET, f"<Response>{details}</Response>")
+
+    def call(event: Any, ctx: Any) -> Dict[str, Any]:
+        if isinstance(event, dict) and isinstance(event.get("body"), str):
+            raw = event["body"]
+            try:
+                data = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogateescape")
+            except ValueError:
+                data = b""
+            known = jobs.get(squeeze(data))
+            if known:
+                srv.add_job(*known)
+        return function(event, ctx)
+
+    return call
 
 
 def seed_body(srv: Any, body: bytes) -> bool:

@@ -1,0 +1,188 @@
+"""Local tools (issue 12, item 2): ``serve --local-cos`` knows every official sample's job, says which
+callback token applies, respects explicit token settings, and sets the allow-lists (no warning)."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import devkit
+from smartcover import cli
+from smartcover.app import App
+from smartcover.config import Config
+from smartcover.serve import callback_token, make_server, sample_switch, start_local_cos, token_note
+
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTCOVER_", "TENCENTCLOUD_"))}
+MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/${InputName}/${jobid}/${Number}.${ext}"}
+
+
+def post(port: int, body: bytes, token: str, content_type: str = "application/xml"):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", f"/?token={token}" if token else "/", body=body, headers={"Content-Type": content_type})
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+@pytest.fixture()
+def local():
+    """``start(env) -> (port, srv, env)``: the function behind a loopback server against a seeded local COS."""
+    started = []
+
+    def start(given):
+        srv, env = start_local_cos(given)
+        server = make_server(sample_switch(srv, App(Config.from_env(env), env)), 0)
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        started.append((srv, server))
+        return server.server_address[1], srv, env
+
+    yield start
+    for srv, server in started:
+        server.shutdown()
+        server.server_close()
+        srv.stop()
+
+
+@pytest.mark.parametrize("order", [devkit.SAMPLES, tuple(reversed(devkit.SAMPLES))])
+def test_every_official_sample_is_confirmed_in_any_order(local, order):
+    port, srv, env = local(dict(MOVE))
+    for name in order:
+        status, body = post(port, devkit.sample(name), devkit.TOKEN,
+                            "application/json" if name.endswith(".json") else "application/xml")
+        assert status == 200, (name, body)
+        assert {c["outcome"] for c in body["jobs"][0]["covers"]} <= {"moved", "already-moved"}
+    assert len(srv.keys("test-123456789", "covers/")) == 5
+
+
+def test_a_sample_sent_with_curl_d_newlines_stripped_is_still_known(local):
+    port, _, _ = local({})
+    squeezed = devkit.sample("smartcover-job-api.xml").replace(b"\n", b"")
+    status, body = post(port, squeezed, devkit.TOKEN)
+    assert status == 200 and body["outcome"] == "done"
+
+
+def test_a_body_that_is_not_a_sample_is_still_checked_against_ci(local):
+    port, srv, _ = local({})
+    forged = devkit.sample("smartcover-job-api.xml").replace(b"This is my SmartCover job.", b"Forged user data.")
+    status, body = post(port, forged, devkit.TOKEN)
+    assert status == 422 and body["jobs"][0]["outcome"] == "rejected"
+    assert not srv.writes()
+
+
+def test_allow_lists_are_set_and_nothing_is_warned(capsys):
+    srv, env = start_local_cos({})
+    try:
+        config = Config.from_env(env)
+        App(config, env)
+    finally:
+        srv.stop()
+    assert config.allowed_buckets == frozenset({"test-123456789"}) and config.allowed_regions == frozenset({"ap-chongqing"})
+    assert '"level":"WARNING"' not in capsys.readouterr().out
+
+
+def test_a_target_bucket_is_added_to_the_allow_list_and_created(local):
+    port, srv, env = local(dict(MOVE, SMARTCOVER_TARGET_BUCKET="pub-1250000000", SMARTCOVER_TARGET_REGION="ap-guangzhou"))
+    assert env["SMARTCOVER_ALLOWED_BUCKETS"] == "pub-1250000000,test-123456789"
+    assert env["SMARTCOVER_ALLOWED_REGIONS"] == "ap-chongqing,ap-guangzhou"
+    status, _ = post(port, devkit.sample("smartcover-workflow.xml"), devkit.TOKEN)
+    assert status == 200 and len(srv.keys("pub-1250000000", "covers/")) == 5
+
+
+def test_explicit_allow_lists_are_kept():
+    srv, env = start_local_cos({"SMARTCOVER_ALLOWED_BUCKETS": "other-1250000000"})
+    srv.stop()
+    assert env["SMARTCOVER_ALLOWED_BUCKETS"] == "other-1250000000"
+
+
+def test_explicit_token_is_kept(local):
+    port, _, env = local({"SMARTCOVER_TOKEN": "my-own-token-0123456789"})
+    assert callback_token(env) == "my-own-token-0123456789"
+    assert post(port, devkit.sample("smartcover-workflow.xml"), "my-own-token-0123456789")[0] == 200
+    assert post(port, devkit.sample("smartcover-workflow.xml"), devkit.TOKEN)[0] == 401
+
+
+def test_empty_token_means_no_token(local):
+    given = {"SMARTCOVER_TOKEN": ""}
+    port, _, env = local(given)
+    assert env["SMARTCOVER_TOKEN"] == "" and callback_token(env) == ""
+    assert post(port, devkit.sample("smartcover-workflow.xml"), devkit.TOKEN)[0] == 401
+    assert "401" in token_note(given, env)
+
+
+def test_auth_none_gets_no_token_and_no_conflict(local):
+    given = {"SMARTCOVER_AUTH": "none"}
+    port, _, env = local(given)
+    assert "SMARTCOVER_TOKEN" not in env and callback_token(env) == ""
+    assert post(port, devkit.sample("smartcover-workflow.xml"), "")[0] == 200
+    assert "SMARTCOVER_AUTH=none" in token_note(given, env)
+
+
+@pytest.mark.parametrize("secret", ["smartcover-callback-token", "smartcover-callback-token@v7"])
+def test_token_secret_is_served_by_the_local_ssm(local, secret):
+    given = {"SMARTCOVER_TOKEN_SECRET": secret}
+    port, srv, env = local(given)
+    assert "SMARTCOVER_TOKEN" not in env and env["SMARTCOVER_SSM_ENDPOINT"] == srv.endpoint
+    assert callback_token(env) == devkit.TOKEN
+    assert post(port, devkit.sample("smartcover-workflow.xml"), devkit.TOKEN)[0] == 200
+    assert post(port, devkit.sample("smartcover-workflow.xml"), "wrong-token-0123456789")[0] == 401
+    assert secret.split("@")[0] in token_note(given, env)
+
+
+def test_invoke_with_local_cos_warns_nothing(capsys):
+    code = cli.main(["invoke", str(devkit.EVENTS / "smartcover-job-api.xml"), "--local-cos"], dict(CLEAN_ENV))
+    captured = capsys.readouterr()
+    assert code == 0 and captured.out.startswith("HTTP 200")
+    assert '"level":"WARNING"' not in captured.err
+
+
+def test_invoke_with_local_cos_and_token_secret(capsys):
+    env = dict(CLEAN_ENV, SMARTCOVER_TOKEN_SECRET="smartcover-callback-token")
+    code = cli.main(["invoke", str(devkit.EVENTS / "smartcover-workflow.json"), "--local-cos"], env)
+    assert code == 0 and capsys.readouterr().out.startswith("HTTP 200")
+
+
+def test_serve_banner_prints_the_token_and_a_curl_that_works():
+    proc = subprocess.Popen([sys.executable, "-m", "handler", "serve", "--local-cos", "--port", "0"], cwd=devkit.ROOT,
+                            env=CLEAN_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = [proc.stdout.readline() for _ in range(4)]
+        assert f"callback token: {devkit.TOKEN}" in banner[2]
+        url = re.search(r"'(http://127\.0\.0\.1:\d+/\?token=[^']+)'", banner[3]).group(1)
+        assert url.endswith(f"?token={devkit.TOKEN}")
+        port = int(url.split(":")[2].split("/")[0])
+        for name in devkit.SAMPLES:
+            assert post(port, devkit.sample(name), devkit.TOKEN)[0] == 200, name
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        err = proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert '"level":"WARNING"' not in err
+
+
+def test_readme_explains_the_local_token_next_to_its_curl():
+    readme = (Path(devkit.ROOT) / "README.md").read_text(encoding="utf-8")
+    at = readme.index(f"?token={devkit.TOKEN}")
+    assert "devkit.TOKEN" in readme[at - 1500: at + 1500] and "callback token" in readme[at - 1500: at + 1500]
+
+
+def test_make_serve_sets_the_allow_lists():
+    out = subprocess.run(["make", "-n", "serve"], cwd=devkit.ROOT, capture_output=True, text=True, timeout=60)
+    command = [line for line in out.stdout.replace("\\\n", " ").splitlines() if "handler serve" in line]
+    assert command and "--local-cos" in command[0]
+    assert "SMARTCOVER_ALLOWED_BUCKETS=test-123456789" in command[0] and "SMARTCOVER_ALLOWED_REGIONS=ap-chongqing" in command[0]
