@@ -89,9 +89,12 @@ def test_forbidden_bucket_and_unknown_event_shape(cos, make_app, capsys):
 def test_conflict_and_retry_are_counted_by_outcome(cos, make_app, capsys):
     body = devkit.sample(SAMPLE)
     devkit.seed(cos, body)
-    cos.put(BUCKET, "covers/demo/1.jpg", b"not ours", content_type="image/jpeg")
-    cos.inject(Fault(op="PutObjectCopy", key="covers/demo/3.jpg", status=503))
-    app = make_app(**MOVE)
+    # collision-free targets, so each cover has its own outcome (README's template would hold covers
+    # 2-4 back behind the foreign object at cover 1's key: README "Several jobs")
+    job = "j6842765cf84611ecb8546d80f2baf56f"
+    cos.put(BUCKET, f"covers/demo/{job}/1.jpg", b"not ours", content_type="image/jpeg")
+    cos.inject(Fault(op="PutObjectCopy", key=f"covers/demo/{job}/3.jpg", status=503))
+    app = make_app(**dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}"))
     capsys.readouterr()
     status, answer = call(app, devkit.http_event(body))
     _, [m] = records(capsys)
