@@ -193,6 +193,18 @@ def _config(env: Mapping[str, str], warn: bool = False):
     return config
 
 
+def _read(command: str, path: str) -> Optional[bytes]:
+    """The bytes of ``path`` (``-``: stdin), or None after telling stderr why it cannot be read."""
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read()
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        print(f"{command}: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return None
+
+
 def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
     """``reconcile``: see :func:`reconcile.reconcile`."""
     local = None
@@ -349,14 +361,8 @@ def cmd_invoke(args: argparse.Namespace, env: Dict[str, str]) -> int:
     from .app import App
     from .serve import callback_token, context, function_url_event, pretty, seed_body, start_local_cos
 
-    try:
-        if args.file == "-":
-            body = sys.stdin.buffer.read()
-        else:
-            with open(args.file, "rb") as fh:
-                body = fh.read()
-    except OSError as exc:
-        print(f"invoke: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+    body = _read("invoke", args.file)
+    if body is None:
         return 2
     local = None
     if args.local_cos:
@@ -526,11 +532,8 @@ def cmd_doctor(args: argparse.Namespace, env: Dict[str, str]) -> int:
 
     callback = None
     if args.callback:
-        try:
-            with open(args.callback, "rb") as fh:
-                callback = fh.read()
-        except OSError as exc:
-            print(f"doctor: cannot read {args.callback}: {exc.strerror}", file=sys.stderr)
+        callback = _read("doctor", args.callback)
+        if callback is None:
             return 2
     local = None
     if args.local_cos:
