@@ -186,3 +186,21 @@ def test_make_serve_sets_the_allow_lists():
     command = [line for line in out.stdout.replace("\\\n", " ").splitlines() if "handler serve" in line]
     assert command and "--local-cos" in command[0]
     assert "SMARTCOVER_ALLOWED_BUCKETS=test-123456789" in command[0] and "SMARTCOVER_ALLOWED_REGIONS=ap-chongqing" in command[0]
+
+
+def test_reconcile_dry_run_with_local_cos_plans_the_samples_job(capsys):
+    """README's local reconcile line: the seeded job (created 2022-06-30) is listed and planned, nothing written."""
+    code = cli.main(["reconcile", "--local-cos", "--since", "2022-06-30T00:00:00+08:00",
+                     "--until", "2022-07-01T00:00:00+08:00", "--dry-run"], dict(CLEAN_ENV))
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "1 jobs seen" in err and "1 planned" in err
+
+
+def test_doctor_with_local_cos_examines_the_samples_job(capsys):
+    """``doctor --local-cos`` needs no option: the samples' bucket and job are the defaults."""
+    code = cli.main(["doctor", "--local-cos", "--json"], dict(CLEAN_ENV))
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    ci_job = [c for c in report["checks"] if c["id"] == "ci-job"]
+    assert ci_job and ci_job[0]["status"] == "pass", ci_job

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "progress in COS under SMARTCOVER_FANOUT_PREFIX, resumed by the next run")
     rec.add_argument("--poll", type=float, default=1.0, metavar="SECONDS", help="with --fan-out: seconds between looks at batch results (default 1)")
     rec.add_argument("--verbose", action="store_true", help="every log line on stderr (default: warnings and errors)")
+    rec.add_argument("--local-cos", action="store_true",
+                     help="run against a local COS/CI server seeded with the official samples (their job ran 2022-06-30)")
     rec.set_defaults(func=cmd_reconcile)
 
     srv = sub.add_parser("serve", parents=[common], help="run the function behind http://127.0.0.1:PORT/",
@@ -191,8 +193,32 @@ def _config(env: Mapping[str, str], warn: bool = False):
     return config
 
 
+def _read(command: str, path: str) -> Optional[bytes]:
+    """The bytes of ``path`` (``-``: stdin), or None after telling stderr why it cannot be read."""
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read()
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        print(f"{command}: cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return None
+
+
 def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
     """``reconcile``: see :func:`reconcile.reconcile`."""
+    local = None
+    if args.local_cos:
+        from .serve import start_local_cos
+        local, env = start_local_cos(env)
+    try:
+        return _reconcile(args, env)
+    finally:
+        if local is not None:
+            local.stop()
+
+
+def _reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
     from .deadline import Deadline
     from .errors import SmartCoverError
     from .reconcile import make_window, reconcile, target_of
@@ -335,14 +361,8 @@ def cmd_invoke(args: argparse.Namespace, env: Dict[str, str]) -> int:
     from .app import App
     from .serve import callback_token, context, function_url_event, pretty, seed_body, start_local_cos
 
-    try:
-        if args.file == "-":
-            body = sys.stdin.buffer.read()
-        else:
-            with open(args.file, "rb") as fh:
-                body = fh.read()
-    except OSError as exc:
-        print(f"invoke: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+    body = _read("invoke", args.file)
+    if body is None:
         return 2
     local = None
     if args.local_cos:
@@ -500,6 +520,10 @@ def cmd_submit(args: argparse.Namespace, env: Dict[str, str]) -> int:
         return 1
     print(f"submit: no manifest after {args.timeout:g} s (job {result.state or 'unknown'})", file=sys.stderr)
     return 1
+LOCAL_JOB_ID = "j6842765cf84611ecb8546d80f2baf56f"
+"""The JobId of the official samples (``shared/samples``), which ``--local-cos`` seeds."""
+
+
 def cmd_doctor(args: argparse.Namespace, env: Dict[str, str]) -> int:
     """``doctor``: see :func:`doctor.run`; exit 0 when no check fails, 1 otherwise, 2 for usage."""
     from .doctor import Options, run
@@ -508,11 +532,8 @@ def cmd_doctor(args: argparse.Namespace, env: Dict[str, str]) -> int:
 
     callback = None
     if args.callback:
-        try:
-            with open(args.callback, "rb") as fh:
-                callback = fh.read()
-        except OSError as exc:
-            print(f"doctor: cannot read {args.callback}: {exc.strerror}", file=sys.stderr)
+        callback = _read("doctor", args.callback)
+        if callback is None:
             return 2
     local = None
     if args.local_cos:
@@ -523,7 +544,8 @@ def cmd_doctor(args: argparse.Namespace, env: Dict[str, str]) -> int:
             return 2
         log.setup("WARNING", stream="stderr")
         try:
-            options = Options(bucket=args.bucket, region=args.region, queue_id=args.queue_id, job_id=args.job_id,
+            job_id = args.job_id or (LOCAL_JOB_ID if local is not None else "")
+            options = Options(bucket=args.bucket, region=args.region, queue_id=args.queue_id, job_id=job_id,
                               hours=args.hours, callback=callback, write_prefix=args.write,
                               function_url=args.function_url).checked()
             report = run(config, env, options)

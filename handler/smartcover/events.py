@@ -139,20 +139,10 @@ def from_event(event: Any, context: Optional[Mapping[str, Any]], max_body: int) 
             raise BadRequest("doctor: the argument must be an object")
         return Request(shape=DOCTOR, doctor=dict(spec or {}), request_id=request_id)
     if "EventName" in event or "JobsDetail" in event or "Response" in event:
-        try:
-            size = len(json.dumps(event, default=str))
-        except (RecursionError, ValueError):
-            raise BadRequest("callback is nested too deeply") from None
-        if size > max_body:
-            raise PayloadTooLarge(f"callback larger than {max_body} bytes")
+        _check_size(event, "callback", max_body)
         return Request(shape=DIRECT, tree=event, request_id=request_id)
     if BATCH_KEY in event:
-        try:
-            size = len(json.dumps(event, default=str))
-        except (RecursionError, ValueError):
-            raise BadRequest("batch is nested too deeply") from None
-        if size > max_body:
-            raise PayloadTooLarge(f"batch larger than {max_body} bytes")
+        _check_size(event, "batch", max_body)
         return Request(shape=BATCH, tree=event, request_id=request_id)
     if str(event.get("Type") or "").lower() == "timer" and "TriggerName" in event:
         return _timer(event, max_body, request_id)
@@ -282,3 +272,14 @@ def _query(*sources: Any) -> Dict[str, Tuple[str, ...]]:
                 values = ("" if value is True or value is None else str(value),)
             out[str(name)] = values
     return out
+
+
+def _check_size(event: dict, what: str, max_body: int) -> None:
+    """Refuse a direct-invocation ``event`` whose JSON form exceeds ``max_body`` bytes (413) or
+    that is nested too deeply to serialise (400)."""
+    try:
+        size = len(json.dumps(event, default=str))
+    except (RecursionError, ValueError):
+        raise BadRequest(f"{what} is nested too deeply") from None
+    if size > max_body:
+        raise PayloadTooLarge(f"{what} larger than {max_body} bytes")
