@@ -577,7 +577,7 @@ class _Doctor:
         else:
             r.add("cover-tagging", FAIL, f"GET tagging of {ref}: {tag_fault}", "the function cannot read the covers' tags: every callback fails (502)",
                   "allow cos:GetObjectTagging on the output prefix")
-        self._provenance(present)
+        self._provenance(present, len(files.keys))
 
     def _read_tags(self, ref: ObjectRef):
         """(tags or None, None) or (None, what COS answered)."""
@@ -588,7 +588,7 @@ class _Doctor:
         except CosFault as exc:
             return None, _fault(exc)
 
-    def _provenance(self, present) -> None:
+    def _provenance(self, present, covers: int) -> None:
         from .cos import _http_date
 
         r, job, skew = self.report, self.job, self.config.clock_skew
@@ -614,7 +614,8 @@ class _Doctor:
             want = md5.get(name) or md5.get(ref.key)
             if want and len(h.get("etag", "").strip('"')) == 32 and h["etag"].strip('"').lower() != want.lower():
                 bad_md5.append(ref.key)
-        observed = "; ".join(notes) or f"{len(present)} covers written within StartTime..EndTime"
+        sampled = f" (the first {MAX_COVERS} of the job's {covers} covers are examined)" if covers > MAX_COVERS else ""
+        observed = "; ".join(notes) or f"{len(present)} covers written within StartTime..EndTime{sampled}"
         if bad_md5:
             r.add("provenance", FAIL, f"ETag differs from Md5Info for {', '.join(bad_md5)}",
                   "the function refuses these covers as not this job's (409 conflict)",
