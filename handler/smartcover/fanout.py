@@ -49,14 +49,15 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 from . import config as cfg
 from . import log
 from .config import Config
 from .deadline import Deadline
 from .errors import BadRequest, ConfigError, SmartCoverError
-from .reconcile import CI_TIME, PAGE_RESERVE_S, Summary, Window, _fail, _queues, follow_up, plan_jobs, target_of
+from .reconcile import PAGE_RESERVE_S, ListingFailed, Summary, Window, _fail, _queues, follow_up, plan_jobs, target_of
+from .reconcile import list_page as read_page
 
 BATCH_KEY = "smartcoverBatch"
 BATCH_VERSION = 1
@@ -321,7 +322,6 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
     from .app import Session
     from .cos import CosFault
     from .model import ObjectRef
-    from .parse import MAX_LIST_JOBS, parse_body
 
     config = config.replace(verify_job=False)
     session = Session(config, env, deadline)
@@ -421,22 +421,10 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
         listing = cursor["listing"]
         queue_ids = listing.get("queues") or [""]
         queue_id = queue_ids[min(listing.get("queue", 0), len(queue_ids) - 1)]
-        params = {"tag": "SmartCover", "states": states, "size": str(LIST_PAGE),
-                  "startCreationTime": window.start.strftime(CI_TIME), "endCreationTime": window.end.strftime(CI_TIME)}
-        if queue_id:
-            params["queueId"] = queue_id
-        if listing["nextToken"]:
-            params["nextToken"] = listing["nextToken"]
         try:
-            page = parse_body(cos.ci_get(window.bucket, window.region, "/jobs", params, op="DescribeMediaJobs"),
-                              require_event=False, tolerant=True, max_jobs=MAX_LIST_JOBS)
-        except CosFault as exc:
-            hint = (f"; CI may require a queue id: set {cfg.QUEUE_IDS} or give the role ci:DescribeMediaQueues"
-                    if not queue_id and exc.status == 400 else "")
-            stop, stop_status = f"listing jobs failed: {exc}{hint}", 503 if exc.retryable else 502
-            return
-        except SmartCoverError as exc:
-            stop, stop_status = f"CI's job list is unreadable: {exc.public}", 502
+            page = read_page(cos, window, states, LIST_PAGE, queue_id, listing["nextToken"])
+        except ListingFailed as exc:
+            stop, stop_status = exc.message, exc.status
             return
         listing["pages"] += 1
         fresh = [j for j in page.jobs if j.job_id not in seen_ids]

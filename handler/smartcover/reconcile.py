@@ -227,6 +227,44 @@ class Summary:
 Progress = Callable[[Summary], None]
 
 
+class ListingFailed(Exception):
+    """CI's job list could not be read: ``message`` (for the summary) and ``status`` (503 when a later
+    run may succeed, 502 otherwise)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+def list_page(cos: Any, window: Window, states: str, page_size: int, queue_id: str = "", token: str = "") -> Any:
+    """One page of CI's SmartCover job list (``GET /jobs``, CI doc 436/54011) for ``window``: jobs in
+    ``states`` (comma list), ``page_size`` (1-100) per page, of ``queue_id`` when given, from
+    ``token`` (CI's ``NextToken``). Returns the parsed answer (``jobs``, ``unreadable``, ``next_token``).
+
+    Raises:
+        ListingFailed: CI refused or could not be asked (with a queue-id hint for a 400 without one),
+            or its answer is unreadable.
+    """
+    from .cos import CosFault
+    from .parse import MAX_LIST_JOBS, parse_body
+
+    params = {"tag": "SmartCover", "states": states, "size": str(page_size),
+              "startCreationTime": window.start.strftime(CI_TIME), "endCreationTime": window.end.strftime(CI_TIME)}
+    if queue_id:
+        params["queueId"] = queue_id
+    if token:
+        params["nextToken"] = token
+    try:
+        return parse_body(cos.ci_get(window.bucket, window.region, "/jobs", params, op="DescribeMediaJobs"),
+                          require_event=False, tolerant=True, max_jobs=MAX_LIST_JOBS)
+    except CosFault as exc:
+        hint = (f"; CI may require a queue id: set {cfg.QUEUE_IDS} or give the role ci:DescribeMediaQueues"
+                if not queue_id and exc.status == 400 else "")
+        raise ListingFailed(f"listing jobs failed: {exc}{hint}", 503 if exc.retryable else 502) from None
+    except SmartCoverError as exc:
+        raise ListingFailed(f"CI's job list is unreadable: {exc.public}", 502) from None
+
+
 def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: Deadline,
               progress: Optional[Progress] = None, page_size: int = PAGE_SIZE) -> Summary:
     """List the window's jobs page by page and follow each one up; never raises for COS faults.
@@ -238,8 +276,6 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
         ConfigError: the role credentials are missing.
     """
     from .app import Session
-    from .cos import CosFault
-    from .parse import MAX_LIST_JOBS, parse_body
 
     config = config.replace(verify_job=False)
     page_size = max(1, min(PAGE_SIZE, int(page_size)))
@@ -259,22 +295,10 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
             if deadline.remaining() < PAGE_RESERVE_S:
                 summary.stopped, summary.stopped_status = "time limit reached; the next run continues", 503
                 break
-            params = {"tag": "SmartCover", "states": states, "size": str(page_size),
-                      "startCreationTime": window.start.strftime(CI_TIME), "endCreationTime": window.end.strftime(CI_TIME)}
-            if queue_id:
-                params["queueId"] = queue_id
-            if token:
-                params["nextToken"] = token
             try:
-                page = parse_body(cos.ci_get(window.bucket, window.region, "/jobs", params, op="DescribeMediaJobs"),
-                                  require_event=False, tolerant=True, max_jobs=MAX_LIST_JOBS)
-            except CosFault as exc:
-                hint = (f"; CI may require a queue id: set {cfg.QUEUE_IDS} or give the role ci:DescribeMediaQueues"
-                        if not queue_id and exc.status == 400 else "")
-                summary.stopped, summary.stopped_status = f"listing jobs failed: {exc}{hint}", 503 if exc.retryable else 502
-                break
-            except SmartCoverError as exc:
-                summary.stopped, summary.stopped_status = f"CI's job list is unreadable: {exc.public}", 502
+                page = list_page(cos, window, states, page_size, queue_id, token)
+            except ListingFailed as exc:
+                summary.stopped, summary.stopped_status = exc.message, exc.status
                 break
             summary.pages += 1
             for bad in page.unreadable:
