@@ -1,0 +1,80 @@
+"""Adversarial round 2 (issues 9 and 10): platform modes (localcos/quirks.py) combined with
+concurrent deliveries of colliding jobs. Real App and cos-python-sdk-v5 against localcos."""
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+
+import pytest
+
+import devkit
+from smartcover.app import App
+from smartcover.config import Config
+from smartcover.response import is_valid
+
+BUCKET = "test-123456789"
+SHARED = "covers/${InputName}/${Number}.${ext}"
+JOB_A, JOB_B = "ja842765cf84611ecb8546d80f2baf56f", "jb842765cf84611ecb8546d80f2baf56f"
+MODES = ["missing-key-403", "forbid-overwrite-412", "bucket-versioning", "ci-no-workflow", "ci-template", "ci-dash-times"]
+COMBOS = [(m,) for m in MODES] + [("missing-key-403", "forbid-overwrite-412"), ("missing-key-403", "bucket-versioning"),
+                                    ("forbid-overwrite-412", "bucket-versioning"), tuple(MODES)]
+
+
+def job_body(job_id, folder, indexes=(0, 1, 2)):
+    keys = [f"output/{folder}/smartcover-{i}.jpg" for i in indexes]
+    return devkit.make_callback(devkit.make_job_xml(job_id=job_id, keys=keys, template=f"output/{folder}/smartcover-${{Number}}.jpg",
+                                                    input_key=f"{folder}/demo.mp4"))
+
+
+def deliver(app, body, rid="r"):
+    answer = app(devkit.http_event(body), devkit.context(rid))
+    assert is_valid(answer)
+    return answer["statusCode"], json.loads(answer["body"])
+
+
+def check_invariant(srv, jobs):
+    """Every cover is at its source with its bytes, or at its target tagged with its own job."""
+    holders = {}
+    for job_id, folder in jobs:
+        for i in range(3):
+            src = f"output/{folder}/smartcover-{i}.jpg"
+            want = devkit.cover_bytes(src)
+            s = srv.get(BUCKET, src)
+            if s is not None and s.body == want:
+                continue
+            t = srv.get(BUCKET, f"covers/demo/{i}.jpg")
+            assert t is not None and t.body == want, f"{job_id} cover {i} lost"
+            assert srv.tags(BUCKET, f"covers/demo/{i}.jpg").get("smartcover:jobid") == job_id
+    for i in range(3):
+        t = srv.get(BUCKET, f"covers/demo/{i}.jpg")
+        holders[i] = None if t is None else srv.tags(BUCKET, f"covers/demo/{i}.jpg").get("smartcover:jobid")
+    return holders
+
+
+@pytest.mark.parametrize("overwrite", ["never", "always"])
+def test_versioned_bucket_second_job_replaces_first_jobs_moved_cover(overwrite):
+    """Platform mode ``bucket-versioning`` (COS ignores x-cos-forbid-overwrite, 436/10881). Jobs A
+    and B (``a/demo.mp4``, ``b/demo.mp4``) render the same targets ``covers/demo/<n>.jpg``;
+    delivered one after the other. A moves its 3 covers (sources deleted). B's copy sent with
+    forbid-overwrite (execute._copy, ``cos.copy(..., forbid_overwrite=True, ...)``) is not refused,
+    so B replaces A's covers, which carry ``smartcover:jobid`` = A: both answer 200 ``moved``, A's
+    bytes remain only as noncurrent versions and A's answer names targets that hold B's bytes.
+    Issue 9 item 1: an object carrying another job's jobid is never overwritten, whatever
+    SMARTCOVER_OVERWRITE says; item 3: the second job gets 409 naming the first. Issue 10 item 9:
+    safe under each platform mode."""
+    srv = devkit.server(quirks=["bucket-versioning"])
+    try:
+        a, b = job_body(JOB_A, "a"), job_body(JOB_B, "b")
+        devkit.seed(srv, a)
+        devkit.seed(srv, b)
+        env = devkit.env(srv, SMARTCOVER_ACTIONS="move,tag", SMARTCOVER_TARGET_KEY=SHARED,
+                         SMARTCOVER_ALLOWED_BUCKETS=BUCKET, SMARTCOVER_OVERWRITE=overwrite)
+        app = App(Config.from_env(env), env)
+        assert deliver(app, a, "a")[0] == 200
+        sb, body_b = deliver(app, b, "b")
+        holders = check_invariant(srv, [(JOB_A, "a"), (JOB_B, "b")])
+        assert set(holders.values()) == {JOB_A}
+        assert sb == 409 and JOB_A in json.dumps(body_b), (sb, body_b)
+    finally:
+        srv.stop()
