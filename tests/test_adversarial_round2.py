@@ -78,3 +78,64 @@ def test_versioned_bucket_second_job_replaces_first_jobs_moved_cover(overwrite):
         assert sb == 409 and JOB_A in json.dumps(body_b), (sb, body_b)
     finally:
         srv.stop()
+
+
+# -- doctor --write leaves scratch objects behind --------------------------------------------------
+from localcos.faults import Fault  # noqa: E402
+from smartcover import doctor  # noqa: E402
+
+DOCTOR_JOB = "j6842765cf84611ecb8546d80f2baf56f"
+
+
+def _doctor(srv, fault=None):
+    devkit.seed(srv, devkit.sample("smartcover-workflow.xml"))
+    srv.clear_requests()
+    if fault:
+        srv.inject(fault)
+    env = devkit.env(srv, SMARTCOVER_ALLOWED_BUCKETS=BUCKET, SMARTCOVER_ALLOWED_REGIONS="ap-chongqing",
+                     SMARTCOVER_ACTIONS="move,tag", SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}",
+                     SMARTCOVER_COS_RETRIES="0")
+    return doctor.run(Config.from_env(env), env, doctor.Options(job_id=DOCTOR_JOB, write_prefix="scratch/"))
+
+
+def test_doctor_write_put_answer_lost_leaves_the_scratch_source(cos):
+    """COS performs doctor's scratch PUT but the connection is reset before the answer
+    (``reset_after``). doctor.writes adds ``write-put`` FAIL and returns at once (``except CosFault
+    ... return`` after ``self.cos.put_object(src, ...)``), never deleting ``source.jpg``: the
+    scratch object stays in the bucket and no row says so. Issue 10 item 8: the scratch key is
+    removed; nothing is left behind."""
+    report = _doctor(cos, Fault(op="PutObject", key="scratch/*", reset_after=True, times=1))
+    assert cos.keys(BUCKET, "scratch/") == [], report.text()
+
+
+def test_doctor_write_copy_answer_lost_leaves_the_copy_and_reports_pass(cos):
+    """The first scratch copy is performed but its answer is lost (``reset_after``): ``made`` only
+    gets ``dst.key`` after a successful answer (doctor.writes, ``made.append(dst.key)``), so the
+    batch delete removes only ``source.jpg``; ``copy.jpg`` stays in the bucket while ``write-delete``
+    says ``pass`` ("removed the 1 scratch objects")."""
+    report = _doctor(cos, Fault(op="PutObjectCopy", key="scratch/*", reset_after=True, times=1))
+    left = cos.keys(BUCKET, "scratch/")
+    assert left == [], f"left {left}; write-delete: {report.get('write-delete')}"
+
+
+def test_doctor_write_delete_answer_lost_reports_objects_that_are_gone(cos):
+    """The batch delete is performed but its answer is lost: doctor counts every scratch key as
+    ``failed`` (``failed = {k: _fault(exc) for k in made}``) without looking again, so
+    ``write-delete`` FAILs naming two objects that no longer exist and tells the operator to
+    delete them by hand (doctor exits non-zero on a healthy account)."""
+    report = _doctor(cos, Fault(op="DeleteObjects", reset_after=True, times=1))
+    assert cos.keys(BUCKET, "scratch/") == []
+    assert report.get("write-delete").status != "fail", report.get("write-delete")
+
+
+def test_doctor_write_on_versioned_bucket_leaves_noncurrent_scratch_versions(cos):
+    """``bucket-versioning``: doctor's second copy (the forbid-overwrite probe) replaces
+    ``copy.jpg``, whose first version survives as a noncurrent version after the delete; doctor
+    reports ``write-delete`` pass ("removed the 2 scratch objects") and names no leftover. On a
+    real versioning bucket every version and a delete marker stay (436/19889)."""
+    cos.quirks.add("bucket-versioning")
+    report = _doctor(cos)
+    scratch = {r.key for r in cos.writes() if r.key and r.key.startswith("scratch/")}
+    kept = {k: len(cos.noncurrent(BUCKET, k)) for k in scratch if cos.noncurrent(BUCKET, k)}
+    row = report.get("write-delete")
+    assert not kept or row.status != "pass", f"noncurrent scratch versions left {kept}; write-delete {row}"
