@@ -139,3 +139,24 @@ def test_doctor_write_on_versioned_bucket_leaves_noncurrent_scratch_versions(cos
     kept = {k: len(cos.noncurrent(BUCKET, k)) for k in scratch if cos.noncurrent(BUCKET, k)}
     row = report.get("write-delete")
     assert not kept or row.status != "pass", f"noncurrent scratch versions left {kept}; write-delete {row}"
+
+
+# -- missing-key-403: a job with a manifest can never complete -------------------------------------
+def test_missing_key_403_manifest_is_never_written_and_the_job_502s_for_ever(cos, make_app):
+    """Platform mode ``missing-key-403`` (HEAD of a missing key answers 403 without list
+    permission), ``SMARTCOVER_MANIFEST_KEY=manifests/${jobid}.json``, a collision-free target, no
+    fault at all. The covers are moved (a copy with forbid-overwrite needs no HEAD of the target),
+    but manifest.write begins with ``info = cos.head(ref)`` for a manifest that does not exist yet:
+    the 403 makes it ``failed`` and the answer 502 on this and every redelivery, though the
+    manifest could be created with the forbid-overwrite PUT it sends next (409/412 then tells an
+    existing one). README (the ``missing-key:`` doctor row) says only that "a cover gone from both
+    places answers 502"; issue 10 item 9: safe, with a clear answer, under each mode."""
+    cos.quirks.add("missing-key-403")
+    a = job_body(JOB_A, "a")
+    devkit.seed(cos, a)
+    app = make_app(SMARTCOVER_ACTIONS="move,tag", SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}",
+                   SMARTCOVER_ALLOWED_BUCKETS=BUCKET, SMARTCOVER_MANIFEST_KEY="manifests/${jobid}.json")
+    answers = [deliver(app, a, f"r{i}") for i in range(3)]
+    assert all(cos.get(BUCKET, f"covers/demo/{JOB_A}/{i}.jpg") is not None for i in range(3))  # the moves worked
+    assert answers[-1][0] == 200, [(s, b["jobs"][0].get("manifest"), b["jobs"][0].get("manifestDetail")) for s, b in answers]
+    assert cos.get(BUCKET, f"manifests/{JOB_A}.json") is not None
