@@ -160,3 +160,33 @@ def test_missing_key_403_manifest_is_never_written_and_the_job_502s_for_ever(cos
     assert all(cos.get(BUCKET, f"covers/demo/{JOB_A}/{i}.jpg") is not None for i in range(3))  # the moves worked
     assert answers[-1][0] == 200, [(s, b["jobs"][0].get("manifest"), b["jobs"][0].get("manifestDetail")) for s, b in answers]
     assert cos.get(BUCKET, f"manifests/{JOB_A}.json") is not None
+
+
+# -- a callback without EndTime escapes the provenance rule ------------------------------------------
+@pytest.mark.parametrize("end_time", ["-", ""])
+def test_callback_without_end_time_moves_a_later_runs_bytes(cos, make_app, end_time):
+    """CI's job record (verified, SMARTCOVER_VERIFY_JOB on by default) has EndTime 15:29:48 +0800;
+    two hours later another run rewrites the job's output keys. The callback with that EndTime is
+    correctly refused (409). The same job's callback with EndTime ``-`` (CI's "no time", issue 10
+    item 2) or empty passes verification (an absent field is no disagreement) and the plan then
+    has no bound (plan.py ``"written_before": job.end_time + skew if job.end_time else None``),
+    so the later run's bytes are moved and tagged with this JobId: an object tagged with job X
+    holding bytes job X did not produce (issue 9 items 2 and 6). The EndTime CI's record confirmed
+    is not used; a Success job with no EndTime should be refused or bounded by CI's."""
+    keys = [f"output/a/smartcover-{i}.jpg" for i in range(3)]
+    real = devkit.make_callback(devkit.make_job_xml(job_id=JOB_A, keys=keys, template="output/a/smartcover-${Number}.jpg",
+                                                    input_key="a/demo.mp4"))
+    devkit.seed(cos, real)
+    cos.clock.jump(7200)
+    for k in keys:
+        cos.put(BUCKET, k, b"rerun bytes " + k.encode(), content_type="image/jpeg")
+    app = make_app(SMARTCOVER_ACTIONS="move,tag", SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}",
+                   SMARTCOVER_ALLOWED_BUCKETS=BUCKET)
+    assert deliver(app, real)[0] == 409  # held: the rule works when EndTime is given
+    stripped = devkit.make_callback(devkit.make_job_xml(job_id=JOB_A, keys=keys, template="output/a/smartcover-${Number}.jpg",
+                                                        input_key="a/demo.mp4", end_time=end_time))
+    status, _ = deliver(app, stripped)
+    for i, k in enumerate(keys):
+        moved = cos.get(BUCKET, f"covers/demo/{JOB_A}/{i}.jpg")
+        assert moved is None or not moved.body.startswith(b"rerun bytes"), f"later run's bytes moved as {JOB_A}'s (answer {status})"
+    assert all(cos.get(BUCKET, k) is not None for k in keys)
