@@ -190,3 +190,31 @@ def test_callback_without_end_time_moves_a_later_runs_bytes(cos, make_app, end_t
         moved = cos.get(BUCKET, f"covers/demo/{JOB_A}/{i}.jpg")
         assert moved is None or not moved.body.startswith(b"rerun bytes"), f"later run's bytes moved as {JOB_A}'s (answer {status})"
     assert all(cos.get(BUCKET, k) is not None for k in keys)
+
+
+# -- forbid-overwrite-412: two deliveries writing one manifest -------------------------------------
+def test_forbid_overwrite_412_concurrent_manifest_write_answers_502(cos):
+    """Platform mode ``forbid-overwrite-412``; two deliveries of one job (CI retries while the
+    first is still running) with ``SMARTCOVER_MANIFEST_KEY``. Both HEAD the manifest key (none),
+    the second's forbid-overwrite PUT lands first; the first's is refused with 412. manifest.write
+    only knows 409 (``if exc.status != 409: raise``), so the first answers 502 ``failed`` ("COS
+    refused"), where the default mode answers 200 ``unchanged`` for the same schedule. README says
+    a 412 refusal is handled like 409 (for copies); issue 10 item 9: the same answer in each mode,
+    and 5xx only for faults worth a retry."""
+    cos.quirks.add("forbid-overwrite-412")
+    a = job_body(JOB_A, "a")
+    devkit.seed(cos, a)
+    env = devkit.env(cos, SMARTCOVER_ACTIONS="move,tag", SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}",
+                     SMARTCOVER_ALLOWED_BUCKETS=BUCKET, SMARTCOVER_MANIFEST_KEY="manifests/${jobid}.json", SMARTCOVER_COS_RETRIES="0")
+    first, second = App(Config.from_env(env), env), App(Config.from_env(env), env)
+    cos.inject(Fault(op="PutObject", key="manifests/*", delay=0.6, times=1))  # the first delivery's manifest PUT is slow
+    results = {}
+    t = threading.Thread(target=lambda: results.__setitem__("first", deliver(first, a, "r1")))
+    t.start()
+    import time
+    time.sleep(0.2)  # ordering only: the second delivery starts while the first's PUT is held
+    results["second"] = deliver(second, a, "r2")
+    t.join()
+    got = {k: (s, b["jobs"][0].get("manifest"), b["jobs"][0].get("manifestDetail")) for k, (s, b) in results.items()}
+    assert cos.get(BUCKET, f"manifests/{JOB_A}.json") is not None
+    assert all(s == 200 for s, _, _ in got.values()), got
