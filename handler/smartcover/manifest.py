@@ -127,6 +127,24 @@ class Written:
     owner: str = ""
 
 
+FORBID_OVERWRITE_STATUSES = (409, 412)
+"""What COS may answer a PUT refused by ``x-cos-forbid-overwrite``: 409 FileAlreadyExists, or 412 (COS
+does not state the status, doc 436/7749; localcos mode ``forbid-overwrite-412``; ``doctor --write``
+reports which)."""
+
+
+def _head_or_none(cos: Cos, ref) -> Optional[ObjectInfo]:
+    """HEAD ``ref``; ``None`` when missing, and also on 403: without ``cos:GetBucket`` COS may answer a
+    missing key 403 (localcos mode ``missing-key-403``), and the write that follows is conditional
+    (``x-cos-forbid-overwrite``), so a key that does exist is never replaced unread."""
+    try:
+        return cos.head(ref)
+    except CosFault as exc:
+        if exc.status == 403:
+            return None
+        raise
+
+
 def write(cos: Cos, job_plan: JobPlan, result: JobResult,
           objects: Optional[Mapping[int, Tuple[str, str]]] = None) -> Written:
     """Write one job's manifest; never raises for COS faults.
@@ -150,13 +168,13 @@ def write(cos: Cos, job_plan: JobPlan, result: JobResult,
     md5 = hashlib.md5(body).hexdigest()
     headers = {"x-cos-tagging": encode_tagging(identity(result.job.job_id))}
     try:
-        info = cos.head(ref)
+        info = _head_or_none(cos, ref)
         if info is None:
             try:
                 cos.put_object(ref, body, CONTENT_TYPE, dict(headers, **{"x-cos-forbid-overwrite": "true"}))
                 return Written("written")
             except CosFault as exc:
-                if exc.status != 409:
+                if exc.status not in FORBID_OVERWRITE_STATUSES:
                     raise
             info = cos.head(ref)  # written by someone else in the meantime
             if info is None:
