@@ -711,10 +711,7 @@ class _Doctor:
     # -- writes --------------------------------------------------------------------------------
     def writes(self, prefix: str) -> None:
         """PUT, copy with tags, a second copy with forbid-overwrite, PUT tagging, batch delete of
-        two scratch keys under ``prefix`` (removed at the end)."""
-        from .cos import CosFault, SourceChanged, TargetExists
-        from .tags import encode_tagging
-
+        two scratch keys under ``prefix`` (removed at the end, whatever the checks reached)."""
         r = self.report
         if self.config.copies and self.config.target_bucket:
             bucket, region = self.config.target_bucket, self.config.target_region or self.region
@@ -727,6 +724,15 @@ class _Doctor:
             return
         base = f"{prefix.strip('/')}/{SCRATCH}{secrets.token_hex(6)}/"
         src, dst = ObjectRef(bucket, region, base + "source.jpg"), ObjectRef(bucket, region, base + "copy.jpg")
+        try:
+            self._scratch_writes(r, bucket, prefix, src, dst)
+        finally:
+            self._remove_scratch(r, bucket, region, (src.key, dst.key))
+
+    def _scratch_writes(self, r: _Rows, bucket: str, prefix: str, src: ObjectRef, dst: ObjectRef) -> None:
+        from .cos import CosFault, SourceChanged, TargetExists
+        from .tags import encode_tagging
+
         made: List[str] = []
         try:
             self.cos.put_object(src, b"smartcover doctor scratch object", "image/jpeg",
@@ -777,16 +783,36 @@ class _Doctor:
                 r.add("write-put-tagging", FAIL, f"PUT tagging of {dst}: {_fault(exc)}", "the function cannot tag objects",
                       "allow cos:PutObjectTagging under the prefix")
             self._tag_limits(dst)
-        try:
-            failed = self.cos.delete_many(bucket, region, made)
-        except CosFault as exc:
-            failed = {k: _fault(exc) for k in made}
-        left = [k for k in made if k in failed or self._head(ObjectRef(bucket, region, k))[0] == 200]
+
+    def _remove_scratch(self, r: _Rows, bucket: str, region: str, keys: Tuple[str, ...]) -> None:
+        """Batch-delete both scratch keys whatever the checks before reached (a write whose answer
+        was lost may still have been performed; deleting a missing key is no error, 436/8289), once
+        more after a fault, then HEAD them: only a key still there is reported as left. On a
+        versioning-enabled bucket the replaced and deleted versions stay as noncurrent versions."""
+        from .cos import CosFault
+
+        fault = ""
+        for _ in range(2):
+            try:
+                failed = self.cos.delete_many(bucket, region, list(keys))
+                fault = "; ".join(f"{k}: {v}" for k, v in failed.items())
+                if not failed:
+                    break
+            except CosFault as exc:
+                fault = _fault(exc)
+        left = [k for k in keys if self._head(ObjectRef(bucket, region, k))[0] != 404]
+        row = next((c for c in self.report.checks if c.id == f"versioning:{bucket}"), None)
+        versioned = row is not None and row.observed in ("versioning Enabled", "versioning Suspended")
         if left:
-            r.add("write-delete", FAIL, f"scratch objects left: {', '.join(left)}", "the function cannot delete moved covers' sources",
+            r.add("write-delete", FAIL, f"scratch objects left: {', '.join(left)}" + (f" ({fault})" if fault else ""),
+                  "the function cannot delete moved covers' sources",
                   f"allow cos:DeleteMultipleObjects and cos:DeleteObject under the prefix; delete {', '.join(left)} by hand")
+        elif versioned:
+            r.add("write-delete", WARN, f"batch delete removed the scratch keys {', '.join(keys)}; the bucket keeps versions",
+                  "on a versioning-enabled bucket their earlier versions remain as noncurrent versions (436/19889)",
+                  f"delete the noncurrent versions of {', '.join(keys)} (console, or DELETE with versionId)")
         else:
-            r.add("write-delete", PASS, f"batch delete removed the {len(made)} scratch objects", "moved covers' sources can be deleted")
+            r.add("write-delete", PASS, "batch delete removed the scratch objects", "moved covers' sources can be deleted")
 
 
     def _tag_limits(self, ref: ObjectRef) -> None:
