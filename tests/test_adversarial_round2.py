@@ -52,6 +52,8 @@ def check_invariant(srv, jobs):
     return holders
 
 
+@pytest.mark.xfail(strict=True, reason="known limit (README Guarantees): COS ignores x-cos-forbid-overwrite on a "
+                   "versioning-enabled bucket; the first job's cover survives only as a noncurrent version; doctor warns")
 @pytest.mark.parametrize("overwrite", ["never", "always"])
 def test_versioned_bucket_second_job_replaces_first_jobs_moved_cover(overwrite):
     """Platform mode ``bucket-versioning`` (COS ignores x-cos-forbid-overwrite, 436/10881). Jobs A

@@ -323,6 +323,10 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
         raise BadRequest(f"job {job.job_id}: State {shown} is not one of CI's job states ({', '.join(JOB_STATES)})")
     if job.state != "Success":
         return _failed(job, config)
+    if job.end_time is None:
+        # the covers' provenance (written within the job's run, plus the clock skew) needs EndTime; CI
+        # writes '-' only for jobs that never ran (436/49394), which are not Success
+        raise Unprocessable(f"job {job.job_id}: a Success job without EndTime: its covers cannot be told from later writes")
     op = job.operation
     out, result = op.output, op.output_file
     if not out or not result or not result.object_names:
