@@ -346,7 +346,7 @@ def cmd_serve(args: argparse.Namespace, env: Dict[str, str]) -> int:
             print(f"  local COS: {local.endpoint}, bucket {LOCAL_BUCKET} ({LOCAL_REGION}) seeded with every official sample's "
                   f"video, covers and CI job ({', '.join(devkit.SAMPLES)})")
             print(f"  {token_note(given, env)}")
-            print(f"  try: curl -sS -X POST -H 'Content-Type: application/xml' --data-binary @tests/events/smartcover-workflow.xml "
+            print("  try: curl -sS -X POST -H 'Content-Type: application/xml' --data-binary @tests/events/smartcover-workflow.xml "
                   + (f"\"http://127.0.0.1:{port}/{query}\"" if shown.startswith("$") else f"'http://127.0.0.1:{port}/{query}'"),
                   flush=True)
         run(server)

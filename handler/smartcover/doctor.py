@@ -48,7 +48,7 @@ from . import config as cfg
 from .config import Config
 from .deadline import Deadline
 from .errors import BadRequest, SmartCoverError
-from .model import Callback, Job, ObjectRef
+from .model import Job, ObjectRef
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 _RANK = {PASS: 0, WARN: 1, FAIL: 2}
