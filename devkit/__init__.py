@@ -191,6 +191,26 @@ def make_job_xml(job_id: str = "j6842765cf84611ecb8546d80f2baf56f", *, keys: Ite
             f"<StartTime>{start_time}</StartTime><State>{state}</State><Tag>{tag}</Tag>{workflow}</JobsDetail>")
 
 
+def folder_callback(job_id: str, folder: str, covers: "int | Iterable[int]" = 3, **kw: Any) -> bytes:
+    """A callback body for one job whose input is ``<folder>/demo.mp4`` and whose covers are
+    ``output/<folder>/smartcover-<i>.jpg`` for ``i`` in ``covers`` (an int ``n``: ``range(n)``);
+    ``kw`` goes to :func:`make_job_xml`. Jobs of different folders render ``${InputName}`` alike."""
+    indexes = range(covers) if isinstance(covers, int) else covers
+    keys = [f"output/{folder}/smartcover-{i}.jpg" for i in indexes]
+    return make_callback(make_job_xml(job_id=job_id, keys=keys, template=f"output/{folder}/smartcover-${{Number}}.jpg",
+                                      input_key=f"{folder}/demo.mp4", **kw))
+
+
+def deliver(app: Any, body: bytes, rid: str = "r") -> "tuple[int, dict]":
+    """POST ``body`` to ``app`` as a Function URL event with requestId ``rid``; asserts the answer
+    is a valid SCF integration response and returns ``(statusCode, parsed body)``."""
+    from smartcover.response import is_valid
+
+    answer = app(http_event(body), context(rid))
+    assert is_valid(answer), answer
+    return answer["statusCode"], json.loads(answer["body"])
+
+
 def make_callback(*jobs_xml: str, event_name: str = "TaskFinish") -> bytes:
     """A complete XML callback body from ``<JobsDetail>`` elements."""
     return f"<Response><EventName>{event_name}</EventName>{''.join(jobs_xml)}</Response>".encode("utf-8")

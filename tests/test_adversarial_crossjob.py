@@ -10,29 +10,16 @@ import threading
 import time
 
 import devkit
+from devkit import deliver
+from devkit import folder_callback as job_body
 from localcos import Fault
 from smartcover.app import App
 from smartcover.config import Config
-from smartcover.response import is_valid
 
 BUCKET = "test-123456789"
 SHARED = "covers/${InputName}/${Number}.${ext}"  # README's example: collides for same-named videos
 MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": SHARED, "SMARTCOVER_ALLOWED_BUCKETS": BUCKET}
 JOB_A, JOB_B = "ja842765cf84611ecb8546d80f2baf56f", "jb842765cf84611ecb8546d80f2baf56f"
-
-
-def job_body(job_id: str, folder: str, indexes=(0, 1, 2), **kw) -> bytes:
-    """A callback for one job whose input is ``<folder>/demo.mp4`` and covers
-    ``output/<folder>/smartcover-<i>.jpg`` for ``i`` in ``indexes``."""
-    keys = [f"output/{folder}/smartcover-{i}.jpg" for i in indexes]
-    return devkit.make_callback(devkit.make_job_xml(job_id=job_id, keys=keys, template=f"output/{folder}/smartcover-${{Number}}.jpg",
-                                                    input_key=f"{folder}/demo.mp4", **kw))
-
-
-def deliver(app, body: bytes, rid: str = "r"):
-    answer = app(devkit.http_event(body), devkit.context(rid))
-    assert is_valid(answer)
-    return answer["statusCode"], json.loads(answer["body"])
 
 
 def apps(cos, n, **overrides):

@@ -2,16 +2,16 @@
 concurrent deliveries of colliding jobs. Real App and cos-python-sdk-v5 against localcos."""
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 
 import pytest
 
 import devkit
+from devkit import deliver
+from devkit import folder_callback as job_body
 from smartcover.app import App
 from smartcover.config import Config
-from smartcover.response import is_valid
 
 BUCKET = "test-123456789"
 SHARED = "covers/${InputName}/${Number}.${ext}"
@@ -19,18 +19,6 @@ JOB_A, JOB_B = "ja842765cf84611ecb8546d80f2baf56f", "jb842765cf84611ecb8546d80f2
 MODES = ["missing-key-403", "forbid-overwrite-412", "bucket-versioning", "ci-no-workflow", "ci-template", "ci-dash-times"]
 COMBOS = [(m,) for m in MODES] + [("missing-key-403", "forbid-overwrite-412"), ("missing-key-403", "bucket-versioning"),
                                     ("forbid-overwrite-412", "bucket-versioning"), tuple(MODES)]
-
-
-def job_body(job_id, folder, indexes=(0, 1, 2)):
-    keys = [f"output/{folder}/smartcover-{i}.jpg" for i in indexes]
-    return devkit.make_callback(devkit.make_job_xml(job_id=job_id, keys=keys, template=f"output/{folder}/smartcover-${{Number}}.jpg",
-                                                    input_key=f"{folder}/demo.mp4"))
-
-
-def deliver(app, body, rid="r"):
-    answer = app(devkit.http_event(body), devkit.context(rid))
-    assert is_valid(answer)
-    return answer["statusCode"], json.loads(answer["body"])
 
 
 def check_invariant(srv, jobs):
