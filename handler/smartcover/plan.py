@@ -307,12 +307,10 @@ def without_run_id(job_plan: "JobPlan", config: Config) -> "JobPlan":
     Raises:
         Unprocessable: the keys rendered without it break a key rule.
     """
-    from dataclasses import replace
-
     job = job_plan.job
     if not job.workflow:
         return job_plan
-    return _plan_job(replace(job, workflow=replace(job.workflow, run_id="")), config)
+    return _plan_job(job.replace(workflow=job.workflow.replace(run_id="")), config)
 
 
 def _plan_job(job: Job, config: Config) -> JobPlan:
