@@ -4,16 +4,19 @@ No I/O here. :func:`plan` validates everything a callback names before the shell
 call: buckets and regions against ``SMARTCOVER_ALLOWED_*`` (403), and every object key against
 the job's own ``Output.Object`` template and the key rules of :func:`templates.key_problem`
 (422). A callback is accepted or refused whole, so a refused callback causes no COS request.
+
+Its records are :func:`records.record` classes, as the model's (cheaper to build at import than
+dataclasses: every cold callback loads this module).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Dict, Optional, Tuple
 
 from .config import Config, valid_bucket, valid_region
 from .errors import BadRequest, Forbidden, Unprocessable
 from .model import Callback, Job, ObjectRef
+from .records import record
 from .tags import Tags, fit_value
 from .templates import can_collide, key_problem, output_pattern, render, split_key
 
@@ -29,7 +32,7 @@ TAG_ERROR = "smartcover:error"
 UTC = timezone.utc
 
 
-@dataclass(frozen=True)
+@record
 class CoverPlan:
     """What to do with one cover.
 
@@ -103,7 +106,7 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True)
+@record
 class JobPlan:
     """One job's disposition: ``act`` (covers follow), ``ignored`` or ``failed`` (job not Success)."""
 
@@ -122,7 +125,7 @@ class JobPlan:
     take them in the order the callback lists them."""
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     """The whole callback's plan; ``reason`` explains an ignored event."""
 
@@ -205,7 +208,7 @@ JOB_STATES = ("Submitted", "Running", "Success", "Failed", "Pause", "Cancel")
 """CI's documented job states (CI doc: media job structure, 436/54010 ``State``)."""
 
 
-@dataclass(frozen=True)
+@record
 class Comparison:
     """A callback's job compared field by field with CI's record of it (:func:`compare`).
 
