@@ -24,7 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-## bench-tiers: the function on each SCF memory tier's CPU share (cgroup CPU quota; 64-1024 MB, ours and a naive baseline, 3 runs), cost per million callbacks, docs/tiers.png and docs/tiers.json (TIERS_ARGS="--mb-per-cpu 1024 --runs 1"); exits 0 unless a run failed (--strict: 1 when a target is missed)
+## bench-tiers: the function on each SCF memory tier's CPU share (cgroup CPU quota; 64-1024 MB, ours and a naive baseline, 3 runs), cost per million callbacks, docs/tiers.png and docs/tiers.json (TIERS_ARGS="--mb-per-cpu 1024 --runs 1"; TIERS_ARGS=--cpu-only: the CPU budget alone); exits 0 unless a run failed (--strict: 1 when a target is missed)
 bench-tiers: $(STAMP)
 	$(BIN)/python bench/tiers.py $(TIERS_ARGS)
 
