@@ -127,9 +127,9 @@ class RemoteCOS:
 
 
 def run_one_process(srv: RemoteCOS, env: Dict[str, str], page: int) -> dict:
-    from smartcover.config import Config
-    from smartcover.deadline import Deadline
-    from smartcover.reconcile import make_window, parse_time, reconcile
+    from smartcover.core.config import Config
+    from smartcover.core.deadline import Deadline
+    from smartcover.ops.reconcile import make_window, parse_time, reconcile
 
     config = Config.from_env(env)
     window = make_window(BUCKET, REGION, since=parse_time(SINCE), until=parse_time(UNTIL))
@@ -144,10 +144,10 @@ def run_one_process(srv: RemoteCOS, env: Dict[str, str], page: int) -> dict:
 
 def run_fan_out(srv: RemoteCOS, env: Dict[str, str], workers: int, in_flight: int, batch: int) -> dict:
     from localcos.scfapi import LocalSCF
-    from smartcover.config import Config
-    from smartcover.deadline import Deadline
-    from smartcover.fanout import run_lister
-    from smartcover.reconcile import make_window, parse_time
+    from smartcover.core.config import Config
+    from smartcover.core.deadline import Deadline
+    from smartcover.ops.fanout import run_lister
+    from smartcover.ops.reconcile import make_window, parse_time
 
     scf = LocalSCF(env, workers=workers, credentials={devkit.SECRET_ID: devkit.SECRET_KEY},
                    tokens={devkit.SECRET_ID: devkit.SESSION_TOKEN}, paths=[str(ROOT / "handler")]).start()

@@ -28,7 +28,7 @@ Sections:
    the floor; "to answer" ends when ``main_handler`` returned (a mark the child prints), "to exit"
    when the process ended; which modules the refused request imported;
 3. peak memory (VmHWM, the process's own peak RSS) of the 5-cover move process (and a 10-cover one);
-4. parse cost per callback for the official samples: ``smartcover.parse.parse_body`` next to
+4. parse cost per callback for the official samples: ``smartcover.core.parse.parse_body`` next to
    ``xmltodict.parse`` / ``json.loads`` of the same bytes;
 5. the deployment zip built by ``scripts/package.py``, if present.
 
@@ -75,8 +75,8 @@ SHARE_TARGET = 2 / 3
 """At N=10: at least SPEEDUP_TARGET x the naive baseline where the round trips allow
 SPEEDUP_TARGET / SHARE_TARGET (7.5x) or more; elsewhere at least SHARE_TARGET of the possible
 speed-up (1/1.5: what ours/floor <= 1.5x gives)."""
-HEAVY = ("qcloud_cos", "requests", "urllib3", "tencentcloud", "defusedxml", "xmltodict", "smartcover.parse",
-         "smartcover.cos", "smartcover.execute")
+HEAVY = ("qcloud_cos", "requests", "urllib3", "tencentcloud", "defusedxml", "xmltodict", "smartcover.core.parse",
+         "smartcover.cloud.cos", "smartcover.flow.execute")
 
 
 # -- workloads ----------------------------------------------------------------------------------
@@ -259,13 +259,13 @@ def naive_once(client, srv, jobs: Jobs, action: str, covers: int) -> Tuple[float
 
 
 def round_trip(srv, latency: float, reps: int = 30) -> float:
-    """Median seconds of one signed HEAD sent alone through :class:`smartcover.cos.Cos` at
+    """Median seconds of one signed HEAD sent alone through :class:`smartcover.cloud.cos.Cos` at
     ``latency``: the floor's unit as this machine delivers it (client and localcos CPU, loopback,
     the sleep's wake-up)."""
-    from smartcover.config import Config
-    from smartcover.cos import Cos
-    from smartcover.deadline import Deadline
-    from smartcover.plan import ObjectRef
+    from smartcover.core.config import Config
+    from smartcover.cloud.cos import Cos
+    from smartcover.core.deadline import Deadline
+    from smartcover.core.plan import ObjectRef
 
     env = handler_env(srv, "tag")
     _, _, keys = Jobs(srv, "rtt").new(1)
@@ -283,8 +283,8 @@ def round_trip(srv, latency: float, reps: int = 30) -> float:
 
 def bench_warm(latency: float, reps: int) -> Tuple[List[dict], float]:
     """Section 1: (rows of {action, n, ours, base, floor (s), ours_req, base_req}, measured round trip)."""
-    from smartcover.app import App
-    from smartcover.config import Config
+    from smartcover.scf.app import App
+    from smartcover.core.config import Config
 
     srv = RemoteCOS()
     rows = []
@@ -552,7 +552,7 @@ def per_call_us(fn: Callable[[], object]) -> float:
 def bench_parse() -> List[Tuple[str, int, float, str, float]]:
     """Section 4: (sample, bytes, parse_body us, reference name, reference us)."""
     import xmltodict
-    from smartcover.parse import parse_body
+    from smartcover.core.parse import parse_body
 
     rows = []
     for name in devkit.SAMPLES:

@@ -7,7 +7,7 @@ Why: at N = 10 the handler's overhead over the round-trip floor is client CPU, n
 request costs ~0.7 ms of CPU in cos-python-sdk-v5's ``send_request`` + ``requests`` (environment
 proxy lookups, request preparation, hooks) against ~0.2 ms for a urllib3 pool request, and the
 fan-out of 10-11 requests per stage is serialised by the GIL. This script swaps
-``smartcover.cos.Cos._once`` (one attempt of one request) for a version that signs with the SDK's
+``smartcover.cloud.cos.Cos._once`` (one attempt of one request) for a version that signs with the SDK's
 own ``CosS3Auth`` and sends with a ``urllib3.PoolManager``, and times both against localcos as
 ``bench/run.py`` section 1 does. It patches a private method: an experiment to size a change to
 ``smartcover/cos.py``, not a supported code path. Both variants must finish every job (checked).
@@ -31,7 +31,7 @@ def urllib3_once(pool):
     """A drop-in for ``Cos._once`` that sends through ``pool`` (a urllib3.PoolManager)."""
     import urllib3
 
-    import smartcover.cos as cos
+    import smartcover.cloud.cos as cos
 
     class Signable:
         """What CosS3Auth reads (method, url, headers) and writes (headers['Authorization'])."""
@@ -40,7 +40,7 @@ def urllib3_once(pool):
             self.method, self.url, self.headers = method, url, headers
 
     class Response:
-        """The part of requests.Response that smartcover.cos reads."""
+        """The part of requests.Response that smartcover.cloud.cos reads."""
 
         def __init__(self, r):
             self.status_code, self.headers, self.content = r.status, r.headers, r.data
@@ -87,9 +87,9 @@ def main(argv=None) -> int:
 
     import urllib3
 
-    from smartcover import cos
-    from smartcover.app import App
-    from smartcover.config import Config
+    from smartcover.cloud import cos
+    from smartcover.scf.app import App
+    from smartcover.core.config import Config
 
     variants = {"sdk (requests)": cos.Cos._once, "urllib3 direct": urllib3_once(urllib3.PoolManager(maxsize=32, retries=False))}
     srv = run.RemoteCOS()

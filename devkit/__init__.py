@@ -58,8 +58,8 @@ def http_event(body: Any, shape: str = "function_url", token: Optional[str] = TO
 
 
 def context(request_id: str = "local-request", time_limit_ms: int = 30000) -> Dict[str, Any]:
-    """An SCF ``context`` dict with the keys SCF documents (:func:`smartcover.serve.context`)."""
-    from smartcover.serve import context as scf_context
+    """An SCF ``context`` dict with the keys SCF documents (:func:`smartcover.cli.serve.context`)."""
+    from smartcover.cli.serve import context as scf_context
 
     return scf_context(request_id, time_limit_ms)
 
@@ -126,7 +126,7 @@ def jobs_detail_xml(body: bytes) -> Iterable[str]:
 
 def seed(srv: Any, body: bytes, register_job: bool = True) -> None:
     """Create the buckets a callback names, put its input video and covers, register its jobs."""
-    from smartcover.parse import parse_body
+    from smartcover.core.parse import parse_body
 
     callback = parse_body(body)
     for job in callback.jobs:
@@ -204,7 +204,7 @@ def folder_callback(job_id: str, folder: str, covers: "int | Iterable[int]" = 3,
 def deliver(app: Any, body: bytes, rid: str = "r") -> "tuple[int, dict]":
     """POST ``body`` to ``app`` as a Function URL event with requestId ``rid``; asserts the answer
     is a valid SCF integration response and returns ``(statusCode, parsed body)``."""
-    from smartcover.response import is_valid
+    from smartcover.scf.response import is_valid
 
     answer = app(http_event(body), context(rid))
     assert is_valid(answer), answer

@@ -13,7 +13,7 @@ for _path in (os.path.dirname(_HERE), _HERE):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from smartcover.cli import main  # noqa: E402
+from smartcover.cli.commands import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

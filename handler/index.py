@@ -4,7 +4,7 @@ The configuration is read and validated once, when SCF loads this module (cold s
 invocations reuse it. Only the standard library and the project's light modules are imported
 here: the COS SDK is imported after a callback is authenticated and validated.
 """
-from smartcover.app import load
+from smartcover.scf.app import load
 
 _APP = load()
 

@@ -321,7 +321,7 @@ def normal_state(snap: dict) -> Dict[str, tuple]:
 # -- deliveries -------------------------------------------------------------------------------------
 def deliver(app, body: bytes, copies: int = 1, tag: str = "d") -> List[Tuple[int, dict]]:
     """Deliver ``body`` ``copies`` times at once (threads calling ``app``); ``[(status, answer)]``."""
-    from smartcover.response import is_valid
+    from smartcover.scf.response import is_valid
 
     out: List[Optional[Tuple[int, dict]]] = [None] * copies
 
@@ -395,8 +395,8 @@ def reference(scenario: Scenario, lab: Lab) -> Tuple[int, Dict[Tuple[str, int], 
     outcomes, state)."""
     if scenario in lab.cache:
         return lab.cache[scenario]
-    from smartcover.app import App
-    from smartcover.config import Config
+    from smartcover.scf.app import App
+    from smartcover.core.config import Config
 
     srv = lab.ref
     srv.reset()
@@ -411,8 +411,8 @@ def reference(scenario: Scenario, lab: Lab) -> Tuple[int, Dict[Tuple[str, int], 
 
 def run_schedule(schedule: Schedule, lab: Lab) -> Report:
     """Run one schedule (see the module docstring) on ``lab`` and report what it found."""
-    from smartcover.app import App
-    from smartcover.config import Config
+    from smartcover.scf.app import App
+    from smartcover.core.config import Config
 
     sc = schedule.scenario
     if sc.layout != "apart":
@@ -552,8 +552,8 @@ def run_multi(schedule: Schedule, lab: Lab) -> Report:
     and true (a cover reported done is done); at the end, ``shared``: one job has every target and
     the other none, answering 409 that names the first; the last round changes nothing and repeats
     the statuses (redeliveries do not flip ownership)."""
-    from smartcover.app import App
-    from smartcover.config import Config
+    from smartcover.scf.app import App
+    from smartcover.core.config import Config
 
     sc = schedule.scenario
     report = Report(schedules=1)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 import devkit
-from smartcover.app import App
-from smartcover.config import Config
+from smartcover.scf.app import App
+from smartcover.core.config import Config
 
 
 @pytest.fixture()

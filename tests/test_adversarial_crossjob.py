@@ -13,8 +13,8 @@ import devkit
 from devkit import deliver
 from devkit import folder_callback as job_body
 from localcos import Fault
-from smartcover.app import App
-from smartcover.config import Config
+from smartcover.scf.app import App
+from smartcover.core.config import Config
 
 BUCKET = "test-123456789"
 SHARED = "covers/${InputName}/${Number}.${ext}"  # README's example: collides for same-named videos

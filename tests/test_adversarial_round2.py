@@ -10,8 +10,8 @@ import pytest
 import devkit
 from devkit import deliver
 from devkit import folder_callback as job_body
-from smartcover.app import App
-from smartcover.config import Config
+from smartcover.scf.app import App
+from smartcover.core.config import Config
 
 BUCKET = "test-123456789"
 SHARED = "covers/${InputName}/${Number}.${ext}"
@@ -72,7 +72,7 @@ def test_versioned_bucket_second_job_replaces_first_jobs_moved_cover(overwrite):
 
 # -- doctor --write leaves scratch objects behind --------------------------------------------------
 from localcos.faults import Fault  # noqa: E402
-from smartcover import doctor  # noqa: E402
+from smartcover.ops import doctor  # noqa: E402
 
 DOCTOR_JOB = "j6842765cf84611ecb8546d80f2baf56f"
 

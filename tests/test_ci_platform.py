@@ -20,14 +20,14 @@ from hypothesis import strategies as st
 
 import devkit
 from localcos import QUIRKS, Fault
-from smartcover import cli
-from smartcover.app import App
-from smartcover.config import Config
-from smartcover.errors import BadRequest
-from smartcover.parse import parse_body
-from smartcover.plan import JOB_STATES, compare, job_differences, plan
-from smartcover.response import is_valid
-from smartcover.tags import MAX_VALUE, fit_value, tag_problem
+from smartcover.cli import commands as cli
+from smartcover.scf.app import App
+from smartcover.core.config import Config
+from smartcover.core.errors import BadRequest
+from smartcover.core.parse import parse_body
+from smartcover.core.plan import JOB_STATES, compare, job_differences, plan
+from smartcover.scf.response import is_valid
+from smartcover.core.tags import MAX_VALUE, fit_value, tag_problem
 
 BUCKET = "test-123456789"
 REGION = "ap-chongqing"
@@ -283,7 +283,7 @@ def test_one_unreadable_job_is_reported_and_the_page_goes_on(cos, capsys):
 
 
 def test_queue_ids_configuration_is_validated():
-    from smartcover.errors import ConfigError
+    from smartcover.core.errors import ConfigError
     with pytest.raises(ConfigError, match="SMARTCOVER_QUEUE_IDS"):
         Config.from_env({"SMARTCOVER_QUEUE_IDS": "p1,bad id"})
     assert Config.from_env({"SMARTCOVER_QUEUE_IDS": "p1, p2,p1"}).queue_ids == ("p1", "p2")

@@ -12,8 +12,8 @@ import threading
 import pytest
 
 import devkit
-from smartcover import cli
-from smartcover.serve import function_url_event, make_server
+from smartcover.cli import commands as cli
+from smartcover.cli.serve import function_url_event, make_server
 
 BUCKET = "test-123456789"
 MOVE = ["--env", "SMARTCOVER_ACTIONS=move,tag", "--env", "SMARTCOVER_TARGET_KEY=covers/${InputName}/${Number}.${ext}"]

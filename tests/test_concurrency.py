@@ -18,9 +18,9 @@ import pytest
 import devkit
 from localcos import Fault
 from scripts.campaign import DONE, UNIQUE_TARGET_KEY, Lab, Scenario, Watcher, normal_state, reference
-from smartcover.app import App
-from smartcover.config import Config
-from smartcover.response import is_valid
+from smartcover.scf.app import App
+from smartcover.core.config import Config
+from smartcover.scf.response import is_valid
 
 ROUNDS = 4
 CONTENTION: Counter = Counter()
@@ -144,7 +144,7 @@ def test_nested_pools_finish_when_every_shared_thread_is_busy(monkeypatch):
     an inner runner that finds no idle shared thread gets a thread of its own, so nothing waits
     in the executor's queue behind the tasks waiting for it (with the queue, this deadlocks)."""
     import threading
-    from handler.smartcover import pool as pool_mod
+    from smartcover.cloud import pool as pool_mod
 
     monkeypatch.setattr(pool_mod, "MAX_THREADS", 2)
     monkeypatch.setattr(pool_mod, "_SHARED", None)

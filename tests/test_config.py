@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from smartcover.config import Config
-from smartcover.errors import ConfigError
+from smartcover.core.config import Config
+from smartcover.core.errors import ConfigError
 
 
 def test_defaults():

@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import devkit
-from smartcover import config as cfg
-from smartcover.app import App
-from smartcover.config import Config
-from smartcover.errors import ConfigError
+from smartcover.core import config as cfg
+from smartcover.scf.app import App
+from smartcover.core.config import Config
+from smartcover.core.errors import ConfigError
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 

@@ -28,7 +28,7 @@ import devkit
 from devkit import deliver
 from devkit import folder_callback as job_body
 from localcos import Fault
-from smartcover.response import is_valid
+from smartcover.scf.response import is_valid
 
 BUCKET = "test-123456789"
 SHARED = "covers/${InputName}/${Number}.${ext}"  # README's example: collides for same-named videos
@@ -244,8 +244,8 @@ def test_two_jobs_sharing_targets_at_once_one_takes_all(cos, lab_apps, overwrite
 
 @pytest.fixture()
 def lab_apps():
-    from smartcover.app import App
-    from smartcover.config import Config
+    from smartcover.scf.app import App
+    from smartcover.core.config import Config
 
     def build(cos, n, **overrides):
         env = devkit.env(cos, **overrides)
@@ -311,7 +311,7 @@ def test_no_cookie_reaches_another_invocation(cos, make_app):
 
 
 def test_every_log_line_carries_the_request_id_also_from_worker_threads(cos, make_app, monkeypatch):
-    import smartcover.execute as execute
+    import smartcover.flow.execute as execute
 
     a = job_body(JOB_A, "a", 2)
     devkit.seed(cos, a)
@@ -385,8 +385,8 @@ def test_property_two_jobs_with_overlapping_covers_end_with_one_owner_per_shared
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from smartcover.app import App
-    from smartcover.config import Config
+    from smartcover.scf.app import App
+    from smartcover.core.config import Config
 
     subsets = st.sets(st.integers(0, 4), min_size=1, max_size=4).map(sorted)
 

@@ -133,9 +133,9 @@ def emitted():
     import io
     import contextlib
 
-    from smartcover.app import App, RetryBatch
-    from smartcover.app import load as load_handler
-    from smartcover.config import Config
+    from smartcover.scf.app import App, RetryBatch
+    from smartcover.scf.app import load as load_handler
+    from smartcover.core.config import Config
 
     lines = []
     srv = devkit.server()

@@ -11,13 +11,13 @@ import shlex
 import pytest
 
 import devkit
-from smartcover.app import App
-from smartcover.config import Config
-from smartcover.response import is_valid
+from smartcover.scf.app import App
+from smartcover.core.config import Config
+from smartcover.scf.response import is_valid
 
 EN = (devkit.ROOT / "README.md").read_text(encoding="utf-8")
 ZH = (devkit.ROOT / "README.zh-CN.md").read_text(encoding="utf-8")
-CODE = {p.name: p.read_text(encoding="utf-8") for p in (devkit.ROOT / "handler" / "smartcover").glob("*.py")}
+CODE = {p.name: p.read_text(encoding="utf-8") for p in (devkit.ROOT / "handler" / "smartcover").glob("*/*.py")}
 
 
 def table_variables(text: str) -> set:

@@ -14,10 +14,11 @@ from hypothesis import given, settings, strategies as st
 
 import devkit
 from localcos.faults import Fault
-from smartcover import cli, doctor
-from smartcover.app import App
-from smartcover.config import Config
-from smartcover.response import is_valid
+from smartcover.cli import commands as cli
+from smartcover.ops import doctor
+from smartcover.scf.app import App
+from smartcover.core.config import Config
+from smartcover.scf.response import is_valid
 
 BUCKET, REGION = "test-123456789", "ap-chongqing"
 JOB = "j6842765cf84611ecb8546d80f2baf56f"
@@ -212,7 +213,7 @@ def test_no_token_configured_fails(srv):
 @pytest.fixture()
 def function_url(srv):
     """The function behind http://127.0.0.1:<port>/ (serve.make_server), for a given env."""
-    from smartcover.serve import make_server
+    from smartcover.cli.serve import make_server
 
     servers = []
 
@@ -287,8 +288,8 @@ def test_direct_invocation_over_http_is_refused_without_token(srv):
 # -- CI modes (localcos/ciapi.py): skipped until localcos implements them ------------------------
 
 def _record(srv, job_id=JOB) -> bytes:
-    from smartcover.cos import Cos
-    from smartcover.deadline import Deadline
+    from smartcover.cloud.cos import Cos
+    from smartcover.core.deadline import Deadline
 
     env = env_for(srv)
     cos = Cos(Config.from_env(env), env, Deadline(30.0))
@@ -300,8 +301,8 @@ FAILED_JOB = "jfa11ed0000000000000000000000000001"
 
 def _effective(srv, mode: str):
     """The JobId on which ``mode`` shows in CI's answers (``""`` for the list mode), or None."""
-    from smartcover.cos import Cos, CosFault
-    from smartcover.deadline import Deadline
+    from smartcover.cloud.cos import Cos, CosFault
+    from smartcover.core.deadline import Deadline
 
     srv.quirks.add(mode)
     try:
@@ -398,7 +399,7 @@ _KEYS = st.sampled_from(["bucket", "region", "queueId", "jobId", "hours", "write
 @given(st.one_of(_JSON, st.dictionaries(_KEYS, _JSON, max_size=7)))
 def test_doctor_options_take_only_well_typed_values(spec):
     """Any JSON as the doctor argument is either well-typed Options or a BadRequest (400), nothing else."""
-    from smartcover.errors import BadRequest
+    from smartcover.core.errors import BadRequest
 
     try:
         options = doctor.Options.from_dict(spec)
@@ -413,8 +414,8 @@ def test_doctor_options_take_only_well_typed_values(spec):
 
 def test_doctor_event_shape():
     """``{"doctor": {...}}`` alone is the doctor shape; with any other key it is not."""
-    from smartcover.errors import BadRequest
-    from smartcover.events import DIRECT, DOCTOR, from_event
+    from smartcover.core.errors import BadRequest
+    from smartcover.scf.events import DIRECT, DOCTOR, from_event
 
     event = json.loads(devkit.sample("doctor-event.json"))
     request = from_event(event, None, 1024)

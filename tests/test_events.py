@@ -6,11 +6,11 @@ import json
 import pytest
 
 import devkit
-from smartcover.app import App, load
-from smartcover.config import Config
-from smartcover.errors import BadRequest, PayloadTooLarge
-from smartcover.events import DIRECT, HTTP_APIGW, HTTP_FUNCTION_URL, from_event
-from smartcover.response import is_valid
+from smartcover.scf.app import App, load
+from smartcover.core.config import Config
+from smartcover.core.errors import BadRequest, PayloadTooLarge
+from smartcover.scf.events import DIRECT, HTTP_APIGW, HTTP_FUNCTION_URL, from_event
+from smartcover.scf.response import is_valid
 
 BODY = devkit.sample("smartcover-workflow.xml")
 

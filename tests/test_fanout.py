@@ -15,13 +15,13 @@ import pytest
 import devkit
 from localcos import Fault
 from localcos.scfapi import LocalSCF, verify_tc3
-from smartcover import cli
-from smartcover.app import App
-from smartcover.config import Config
-from smartcover.deadline import Deadline
-from smartcover.fanout import Batch, run_lister, result_key, summary_key
-from smartcover.reconcile import make_window, parse_time, reconcile
-from smartcover.response import is_valid
+from smartcover.cli import commands as cli
+from smartcover.scf.app import App
+from smartcover.core.config import Config
+from smartcover.core.deadline import Deadline
+from smartcover.ops.fanout import Batch, run_lister, result_key, summary_key
+from smartcover.ops.reconcile import make_window, parse_time, reconcile
+from smartcover.scf.response import is_valid
 
 BUCKET = "test-123456789"
 REGION = "ap-chongqing"

@@ -22,9 +22,9 @@ import devkit
 from localcos import Fault
 from scripts.campaign import (ACTIONS, BUCKET, DELAY_S, KINDS, KINDS_BY_OP, Delivery, Lab, Report, Rule, Scenario,
                               Schedule, Watcher, UNIQUE_TARGET_KEY, check_state, ops_for, print_report, run_schedule)
-from smartcover.app import App
-from smartcover.config import Config
-from smartcover.response import is_valid
+from smartcover.scf.app import App
+from smartcover.core.config import Config
+from smartcover.scf.response import is_valid
 
 SCHEDULES = int(os.environ.get("SMARTCOVER_FAULT_SCHEDULES", "100"))
 MOVE3 = Scenario(action="move,tag", covers=3, target_key=UNIQUE_TARGET_KEY)
@@ -283,9 +283,9 @@ def test_a_token_that_expires_mid_invocation_is_renewed_from_the_environment(cos
 
 
 def test_cos_rebuilds_once_per_invocation_and_counts_it(cos):
-    from smartcover.cos import Cos, CosFault
-    from smartcover.deadline import Deadline
-    from smartcover.plan import ObjectRef
+    from smartcover.cloud.cos import Cos, CosFault
+    from smartcover.core.deadline import Deadline
+    from smartcover.core.plan import ObjectRef
 
     MOVE3.seed(cos)
     env = MOVE3.env(cos)
@@ -310,9 +310,9 @@ class FakeClock:
 
 
 def test_no_request_is_started_without_time_for_it(cos):
-    from smartcover.cos import NOT_STARTED, Cos, CosFault
-    from smartcover.deadline import MIN_ATTEMPT_S, Deadline
-    from smartcover.plan import ObjectRef
+    from smartcover.cloud.cos import NOT_STARTED, Cos, CosFault
+    from smartcover.core.deadline import MIN_ATTEMPT_S, Deadline
+    from smartcover.core.plan import ObjectRef
 
     MOVE3.seed(cos)
     env = dict(MOVE3.env(cos), SMARTCOVER_COS_RETRIES="3")
@@ -334,7 +334,7 @@ def test_no_request_is_started_without_time_for_it(cos):
 
 
 def test_attempt_timeouts_fit_the_time_left():
-    from smartcover.deadline import MIN_ATTEMPT_S, attempt_timeouts, backoff, fits_after
+    from smartcover.core.deadline import MIN_ATTEMPT_S, attempt_timeouts, backoff, fits_after
 
     for left in (0.05, 0.1, 0.3, 1.0, 2.0, 4.9, 30.0):
         for limit in (0.1, 0.4, 5.0, 60.0):

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import devkit
-from smartcover.response import is_valid
+from smartcover.scf.response import is_valid
 
 EXAMPLES = int(os.environ.get("SMARTCOVER_FUZZ_EXAMPLES", "500"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False, database=None,
@@ -33,8 +33,8 @@ def world():
     srv = devkit.server()
     for name in devkit.SAMPLES:
         devkit.seed(srv, devkit.sample(name))
-    from smartcover.app import App
-    from smartcover.config import Config
+    from smartcover.scf.app import App
+    from smartcover.core.config import Config
 
     env = devkit.env(srv, **SETTINGS)
     yield srv, App(Config.from_env(env), env)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import devkit
-from smartcover.response import is_valid
+from smartcover.scf.response import is_valid
 
 BUCKET = "test-123456789"
 JOB = "j6842765cf84611ecb8546d80f2baf56f"

@@ -16,9 +16,9 @@ import pytest
 import devkit
 from localcos import Fault
 from scripts.campaign import BUCKET, UNIQUE_TARGET_KEY, Lab, Scenario, Watcher, normal_state, reference
-from smartcover.app import App
-from smartcover.config import Config
-from smartcover.response import is_valid
+from smartcover.scf.app import App
+from smartcover.core.config import Config
+from smartcover.scf.response import is_valid
 
 MOVE = Scenario(action="move,tag", covers=3, target_key=UNIQUE_TARGET_KEY)
 """Collision-free targets: each cover is decided on its own, and ``SMARTCOVER_OVERWRITE=always``

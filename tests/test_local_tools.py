@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 import devkit
-from smartcover import cli
-from smartcover.app import App
-from smartcover.config import Config
-from smartcover.serve import callback_token, make_server, sample_switch, start_local_cos, token_note
+from smartcover.cli import commands as cli
+from smartcover.scf.app import App
+from smartcover.core.config import Config
+from smartcover.cli.serve import callback_token, make_server, sample_switch, start_local_cos, token_note
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTCOVER_", "TENCENTCLOUD_"))}
 MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/${InputName}/${jobid}/${Number}.${ext}"}

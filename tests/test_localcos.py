@@ -534,7 +534,7 @@ def test_stop_closes_idle_keep_alive_connections():
     server.stop()
     with pytest.raises(CosClientError):
         cos.head_object(Bucket=BUCKET, Key="k")
-    # the function's shared worker threads (smartcover.pool) outlive invocations by design
+    # the function's shared worker threads (smartcover.cloud.pool) outlive invocations by design
     assert sum(1 for t in threading.enumerate() if not t.name.startswith("smartcover-worker")) < 50
 
 

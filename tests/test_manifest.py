@@ -8,7 +8,7 @@ import pytest
 
 import devkit
 from localcos import Fault, crc64ecma
-from smartcover.response import is_valid
+from smartcover.scf.response import is_valid
 
 BUCKET = "test-123456789"
 JOB = "j6842765cf84611ecb8546d80f2baf56f"
@@ -133,14 +133,14 @@ def test_dry_run_plans_the_manifest_and_writes_nothing(cos, make_app):
 
 
 def test_manifest_key_has_job_level_wildcards_only(cos, make_app):
-    from smartcover.errors import ConfigError
+    from smartcover.core.errors import ConfigError
 
     with pytest.raises(ConfigError):
         make_app(**dict(SETTINGS, SMARTCOVER_MANIFEST_KEY="manifests/${Number}.json"))
 
 
 def test_reconcile_writes_the_same_manifest_as_the_callback(cos, make_app, capsys):
-    from smartcover import cli
+    from smartcover.cli import commands as cli
 
     devkit.seed(cos, XML)
     env = devkit.env(cos, **SETTINGS)

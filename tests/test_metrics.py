@@ -10,10 +10,10 @@ import pytest
 
 import devkit
 from localcos import Fault
-from smartcover import metrics
-from smartcover.app import App, RetryBatch, load
-from smartcover.config import Config
-from smartcover.response import is_valid
+from smartcover.scf import metrics
+from smartcover.scf.app import App, RetryBatch, load
+from smartcover.core.config import Config
+from smartcover.scf.response import is_valid
 
 BUCKET = "test-123456789"
 REGION = "ap-chongqing"

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import devkit
-from smartcover.errors import BadRequest
-from smartcover.model import CosHeader, Workflow
-from smartcover.parse import parse_body, parse_tree
+from smartcover.core.errors import BadRequest
+from smartcover.core.model import CosHeader, Workflow
+from smartcover.core.parse import parse_body, parse_tree
 
 XML = devkit.sample("smartcover-workflow.xml")
 JSON = devkit.sample("smartcover-workflow.json")

@@ -27,7 +27,7 @@ from collections import Counter
 import pytest
 
 import devkit
-from smartcover.response import is_valid
+from smartcover.scf.response import is_valid
 
 BUCKET = "test-123456789"
 TARGET = {"SMARTCOVER_TARGET_KEY": "covers/${jobid}/${Number}.${ext}"}
@@ -81,7 +81,7 @@ def test_tag_redelivery_reads_only(cos, make_app, n):
 CHILD = r"""
 import json, sys
 import index
-LAZY = ("qcloud_cos", "requests", "urllib3", "tencentcloud", "defusedxml", "smartcover.parse", "smartcover.cos",
+LAZY = ("qcloud_cos", "requests", "urllib3", "tencentcloud", "defusedxml", "smartcover.core.parse", "smartcover.cloud.cos",
         "dataclasses", "inspect", "logging", "typing")
 out = []
 for event in json.loads(sys.argv[1]):
@@ -112,7 +112,7 @@ import json, sys
 import index
 event = json.loads(sys.argv[1])
 answer = index.main_handler(event, {"request_id": "r", "time_limit_in_ms": 30000})
-heavy = sorted(m for m in sys.modules if m.startswith(("tencentcloud", "smartcover.fanout", "smartcover.reconcile")))
+heavy = sorted(m for m in sys.modules if m.startswith(("tencentcloud", "smartcover.ops.fanout", "smartcover.ops.reconcile")))
 sys.__stdout__.write("\nRESULT " + json.dumps([answer["statusCode"], heavy]) + "\n")
 """
 

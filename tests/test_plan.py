@@ -4,11 +4,11 @@ from __future__ import annotations
 import pytest
 
 import devkit
-from smartcover.config import Config
-from smartcover.errors import Forbidden, Unprocessable
-from smartcover.parse import parse_body
-from smartcover.plan import plan
-from smartcover.templates import key_problem, render
+from smartcover.core.config import Config
+from smartcover.core.errors import Forbidden, Unprocessable
+from smartcover.core.parse import parse_body
+from smartcover.core.plan import plan
+from smartcover.core.templates import key_problem, render
 
 MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/${InputName}/${jobid}-${Number}.${ext}"}
 KEYS = [f"output/smartcover-{i}.jpg" for i in range(3)]

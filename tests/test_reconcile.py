@@ -13,10 +13,10 @@ import pytest
 
 import devkit
 from localcos import Fault
-from smartcover import cli
-from smartcover.app import App
-from smartcover.config import Config
-from smartcover.response import is_valid
+from smartcover.cli import commands as cli
+from smartcover.scf.app import App
+from smartcover.core.config import Config
+from smartcover.scf.response import is_valid
 
 BUCKET = "test-123456789"
 REGION = "ap-chongqing"

@@ -10,10 +10,10 @@ import json
 import pytest
 
 import devkit
-from smartcover.app import App
-from smartcover.auth import Authenticator, SsmSecret
-from smartcover.config import Config
-from smartcover.response import is_valid
+from smartcover.scf.app import App
+from smartcover.scf.auth import Authenticator, SsmSecret
+from smartcover.core.config import Config
+from smartcover.scf.response import is_valid
 
 BUCKET = "test-123456789"
 SAMPLE = devkit.sample("smartcover-workflow.xml")
@@ -138,7 +138,7 @@ def test_foreign_region_403(seeded, make_app):
 def test_foreign_target_bucket_is_a_configuration_error_at_start(seeded, make_app):
     """A target outside the allow-list would refuse every callback: it is the operator's error,
     reported at start (tests/test_config_messages.py has the message), not a 403 per callback."""
-    from smartcover.errors import ConfigError
+    from smartcover.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="pub-1250000000"):
         make_app(**dict(MOVE, SMARTCOVER_TARGET_BUCKET="pub-1250000000"))
@@ -337,7 +337,7 @@ def test_missing_target_bucket_is_failed_502_not_a_missing_cover(seeded, make_ap
 
 
 def test_at_sign_in_a_tag_value_is_written_as_itself():
-    from smartcover.tags import fit_value
+    from smartcover.core.tags import fit_value
     assert fit_value("users/a@b/video.mp4") == "users/a@b/video.mp4"  # COS allows @ (436/42998)
 
 
@@ -352,6 +352,6 @@ def test_deeply_nested_direct_dict_is_400(make_app):
 
 
 def test_misconfigured_answer_names_the_variable_only():
-    from smartcover.app import load
+    from smartcover.scf.app import load
     out = load({"SMARTCOVER_ALLOWED_BUCKETS": "ok-1250000000,Secret Bucket Name"})(devkit.http_event(SAMPLE), None)
     assert out["statusCode"] == 500 and "SMARTCOVER_ALLOWED_BUCKETS" in out["body"] and "Secret Bucket" not in out["body"]

@@ -8,10 +8,11 @@ import threading
 import pytest
 
 import devkit
-from smartcover import cli, ciops
-from smartcover.app import App
-from smartcover.config import Config
-from smartcover.serve import make_server
+from smartcover.cli import commands as cli
+from smartcover.ops import ciops
+from smartcover.scf.app import App
+from smartcover.core.config import Config
+from smartcover.cli.serve import make_server
 
 BUCKET, REGION = "test-123456789", "ap-chongqing"
 FUNCTION_URL = "https://1250000000-abcd1234.ap-chongqing.tencentscf.com/"

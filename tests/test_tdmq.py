@@ -12,7 +12,7 @@ import pytest
 
 import devkit
 from localcos import Fault
-from smartcover.response import is_valid
+from smartcover.scf.response import is_valid
 
 BUCKET = "test-123456789"
 MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/${InputName}/${Number}.${ext}",
@@ -64,7 +64,7 @@ def test_batch_reports_each_message_and_the_worst_status(cos, make_app):
 
 
 def test_retryable_fault_in_a_batch_fails_the_invocation_so_scf_redelivers(cos, make_app):
-    from smartcover.app import RetryBatch
+    from smartcover.scf.app import RetryBatch
 
     devkit.seed(cos, XML.encode())
     cos.inject(Fault(op="PutObjectCopy", key=TARGETS[0], status=503))

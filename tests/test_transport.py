@@ -1,5 +1,5 @@
-"""The HTTP layer under the SDK (smartcover.transport.LeanSession) and the shared worker threads
-(smartcover.pool.Pool), against a real LocalCOS: what is sent, what is not followed or kept, how
+"""The HTTP layer under the SDK (smartcover.cloud.transport.LeanSession) and the shared worker threads
+(smartcover.cloud.pool.Pool), against a real LocalCOS: what is sent, what is not followed or kept, how
 failures surface, and that pools stay bounded, ordered and deadlock-free on shared threads.
 No timings are asserted."""
 from __future__ import annotations
@@ -13,12 +13,12 @@ from qcloud_cos import CosConfig, CosS3Client
 
 import devkit
 from localcos.faults import Fault
-from smartcover.config import Config
-from smartcover.cos import Cos, CosFault, _session
-from smartcover.deadline import Deadline
-from smartcover.model import ObjectRef
-from smartcover.pool import THREAD_PREFIX, Pool
-from smartcover.transport import LeanSession
+from smartcover.core.config import Config
+from smartcover.cloud.cos import Cos, CosFault, _session
+from smartcover.core.deadline import Deadline
+from smartcover.core.model import ObjectRef
+from smartcover.cloud.pool import THREAD_PREFIX, Pool
+from smartcover.cloud.transport import LeanSession
 
 BUCKET, REGION = "test-123456789", "ap-chongqing"
 

@@ -29,13 +29,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
     from typing import Any, Callable, List, Mapping, Optional
 
-from . import log, metrics
+from ..core import log
+
+from . import metrics
 from .auth import Authenticator
-from .config import Config
-from .deadline import Deadline
-from .errors import ConfigError, MethodNotAllowed, SmartCoverError
+from ..core.config import Config
+from ..core.deadline import Deadline
+from ..core.errors import ConfigError, MethodNotAllowed, SmartCoverError
 from .events import BATCH, DOCTOR, QUEUE, TIMER, Request, from_event
-from .templates import can_collide
+from ..core.templates import can_collide
 from .response import INTERNAL, error, error_body, respond
 
 Answer = dict  # Dict[str, Any]: the integration response
@@ -81,7 +83,7 @@ class Session:
         """The :class:`cos.Cos` (imports the COS SDK on first call). Raises :class:`ConfigError`
         when the role credentials are missing."""
         if self._cos is None:
-            from .cos import Cos
+            from ..cloud.cos import Cos
             self._cos = Cos(self.config, self.env, self.deadline)
         return self._cos
 
@@ -97,21 +99,21 @@ def act(the_plan, config: Config, session: Session) -> list:
 
     Used by the callback path and by :mod:`reconcile`, so both follow the same rules.
     """
-    from .execute import JobResult, dry_run
+    from ..flow.execute import JobResult, dry_run
 
     if config.dry_run:
         results = dry_run(the_plan, config)
         return [_dry_extras(j, r, config) for j, r in zip(the_plan.jobs, results)]
     if not any(j.disposition == "act" or j.failure_tags for j in the_plan.jobs):
         return [JobResult(j.job, j.disposition, j.reason) for j in the_plan.jobs]
-    from .execute import execute
+    from ..flow.execute import execute
 
     cos = session.cos()
     results = execute(the_plan, cos, config)
     # the plans carried out: a job whose RunId CI could not confirm was planned again without it
     the_plan = type(the_plan)(the_plan.event_name, tuple(r.plan or j for j, r in zip(the_plan.jobs, results)), the_plan.reason)
     if any(j.manifest is not None for j in the_plan.jobs):
-        from .manifest import write_all
+        from ..flow.manifest import write_all
         results = write_all(the_plan, results, cos, config.concurrency)
     return results
 
@@ -129,7 +131,7 @@ def _dry_extras(job_plan, result, config: Config):
         extra["inputTagging"] = "planned"
         extra["inputTaggingPlan"] = f"{verify}GET {inp.bucket}/{inp.object}?tagging; PUT {inp.bucket}/{inp.object}?tagging (if tags change): {tags}"
     if job_plan.manifest is not None and job_plan.disposition == "act":
-        from .manifest import steps
+        from ..flow.manifest import steps
         extra["manifest"], extra["manifestKey"], extra["manifestPlan"] = "planned", job_plan.manifest.key, steps(job_plan)
     return replace(result, extra=extra) if extra != result.extra else result
 
@@ -141,7 +143,7 @@ def job_outcome(result) -> str:
         return "planned"
     if "manifest" not in result.extra:
         return result.outcome
-    from .manifest import outcome
+    from ..flow.manifest import outcome
     return outcome(result)
 
 
@@ -271,14 +273,14 @@ class App:
         Raises:
             SmartCoverError: 400 (not a callback), 403, 422 (validation), 500 (no credentials).
         """
-        from .parse import parse_body, parse_tree, unwrap
+        from ..core.parse import parse_body, parse_tree, unwrap
 
         callback = parse_tree(unwrap(request.tree)) if request.tree is not None else parse_body(request.body)
         return self.run_callback(callback, session or Session(self.config, self.env, deadline))
 
     def run_callback(self, callback, session: Session):
         """Plan and act on a parsed :class:`model.Callback`; return ``(status, body)``."""
-        from .plan import plan
+        from ..core.plan import plan
 
         the_plan = plan(callback, self.config)
         if not the_plan.jobs:
@@ -302,7 +304,7 @@ class App:
     def batch(self, request: Request, deadline: Deadline):
         """A queue-trigger batch: each message is one callback, handled on its own (one bad
         message does not stop the others). Returns the worst status and one entry per message."""
-        from .parse import parse_body
+        from ..core.parse import parse_body
 
         session = Session(self.config, self.env, deadline)
         items = []
@@ -339,12 +341,12 @@ class App:
     def timer(self, request: Request, deadline: Deadline):
         """A timer trigger: reconcile the bucket and window its ``Message`` names (or the defaults,
         see :func:`reconcile.window_from_timer`). Returns ``(status, summary)``."""
-        from .reconcile import reconcile, window_from_timer
+        from ..ops.reconcile import reconcile, window_from_timer
 
         assert request.timer is not None
         window = window_from_timer(request.timer, self.config, self.env)
         if '"fanOut"' in request.timer.message:
-            from .fanout import run_lister, wants_fan_out
+            from ..ops.fanout import run_lister, wants_fan_out
 
             if wants_fan_out(request.timer.message):
                 answer = run_lister(self.config, self.env, window, deadline)
@@ -356,7 +358,7 @@ class App:
         """A fan-out batch (:func:`fanout.run_batch`): the listed jobs followed up as their
         callbacks would be. Raises :class:`RetryBatch` when a job needs a retry, so that SCF's async
         retry runs the batch again (SCF retries an async invocation only when it fails)."""
-        from .fanout import Batch, run_batch
+        from ..ops.fanout import Batch, run_batch
 
         batch = Batch.from_event(request.tree)
         status, body = run_batch(self.config, self.env, batch, deadline)
@@ -368,7 +370,7 @@ class App:
         """A direct invocation ``{"doctor": {...}}``: run :func:`doctor.run` with the execution
         role's credentials; answer 200 with the report (its ``outcome``/``ok`` say whether a check
         failed). Raises BadRequest (400) for bad options."""
-        from .doctor import Options, run
+        from ..ops.doctor import Options, run
 
         options = Options.from_dict(request.doctor)
         report = run(self.config, self.env, options, deadline)

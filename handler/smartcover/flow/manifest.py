@@ -37,12 +37,12 @@ from dataclasses import dataclass, replace
 from datetime import timezone
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .cos import Cos, CosFault, ObjectInfo, in_flight_limit
+from ..cloud.cos import Cos, CosFault, ObjectInfo, in_flight_limit
 from .execute import JobResult
-from .plan import TAG_JOB, JobPlan, ObjectRef, Plan, owner
-from .pool import Pool
-from .tags import encode_tagging
-from .templates import split_key
+from ..core.plan import TAG_JOB, JobPlan, ObjectRef, Plan, owner
+from ..cloud.pool import Pool
+from ..core.tags import encode_tagging
+from ..core.templates import split_key
 
 VERSION = 1
 TAG_MANIFEST = "smartcover:manifest"

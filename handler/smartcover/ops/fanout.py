@@ -51,11 +51,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Optional, Tuple
 
-from . import config as cfg
-from . import log
-from .config import Config
-from .deadline import Deadline
-from .errors import BadRequest, ConfigError, SmartCoverError
+from ..core import config as cfg
+from ..core import log
+from ..core.config import Config
+from ..core.deadline import Deadline
+from ..core.errors import BadRequest, ConfigError, SmartCoverError
 from .reconcile import PAGE_RESERVE_S, ListingFailed, Summary, Window, _fail, _queues, follow_up, plan_jobs, target_of
 from .reconcile import list_page as read_page
 
@@ -155,10 +155,10 @@ def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: De
         BadRequest / Forbidden: the bucket or region is outside ``SMARTCOVER_ALLOWED_*``.
         ConfigError: no role credentials.
     """
-    from .app import Session
-    from .cos import CosFault
-    from .model import ObjectRef
-    from .parse import MAX_LIST_JOBS, parse_body
+    from ..scf.app import Session
+    from ..cloud.cos import CosFault
+    from ..core.model import ObjectRef
+    from ..core.parse import MAX_LIST_JOBS, parse_body
 
     target_of(config, env, batch.bucket, batch.region, "fan-out batch")
     config = config.replace(verify_job=False)
@@ -319,9 +319,9 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
     Raises:
         ConfigError: no role credentials, or no function to invoke.
     """
-    from .app import Session
-    from .cos import CosFault
-    from .model import ObjectRef
+    from ..scf.app import Session
+    from ..cloud.cos import CosFault
+    from ..core.model import ObjectRef
 
     config = config.replace(verify_job=False)
     session = Session(config, env, deadline)
@@ -454,7 +454,7 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
         if progress:
             progress(_answer(cursor, window, session, invoker, resumed, "", 0))
 
-    from .pool import Pool
+    from ..cloud.pool import Pool
 
     pool = Pool(max_workers=max(1, min(config.concurrency, 16)))
     last_poll = 0.0

@@ -18,8 +18,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
     from typing import Callable, Mapping, Optional
 
-from . import config as cfg
-from .errors import Unauthorized, Unavailable
+from ..core import config as cfg
+from ..core.errors import Unauthorized, Unavailable
 from .events import Request
 
 TOKEN_PARAM = "token"

@@ -42,8 +42,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
     from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .errors import BadRequest, PayloadTooLarge
-from .records import record
+from ..core.errors import BadRequest, PayloadTooLarge
+from ..core.records import record
 
 HTTP_APIGW = "apigw"
 HTTP_FUNCTION_URL = "function_url"

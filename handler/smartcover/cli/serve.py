@@ -225,7 +225,7 @@ def sample_switch(srv: Any, function: Handler) -> Handler:
     def squeeze(raw: bytes) -> bytes:
         return b"".join(raw.split())
 
-    from .parse import parse_body
+    from ..core.parse import parse_body
 
     jobs = {}
     for name in devkit.SAMPLES:

@@ -5,7 +5,7 @@ always a JSON document. Any other shape makes the gateway answer "Invalid scf re
 """
 from __future__ import annotations
 
-from .log import dumps
+from ..core.log import dumps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time

@@ -44,11 +44,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from . import config as cfg
-from .config import Config
-from .deadline import Deadline
-from .errors import BadRequest, SmartCoverError
-from .model import Job, ObjectRef
+from ..core import config as cfg
+from ..core.config import Config
+from ..core.deadline import Deadline
+from ..core.errors import BadRequest, SmartCoverError
+from ..core.model import Job, ObjectRef
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 _RANK = {PASS: 0, WARN: 1, FAIL: 2}
@@ -227,7 +227,7 @@ def run(config: Config, env: Mapping[str, str], options: Options = Options(), de
     if config.token_secret:
         _check_ssm(report, config, env)
     try:
-        from .cos import Cos
+        from ..cloud.cos import Cos
 
         cos = Cos(config, env, deadline)
     except SmartCoverError as exc:
@@ -267,7 +267,7 @@ class _Doctor:
     # -- CI ----------------------------------------------------------------------------------
     def _ci(self, op: str, path: str, params: Optional[Dict[str, str]] = None):
         """(raw answer bytes, None) or (None, CosFault)."""
-        from .cos import CosFault
+        from ..cloud.cos import CosFault
 
         try:
             resp = self.cos.request(op, "GET", self.bucket, self.region, path, params=params, ci=True)
@@ -285,7 +285,7 @@ class _Doctor:
         return self._ci("ListMediaJobs", "/jobs", params)
 
     def _parse_jobs(self, raw: bytes) -> Tuple[Tuple[Job, ...], str]:
-        from .parse import parse_body
+        from ..core.parse import parse_body
 
         try:
             return parse_body(raw, require_event=False).jobs, ""
@@ -370,7 +370,7 @@ class _Doctor:
         job_id = self.options.job_id
         callback_job = None
         if self.options.callback is not None:
-            from .parse import parse_body
+            from ..core.parse import parse_body
 
             try:
                 jobs = parse_body(self.options.callback).jobs
@@ -398,7 +398,7 @@ class _Doctor:
                   "with SMARTCOVER_VERIFY_JOB=true every callback would be answered 502/503 before any write" if self.config.verify_job
                   else "CI's record cannot be read (verification is off)", fix)
             return
-        from .parse import xml_tree
+        from ..core.parse import xml_tree
 
         try:
             tree = xml_tree(raw)
@@ -423,7 +423,7 @@ class _Doctor:
             return
         claimed = callback_job or self.listed
         if claimed is not None:
-            from .plan import job_differences
+            from ..core.plan import job_differences
 
             differ = job_differences(claimed, self.job)
             what = "the callback given" if callback_job else "the job as CI's list gave it"
@@ -525,7 +525,7 @@ class _Doctor:
     # -- covers ------------------------------------------------------------------------------
     def _head(self, ref: ObjectRef):
         """(status, headers) of HEAD Object; status 403 etc. for a refusal."""
-        from .cos import CosFault
+        from ..cloud.cos import CosFault
 
         try:
             resp = self.cos.request("HeadObject", "HEAD", ref.bucket, ref.region, ref.key)
@@ -581,7 +581,7 @@ class _Doctor:
 
     def _read_tags(self, ref: ObjectRef):
         """(tags or None, None) or (None, what COS answered)."""
-        from .cos import CosFault
+        from ..cloud.cos import CosFault
 
         try:
             return self.cos.get_tags(ref), None
@@ -589,7 +589,7 @@ class _Doctor:
             return None, _fault(exc)
 
     def _provenance(self, present, covers: int) -> None:
-        from .cos import _http_date
+        from ..cloud.cos import _http_date
 
         r, job, skew = self.report, self.job, self.config.clock_skew
         start, end = job.start_time, job.end_time
@@ -651,7 +651,7 @@ class _Doctor:
             seen.add((bucket, prefix))
             self._missing(ObjectRef(bucket, region, f"{prefix}{SCRATCH}missing-{secrets.token_hex(6)}"), prefix)
         if self.config.on_failure == "tag" and self.job is not None and self.job.input is not None:
-            from .cos import CosFault
+            from ..cloud.cos import CosFault
 
             ref = ObjectRef(self.job.input.bucket, self.job.input.region, self.job.input.object)
             try:
@@ -686,7 +686,7 @@ class _Doctor:
 
     def versioning(self) -> None:
         """GET Bucket versioning of each bucket the function writes."""
-        from .cos import CosFault, _xml
+        from ..cloud.cos import CosFault, _xml
 
         buckets = {(b, rg) for b, rg, _ in self.output_prefixes} or {(self.bucket, self.region)}
         if self.config.copies and self.config.target_bucket:
@@ -730,8 +730,8 @@ class _Doctor:
             self._remove_scratch(r, bucket, region, (src.key, dst.key))
 
     def _scratch_writes(self, r: _Rows, bucket: str, prefix: str, src: ObjectRef, dst: ObjectRef) -> None:
-        from .cos import CosFault, SourceChanged, TargetExists
-        from .tags import encode_tagging
+        from ..cloud.cos import CosFault, SourceChanged, TargetExists
+        from ..core.tags import encode_tagging
 
         made: List[str] = []
         try:
@@ -789,7 +789,7 @@ class _Doctor:
         was lost may still have been performed; deleting a missing key is no error, 436/8289), once
         more after a fault, then HEAD them: only a key still there is reported as left. On a
         versioning-enabled bucket the replaced and deleted versions stay as noncurrent versions."""
-        from .cos import CosFault
+        from ..cloud.cos import CosFault
 
         fault = ""
         for _ in range(2):
@@ -818,7 +818,7 @@ class _Doctor:
     def _tag_limits(self, ref: ObjectRef) -> None:
         """PUT tagging with the widest tags the function writes as themselves (COS's stricter
         reading of 436/35665 and 436/42998: key 127, value 255 characters; Chinese and ``@``)."""
-        from .cos import CosFault
+        from ..cloud.cos import CosFault
 
         wide = ((SCRATCH + "k" * (127 - len(SCRATCH)), "v" * 255), ("smartcover:doctor", "智能封面@1"))
         try:
@@ -852,7 +852,7 @@ def _check_auth(report: _Rows, config: Config, env: Mapping[str, str]) -> None:
 
 
 def _check_ssm(report: _Rows, config: Config, env: Mapping[str, str]) -> None:
-    from .auth import SsmSecret
+    from ..scf.auth import SsmSecret
 
     try:
         value = SsmSecret(config.token_secret or "", config.ssm_region, config.ssm_endpoint, 0.0, env=env).get()
@@ -895,7 +895,7 @@ def _configured_queues(config: Config, env: Mapping[str, str]) -> List[str]:
 
 
 def _queue_ids(raw: bytes) -> List[str]:
-    from .cos import CosFault, _xml
+    from ..cloud.cos import CosFault, _xml
 
     try:
         root = _xml("DescribeMediaQueues", raw)

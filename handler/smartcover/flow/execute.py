@@ -49,17 +49,17 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
-from . import log
-from .config import Config
-from .cos import Cos, CosFault, ObjectInfo, SourceChanged, SourceMissing, TargetExists
-from .errors import BadRequest, SmartCoverError
-from .model import Job
-from .parse import parse_body
-from .plan import (TAG_INDEX, TAG_JOB, CoverPlan, JobPlan, ObjectRef, Plan, compare, owner, source_problem, uses_run_id,
+from ..core import log
+from ..core.config import Config
+from ..cloud.cos import Cos, CosFault, ObjectInfo, SourceChanged, SourceMissing, TargetExists
+from ..core.errors import BadRequest, SmartCoverError
+from ..core.model import Job
+from ..core.parse import parse_body
+from ..core.plan import (TAG_INDEX, TAG_JOB, CoverPlan, JobPlan, ObjectRef, Plan, compare, owner, source_problem, uses_run_id,
                    without_run_id)
-from .pool import Pool
-from .tags import Tags, TagLimitError, merge
-from .templates import can_collide
+from ..cloud.pool import Pool
+from ..core.tags import Tags, TagLimitError, merge
+from ..core.templates import can_collide
 
 STAGE_RESERVE_S = 0.5
 """Time kept back per later stage of a cover (see :func:`reserve`)."""
@@ -315,7 +315,7 @@ def _verify_run_id(cos: Cos, job: Job, run_id: str, bucket: str, region: str, un
     RunId and list this JobId among its ``Tasks``; a WorkflowId both give must agree."""
     from urllib.parse import quote
 
-    from .parse import xml_tree
+    from ..core.parse import xml_tree
 
     try:
         raw = cos.ci_get(bucket, region, f"/workflowexecution/{quote(run_id, safe='')}", reserve_s=reserve_s,

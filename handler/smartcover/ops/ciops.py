@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from . import config as cfg
-from .config import Config
-from .errors import ConfigError
+from ..core import config as cfg
+from ..core.config import Config
+from ..core.errors import ConfigError
 
 NOTIFY_FIELDS = ("State", "Type", "Url", "Event", "ResultFormat")
 """The ``NotifyConfig`` fields ``setup-queue`` sets and shows, in that order."""
@@ -64,8 +64,8 @@ def callback_token(config: Config, env: Mapping[str, str], explicit: Optional[st
     if config.token:
         return config.token
     if config.token_secret:
-        from .auth import SsmSecret
-        from .errors import SmartCoverError
+        from ..scf.auth import SsmSecret
+        from ..core.errors import SmartCoverError
 
         try:
             return SsmSecret(config.token_secret, config.ssm_region, config.ssm_endpoint, 0.0, env).get()
@@ -231,7 +231,7 @@ def manifest_key(config: Config, key: str, job_id: str) -> Optional[str]:
     (job-level wildcards; ``${RunId}`` is empty for jobs submitted through the API), or None."""
     if not config.manifest_key:
         return None
-    from .templates import render, split_key
+    from ..core.templates import render, split_key
 
     parts = split_key(key)
     return render(config.manifest_key, {"InputPath": parts["Path"], "InputName": parts["Name"],

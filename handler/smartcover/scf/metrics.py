@@ -32,7 +32,7 @@ The CLS index and alarms that read these fields are in ``deploy/cls-index.json``
 """
 from __future__ import annotations
 
-from . import log
+from ..core import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs cold-start time

@@ -28,7 +28,7 @@ import time
 from typing import Dict, List, Mapping, Optional
 from urllib.parse import quote
 
-from . import log
+from ..core import log
 
 
 def _assignment(text: str):
@@ -39,7 +39,7 @@ def _assignment(text: str):
 
 
 def _time(text: str):
-    from .reconcile import parse_time
+    from ..ops.reconcile import parse_time
 
     try:
         return parse_time(text)
@@ -176,8 +176,8 @@ def _config(env: Mapping[str, str], warn: bool = False):
     """The validated configuration, or None after printing why not. ``warn``: also print what the
     function would warn about at start (unknown ``SMARTCOVER_*`` names, notices), for the commands
     that build no :class:`App` (which logs them itself)."""
-    from .config import Config
-    from .errors import ConfigError
+    from ..core.config import Config
+    from ..core.errors import ConfigError
 
     try:
         config = Config.from_env(env)
@@ -219,9 +219,9 @@ def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
 
 
 def _reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
-    from .deadline import Deadline
-    from .errors import SmartCoverError
-    from .reconcile import make_window, reconcile, target_of
+    from ..core.deadline import Deadline
+    from ..core.errors import SmartCoverError
+    from ..ops.reconcile import make_window, reconcile, target_of
 
     config = _config(env, warn=True)
     if config is None:
@@ -263,9 +263,9 @@ def _reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
 def _fan_out(args: argparse.Namespace, config, env: Dict[str, str], window) -> int:
     """``reconcile --fan-out``: see :func:`fanout.run_lister`. Exit 0 only when the run is complete
     without failures; 1 when it failed or continues in the next run."""
-    from .deadline import Deadline
-    from .errors import SmartCoverError
-    from .fanout import run_lister
+    from ..core.deadline import Deadline
+    from ..core.errors import SmartCoverError
+    from ..ops.fanout import run_lister
 
     started = time.monotonic()
     print(f"reconcile --fan-out {window.bucket} ({window.region}): SmartCover jobs created {window.start.isoformat()} .. "
@@ -319,7 +319,7 @@ def _print_summary(summary) -> None:
 def cmd_serve(args: argparse.Namespace, env: Dict[str, str]) -> int:
     """``serve``: see :mod:`serve`. With ``--local-cos`` the banner names the callback token and
     where it comes from (:func:`serve.token_note`) and a curl line that uses it."""
-    from .app import App
+    from ..scf.app import App
     from .serve import LOCAL_BUCKET, LOCAL_REGION, callback_token, make_server, run, sample_switch, start_local_cos, token_note
 
     local = None
@@ -358,7 +358,7 @@ def cmd_serve(args: argparse.Namespace, env: Dict[str, str]) -> int:
 
 def cmd_invoke(args: argparse.Namespace, env: Dict[str, str]) -> int:
     """``invoke``: one body through the handler; prints ``HTTP <status>`` and the answer."""
-    from .app import App
+    from ..scf.app import App
     from .serve import callback_token, context, function_url_event, pretty, seed_body, start_local_cos
 
     body = _read("invoke", args.file)
@@ -388,8 +388,8 @@ def cmd_invoke(args: argparse.Namespace, env: Dict[str, str]) -> int:
 
 
 def _ops_target(config, env: Mapping[str, str], bucket, region, who: str):
-    from .errors import SmartCoverError
-    from .reconcile import target_of
+    from ..core.errors import SmartCoverError
+    from ..ops.reconcile import target_of
 
     try:
         return target_of(config, env, bucket, region, who=who)
@@ -416,8 +416,8 @@ def cmd_setup_queue(args: argparse.Namespace, env: Dict[str, str]) -> int:
     planned, applied or already set; 1 when CI refused; 2 for usage or configuration errors."""
     from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
-    from . import ciops
-    from .errors import ConfigError
+    from ..ops import ciops
+    from ..core.errors import ConfigError
 
     config = _config(env, warn=True)
     if config is None:
@@ -464,9 +464,9 @@ def cmd_submit(args: argparse.Namespace, env: Dict[str, str]) -> int:
     configured); 1 when CI refused, the job failed or the wait timed out; 2 for usage errors."""
     from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
-    from . import ciops
-    from .config import bucket_problem
-    from .errors import ConfigError
+    from ..ops import ciops
+    from ..core.config import bucket_problem
+    from ..core.errors import ConfigError
 
     config = _config(env, warn=True)
     if config is None:
@@ -526,8 +526,8 @@ LOCAL_JOB_ID = "j6842765cf84611ecb8546d80f2baf56f"
 
 def cmd_doctor(args: argparse.Namespace, env: Dict[str, str]) -> int:
     """``doctor``: see :func:`doctor.run`; exit 0 when no check fails, 1 otherwise, 2 for usage."""
-    from .doctor import Options, run
-    from .errors import SmartCoverError
+    from ..ops.doctor import Options, run
+    from ..core.errors import SmartCoverError
     from .serve import start_local_cos
 
     callback = None

@@ -46,11 +46,11 @@ import requests
 from qcloud_cos import CosConfig, CosS3Auth, CosS3Client
 from qcloud_cos.cos_exception import CosClientError
 
-from . import config as cfg
-from .deadline import Deadline, attempt_timeouts, backoff, fits_after
-from .errors import ConfigError
-from .model import ObjectRef
-from .tags import Tags, encode_tagging
+from ..core import config as cfg
+from ..core.deadline import Deadline, attempt_timeouts, backoff, fits_after
+from ..core.errors import ConfigError
+from ..core.model import ObjectRef
+from ..core.tags import Tags, encode_tagging
 from .transport import LeanSession
 
 logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)  # outcomes are logged by the handler

@@ -38,12 +38,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from . import config as cfg
-from . import log
-from .config import Config, valid_bucket, valid_region
-from .deadline import Deadline
-from .errors import BadRequest, Forbidden, SmartCoverError, Unprocessable
-from .events import Timer
+from ..core import config as cfg
+from ..core import log
+from ..core.config import Config, valid_bucket, valid_region
+from ..core.deadline import Deadline
+from ..core.errors import BadRequest, Forbidden, SmartCoverError, Unprocessable
+from ..scf.events import Timer
 
 PAGE_SIZE = 100
 """CI's largest job-list page (``size`` at most 100, CI doc 436/54011; :data:`parse.MAX_LIST_JOBS`)."""
@@ -245,8 +245,8 @@ def list_page(cos: Any, window: Window, states: str, page_size: int, queue_id: s
         ListingFailed: CI refused or could not be asked (with a queue-id hint for a 400 without one),
             or its answer is unreadable.
     """
-    from .cos import CosFault
-    from .parse import MAX_LIST_JOBS, parse_body
+    from ..cloud.cos import CosFault
+    from ..core.parse import MAX_LIST_JOBS, parse_body
 
     params = {"tag": "SmartCover", "states": states, "size": str(page_size),
               "startCreationTime": window.start.strftime(CI_TIME), "endCreationTime": window.end.strftime(CI_TIME)}
@@ -275,7 +275,7 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
     Raises:
         ConfigError: the role credentials are missing.
     """
-    from .app import Session
+    from ..scf.app import Session
 
     config = config.replace(verify_job=False)
     page_size = max(1, min(PAGE_SIZE, int(page_size)))
@@ -338,8 +338,8 @@ def plan_jobs(summary: Summary, jobs: list, config: Config, reads: set, writes: 
     ``writes`` (e.g. a rerun on the same video, as one callback naming both would be refused), is
     counted ``refused`` in ``summary`` and left out. Returns the valid :class:`plan.JobPlan` list,
     their keys claimed. Shared with the fan-out's lister (:mod:`fanout`)."""
-    from .model import Callback
-    from .plan import TASK_FINISH, claim, overlap, plan
+    from ..core.model import Callback
+    from ..core.plan import TASK_FINISH, claim, overlap, plan
 
     valid = []
     for job in jobs:
@@ -361,8 +361,8 @@ def follow_up(summary: Summary, jobs: list, config: Config, session, reads: set,
     """Validate each listed job on its own (:func:`plan_jobs`), then carry out the valid ones
     together with :func:`app.act`, counting outcomes in ``summary``. Used for a reconcile page and
     for a fan-out batch (:func:`fanout.run_batch`)."""
-    from .app import act, job_dict, job_outcome, log_results
-    from .plan import TASK_FINISH, Plan
+    from ..scf.app import act, job_dict, job_outcome, log_results
+    from ..core.plan import TASK_FINISH, Plan
 
     valid = plan_jobs(summary, jobs, config, reads, writes)
     if valid:
@@ -401,8 +401,8 @@ def _queues(cos, window: Window, config: Config, deadline: Deadline) -> Queues:
     pages (1045/43701) and optional on others (460/84766), so without a configured queue the
     account's media queues are discovered (``GET /queue?category=CateAll``, CI doc 436/54045),
     and the list is asked once per queue; that works whichever CI requires."""
-    from .cos import CosFault
-    from .parse import xml_tree
+    from ..cloud.cos import CosFault
+    from ..core.parse import xml_tree
 
     if window.queue_id:
         return Queues("argument", (window.queue_id,))
@@ -438,7 +438,7 @@ _FRESH = {"tagged", "copied", "moved"}
 
 
 def _count(summary: Summary, result, outcome: str, entry: dict) -> None:
-    from .app import overall_status
+    from ..scf.app import overall_status
 
     if summary.dry_run:
         summary.planned += 1

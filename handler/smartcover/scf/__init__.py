@@ -1,0 +1,1 @@
+"""The SCF adapter: events in, authentication, the integration response out, and the App that dispatches them."""
