@@ -221,13 +221,14 @@ def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
 def _reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
     from ..core.deadline import Deadline
     from ..core.errors import SmartCoverError
+    from ..core.records import replace
     from ..ops.reconcile import make_window, reconcile, target_of
 
     config = _config(env, warn=True)
     if config is None:
         return 2
     if args.dry_run:
-        config = config.replace(dry_run=True)
+        config = replace(config, dry_run=True)
     log.setup(config.log_level if args.verbose else "WARNING", stream="stderr")
     try:
         bucket, region = target_of(config, env, args.bucket, args.region)

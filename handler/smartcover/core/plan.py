@@ -16,7 +16,7 @@ from typing import Dict, Optional, Tuple
 from .config import Config, valid_bucket, valid_region
 from .errors import BadRequest, Forbidden, Unprocessable
 from .model import Callback, Job, ObjectRef
-from .records import record
+from .records import record, replace
 from .tags import Tags, fit_value
 from .templates import can_collide, key_problem, output_pattern, render, split_key
 
@@ -313,7 +313,7 @@ def without_run_id(job_plan: "JobPlan", config: Config) -> "JobPlan":
     job = job_plan.job
     if not job.workflow:
         return job_plan
-    return _plan_job(job.replace(workflow=job.workflow.replace(run_id="")), config)
+    return _plan_job(replace(job, workflow=replace(job.workflow, run_id="")), config)
 
 
 def _plan_job(job: Job, config: Config) -> JobPlan:

@@ -55,6 +55,7 @@ from ..core import config as cfg
 from ..core import log
 from ..core.config import Config
 from ..core.deadline import Deadline
+from ..core.records import replace
 from ..core.errors import BadRequest, ConfigError, SmartCoverError
 from .reconcile import PAGE_RESERVE_S, ListingFailed, Summary, Window, _fail, _queues, follow_up, plan_jobs, target_of
 from .reconcile import list_page as read_page
@@ -161,7 +162,7 @@ def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: De
     from ..core.parse import MAX_LIST_JOBS, parse_body
 
     target_of(config, env, batch.bucket, batch.region, "fan-out batch")
-    config = config.replace(verify_job=False)
+    config = replace(config, verify_job=False)
     session = Session(config, env, deadline)
     epoch = datetime.fromtimestamp(0, timezone.utc)
     summary = Summary(Window(batch.bucket, batch.region, epoch, epoch))
@@ -323,7 +324,7 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
     from ..cloud.cos import CosFault
     from ..core.model import ObjectRef
 
-    config = config.replace(verify_job=False)
+    config = replace(config, verify_job=False)
     session = Session(config, env, deadline)
     cos = session.cos()
     prefix = config.fanout_prefix

@@ -42,6 +42,7 @@ from ..core import config as cfg
 from ..core import log
 from ..core.config import Config, valid_bucket, valid_region
 from ..core.deadline import Deadline
+from ..core.records import replace
 from ..core.errors import BadRequest, Forbidden, SmartCoverError, Unprocessable
 from ..scf.events import Timer
 
@@ -277,7 +278,7 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
     """
     from ..scf.app import Session
 
-    config = config.replace(verify_job=False)
+    config = replace(config, verify_job=False)
     page_size = max(1, min(PAGE_SIZE, int(page_size)))
     session = Session(config, env, deadline)
     summary = Summary(window, dry_run=config.dry_run)
