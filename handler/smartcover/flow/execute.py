@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple
 
 from ..core import log
@@ -54,12 +54,17 @@ from ..core.config import Config
 from ..cloud.cos import Cos, CosFault, ObjectInfo, SourceChanged, SourceMissing, TargetExists
 from ..core.errors import BadRequest, SmartCoverError
 from ..core.model import Job
+from ..core.outcomes import job_outcome
 from ..core.parse import parse_body
 from ..core.plan import (TAG_INDEX, TAG_JOB, CoverPlan, JobPlan, ObjectRef, Plan, compare, owner, source_problem, uses_run_id,
                    without_run_id)
 from ..cloud.pool import Pool
 from ..core.tags import Tags, TagLimitError, merge
 from ..core.templates import can_collide
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..core.outcomes import Disposition, InputTagging, JobOutcome, ManifestOutcome
 
 STAGE_RESERVE_S = 0.5
 """Time kept back per later stage of a cover (see :func:`reserve`)."""
@@ -110,39 +115,53 @@ class JobResult:
 
     ``plan`` is the job plan that was carried out: the planned one, or the one planned again
     without an unconfirmed RunId (:func:`plan.without_run_id`); the manifest is written from it.
-    ``extra`` holds answer fields (``inputTagging``, ``runId``, ``unconfirmed``, manifest fields)."""
+    The other fields become answer fields (camelCase, only when set; README, Answers):
+
+    * ``input_tagging`` (``inputTagging``): what ``SMARTCOVER_ON_FAILURE=tag`` did to a failed
+      job's input (:data:`outcomes.InputTagging`), ``input_tagging_plan`` its dry-run requests;
+    * ``run_id`` (``runId``: confirmed, unconfirmed or unused), ``run_id_detail`` and
+      ``unconfirmed`` (the Workflow fields CI could not confirm): see :class:`Verification`;
+    * ``manifest`` (:data:`outcomes.ManifestOutcome`), ``manifest_key``, ``manifest_detail`` (why,
+      when not OK), ``manifest_owner`` (the other job holding the manifest key; it joins
+      ``conflictsWith``) and ``manifest_plan`` (dry run): see :mod:`manifest`.
+    """
 
     job: Job
-    disposition: str
+    disposition: Disposition
     reason: str = ""
     covers: Tuple[CoverResult, ...] = ()
-    extra: Dict[str, object] = field(default_factory=dict)
     plan: Optional[JobPlan] = None
+    input_tagging: InputTagging = ""
+    input_tagging_plan: str = ""
+    run_id: str = ""
+    run_id_detail: str = ""
+    unconfirmed: Tuple[str, ...] = ()
+    manifest: ManifestOutcome = ""
+    manifest_key: str = ""
+    manifest_detail: str = ""
+    manifest_owner: str = ""
+    manifest_plan: str = ""
 
     @property
-    def outcome(self) -> str:
-        """done, retry, rejected, conflict, failed, ignored or job-failed."""
-        if self.disposition == "ignored":
-            return "ignored"
-        if self.disposition == "failed":
-            return "retry" if self.extra.get("inputTagging") == "retry" else "job-failed"
-        outcomes = {c.outcome for c in self.covers}
-        for name in ("retry", "rejected", "failed"):
-            if name in outcomes:
-                return name
-        if outcomes & {"conflict", "missing"}:
-            return "conflict"
-        return "done"
+    def outcome(self) -> JobOutcome:
+        """The job's outcome, counting its input tagging and manifest (:func:`outcomes.job_outcome`)."""
+        return job_outcome(self.disposition, (c.outcome for c in self.covers), self.input_tagging, self.manifest)
 
     def to_dict(self) -> dict:
-        """JSON-ready summary used in the HTTP answer and the logs."""
+        """JSON-ready summary used in the HTTP answer, the logs and reconcile's dry-run list."""
         out = {"jobId": self.job.job_id, "tag": self.job.tag, "state": self.job.state, "outcome": self.outcome}
         if self.reason:
             out["reason"] = self.reason
         if self.job.code and self.job.state != "Success":
             out["code"], out["message"] = self.job.code, self.job.message
-        out.update(self.extra)
-        owners = sorted({c.owner for c in self.covers if c.owner} | {str(self.extra.get("manifestOwner") or "")} - {""})
+        for name, value in (("inputTagging", self.input_tagging), ("inputTaggingPlan", self.input_tagging_plan),
+                            ("runId", self.run_id), ("runIdDetail", self.run_id_detail),
+                            ("unconfirmed", list(self.unconfirmed)), ("manifest", self.manifest),
+                            ("manifestKey", self.manifest_key), ("manifestDetail", self.manifest_detail),
+                            ("manifestOwner", self.manifest_owner), ("manifestPlan", self.manifest_plan)):
+            if value:
+                out[name] = value
+        owners = sorted({c.owner for c in self.covers if c.owner} | {self.manifest_owner} - {""})
         if owners:
             out["conflictsWith"] = owners
         if self.covers:
@@ -203,11 +222,11 @@ def execute(plan: Plan, cos: Cos, config: Config) -> List[JobResult]:
         for j in plan.jobs:
             jid = j.job.job_id
             j = effective.get(jid, j)
-            extra: Dict[str, object] = {"inputTagging": inputs[jid].result()} if jid in inputs else {}
-            extra.update(_verification_fields(checks.get(jid)))
-            results[jid] = JobResult(j.job, j.disposition, j.reason,
-                                     tuple(done[(jid, c.index)] for c in j.covers) if j.disposition == "act" else (), extra,
-                                     plan=j)
+            results[jid] = replace(
+                _verified(JobResult(j.job, j.disposition, j.reason,
+                                    tuple(done[(jid, c.index)] for c in j.covers) if j.disposition == "act" else (), plan=j),
+                          checks.get(jid)),
+                input_tagging=inputs[jid].result() if jid in inputs else "")
     return [results[j.job.job_id] for j in plan.jobs]
 
 
@@ -369,20 +388,14 @@ def _settle_run_id(job_plan: JobPlan, check: Optional[Future], config: Config,
     return stripped, check
 
 
-def _verification_fields(check: Optional[Future]) -> dict:
-    """Answer fields of a job's verification: ``runId``, ``runIdDetail`` (when unconfirmed) and
-    ``unconfirmed`` (see :class:`Verification`)."""
+def _verified(result: JobResult, check: Optional[Future]) -> JobResult:
+    """``result`` with its job's verification recorded: ``run_id``, ``run_id_detail`` (when
+    unconfirmed) and ``unconfirmed`` (see :class:`Verification`); unchanged without one."""
     if check is None or not check.done() or check.exception() is not None:
-        return {}
+        return result
     v = check.result()
-    out: dict = {}
-    if v.run_id:
-        out["runId"] = v.run_id
-        if v.run_id == RUN_ID_UNCONFIRMED and v.detail:
-            out["runIdDetail"] = v.detail
-    if v.unconfirmed:
-        out["unconfirmed"] = list(v.unconfirmed)
-    return out
+    return replace(result, run_id=v.run_id, run_id_detail=v.detail if v.run_id == RUN_ID_UNCONFIRMED else "",
+                   unconfirmed=tuple(v.unconfirmed))
 
 
 def _confirm(check: Optional[Future]) -> None:

@@ -42,13 +42,18 @@ from .execute import JobResult
 from ..core.plan import TAG_JOB, JobPlan, ObjectRef, Plan, owner
 from ..cloud.pool import Pool
 from ..core.tags import encode_tagging
+from ..core.outcomes import MANIFEST_OK, manifest_due
 from ..core.templates import split_key
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..core.outcomes import ManifestOutcome
 
 VERSION = 1
 TAG_MANIFEST = "smartcover:manifest"
 CONTENT_TYPE = "application/json; charset=utf-8"
-OK = frozenset({"written", "unchanged", "rewritten", "planned"})
-"""Manifest outcomes that leave the job complete; others: retry, conflict, failed."""
+OK = MANIFEST_OK
+"""Manifest outcomes that leave the job complete (:data:`outcomes.MANIFEST_OK`)."""
 
 
 def document(job_plan: JobPlan, result: JobResult, objects: Mapping[int, Tuple[str, str]]) -> dict:
@@ -122,7 +127,7 @@ class Written:
     ``detail``: why, when not OK; ``owner``: the other job whose identity the object at the
     manifest key carries (``smartcover:jobid``), when that is the conflict, else ``""``."""
 
-    outcome: str
+    outcome: ManifestOutcome
     detail: str = ""
     owner: str = ""
 
@@ -196,9 +201,8 @@ def write(cos: Cos, job_plan: JobPlan, result: JobResult,
 
 def write_all(plan: Plan, results: Sequence[JobResult], cos: Cos, concurrency: int = 4) -> List[JobResult]:
     """Write the manifest of every job of ``plan`` that has one and is done; ``results`` in plan
-    order. Returns the results with ``extra["manifest"]`` (outcome), ``extra["manifestKey"]`` and,
-    when not OK, ``extra["manifestDetail"]`` (and ``extra["manifestOwner"]`` when another job's
-    object holds the key). Jobs not done get ``manifest: "skipped"``.
+    order. Returns the results with the manifest recorded (:func:`annotate`); jobs not done (see
+    :func:`outcomes.manifest_due`) get ``manifest="skipped"``.
 
     One pool of at most :func:`cos.in_flight_limit` workers (``concurrency`` =
     ``SMARTCOVER_CONCURRENCY``) does it all: first the HEADs of every job's final objects whose
@@ -210,7 +214,7 @@ def write_all(plan: Plan, results: Sequence[JobResult], cos: Cos, concurrency: i
     out = list(results)
     if not todo:
         return out
-    ready = [(i, j, r) for i, j, r in todo if r.outcome == "done"]
+    ready = [(i, j, r) for i, j, r in todo if manifest_due(r.outcome)]
     heads = {i: [c for c in r.covers if not (c.etag and c.crc64)] for i, _, r in ready}
     tasks = sum(len(h) for h in heads.values()) + len(ready)
     with Pool(max_workers=max(1, min(in_flight_limit(concurrency), tasks)), thread_name_prefix="manifest") as pool:
@@ -233,25 +237,13 @@ def _write_after(cos: Cos, job_plan: JobPlan, result: JobResult, reads: Mapping[
     return write(cos, job_plan, result, objects)
 
 
-def annotate(result: JobResult, ref: ObjectRef, outcome: str, detail: str = "", owner: str = "") -> JobResult:
-    """``result`` with the manifest outcome recorded in its ``extra``; ``owner`` (another job's
-    JobId holding the manifest key) becomes ``manifestOwner`` and joins ``conflictsWith``."""
-    extra = dict(result.extra, manifest=outcome, manifestKey=ref.key)
-    if detail and outcome not in OK:
-        extra["manifestDetail"] = detail
-    if owner:
-        extra["manifestOwner"] = owner
-    return replace(result, extra=extra)
-
-
-def outcome(result: JobResult) -> str:
-    """The job outcome counting the manifest: a done job whose manifest needs a retry is
-    ``retry``; a conflicting manifest is ``conflict``; a refused one ``failed``."""
-    base = result.outcome
-    state = result.extra.get("manifest")
-    if base != "done" or state in (None, "skipped") or state in OK:
-        return base
-    return {"retry": "retry", "conflict": "conflict"}.get(state, "failed")
+def annotate(result: JobResult, ref: ObjectRef, outcome: ManifestOutcome, detail: str = "", owner: str = "") -> JobResult:
+    """``result`` with the manifest's outcome recorded (``manifest``, ``manifest_key``; ``detail``
+    as ``manifest_detail`` when not OK; ``owner``, another job's JobId holding the manifest key,
+    as ``manifest_owner``, which joins ``conflictsWith``). The job's outcome counts it
+    (:func:`outcomes.job_outcome`)."""
+    return replace(result, manifest=outcome, manifest_key=ref.key, manifest_detail=detail if outcome not in OK else "",
+                   manifest_owner=owner)
 
 
 class _Missing(Exception):

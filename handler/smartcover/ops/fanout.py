@@ -57,7 +57,7 @@ from ..core.config import Config
 from ..core.deadline import Deadline
 from ..core.records import replace
 from ..core.errors import BadRequest, ConfigError, SmartCoverError
-from .reconcile import PAGE_RESERVE_S, ListingFailed, Summary, Window, _fail, _queues, follow_up, plan_jobs, target_of
+from .reconcile import PAGE_RESERVE_S, ListingFailed, Summary, Window, record_failure, list_queues, follow_up, plan_jobs, target_of
 from .reconcile import list_page as read_page
 
 BATCH_KEY = "smartcoverBatch"
@@ -156,7 +156,7 @@ def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: De
         BadRequest / Forbidden: the bucket or region is outside ``SMARTCOVER_ALLOWED_*``.
         ConfigError: no role credentials.
     """
-    from ..scf.app import Session
+    from ..flow.session import Session
     from ..cloud.cos import CosFault
     from ..core.model import ObjectRef
     from ..core.parse import MAX_LIST_JOBS, parse_body
@@ -176,20 +176,20 @@ def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: De
         except CosFault as exc:
             unreadable = f"CI job query failed: {exc}"
             for j in ids:
-                _fail(summary, j, "retry" if exc.retryable else "failed", unreadable, 503 if exc.retryable else 502)
+                record_failure(summary, j, "retry" if exc.retryable else "failed", unreadable, 503 if exc.retryable else 502)
             continue
         except SmartCoverError as exc:
             for j in ids:
-                _fail(summary, j, "failed", f"CI's job record is unreadable: {exc.public}", 502)
+                record_failure(summary, j, "failed", f"CI's job record is unreadable: {exc.public}", 502)
             continue
         wanted = set(ids)
         records.extend(j for j in answer.jobs if j.job_id in wanted)
         bad = {u.job_id: u.reason for u in answer.unreadable if u.job_id in wanted}
         for j, reason in bad.items():  # a record CI gives that cannot be read: reported, as reconcile does
-            _fail(summary, j, "unreadable", reason, 502)
+            record_failure(summary, j, "unreadable", reason, 502)
         unknown.extend(j for j in ids if j not in {r.job_id for r in answer.jobs} and j not in bad)
     for j in unknown:
-        _fail(summary, j, "refused", "CI does not know this job", 422)
+        record_failure(summary, j, "refused", "CI does not know this job", 422)
     summary.seen = len(batch.job_ids)
     follow_up(summary, records, config, session, set(), set())
     final = not any(s >= 500 for s in summary.statuses)
@@ -320,7 +320,7 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
     Raises:
         ConfigError: no role credentials, or no function to invoke.
     """
-    from ..scf.app import Session
+    from ..flow.session import Session
     from ..cloud.cos import CosFault
     from ..core.model import ObjectRef
 
@@ -340,7 +340,7 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
     resumed = bool(cursor) and cursor.get("state") != "complete"
     if not resumed:
         cursor = _new_cursor(window, clock())
-        queues = _queues(cos, window, config, deadline)
+        queues = list_queues(cos, window, config, deadline)
         cursor["listing"].update(queues=list(queues.ids) or [""], queueSource=queues.source, queue=0)
         if queues.detail:
             cursor["listing"]["queueDetail"] = queues.detail
@@ -417,7 +417,7 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
     seen_ids: set = set()
 
     def list_page() -> None:
-        """List the next page of the current queue (CI lists per queue, see :func:`reconcile._queues`)."""
+        """List the next page of the current queue (CI lists per queue, see :func:`reconcile.list_queues`)."""
         nonlocal stop, stop_status
         listing = cursor["listing"]
         queue_ids = listing.get("queues") or [""]
@@ -433,7 +433,7 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
         counts["jobsListed"] += len(fresh) + len(page.unreadable)
         before = len(scratch.failures)
         for bad in page.unreadable:  # reported and skipped, as reconcile does
-            _fail(scratch, bad.job_id or "(no JobId)", "unreadable", bad.reason, 502)
+            record_failure(scratch, bad.job_id or "(no JobId)", "unreadable", bad.reason, 502)
         counts["failed"] += len(page.unreadable)
         valid = plan_jobs(scratch, fresh, config, reads, writes)
         found = scratch.failures[before:]

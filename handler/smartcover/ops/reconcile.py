@@ -42,9 +42,13 @@ from ..core import config as cfg
 from ..core import log
 from ..core.config import Config, valid_bucket, valid_region
 from ..core.deadline import Deadline
-from ..core.records import replace
 from ..core.errors import BadRequest, Forbidden, SmartCoverError, Unprocessable
-from ..scf.events import Timer
+from ..core.outcomes import COVER_DONE, answer_status, input_tagging_status, is_fresh
+from ..core.records import replace
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..flow.execute import JobResult
 
 PAGE_SIZE = 100
 """CI's largest job-list page (``size`` at most 100, CI doc 436/54011; :data:`parse.MAX_LIST_JOBS`)."""
@@ -127,10 +131,10 @@ def target_of(config: Config, env: Mapping[str, str], bucket: Any, region: Any, 
     return bucket, region
 
 
-def window_from_timer(timer: Timer, config: Config, env: Mapping[str, str], now: Optional[datetime] = None) -> Window:
+def window_from_timer(message: str, config: Config, env: Mapping[str, str], now: Optional[datetime] = None) -> Window:
     """The window a timer trigger asks for.
 
-    ``timer.message`` (the trigger's ``argument``) is empty or JSON
+    ``message`` (the timer trigger's ``Message``, its ``argument``) is empty or JSON
     ``{"reconcile": {"bucket": "...", "region": "...", "hours": 24, "queueId": "..."}}``; every
     key is optional. Without ``bucket``, the single entry of ``SMARTCOVER_ALLOWED_BUCKETS`` is used;
     without ``region``, the single entry of ``SMARTCOVER_ALLOWED_REGIONS``, else the function's own
@@ -141,7 +145,7 @@ def window_from_timer(timer: Timer, config: Config, env: Mapping[str, str], now:
         Forbidden: the bucket or region is outside ``SMARTCOVER_ALLOWED_*``.
     """
     spec: Dict[str, Any] = {}
-    text = timer.message.strip()
+    text = message.strip()
     if text:
         try:
             data = json.loads(text)
@@ -276,7 +280,7 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
     Raises:
         ConfigError: the role credentials are missing.
     """
-    from ..scf.app import Session
+    from ..flow.session import Session
 
     config = replace(config, verify_job=False)
     page_size = max(1, min(PAGE_SIZE, int(page_size)))
@@ -289,7 +293,7 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
     writes: set = set()
     log.event("reconcile start", bucket=window.bucket, region=window.region, since=window.start.isoformat(),
               until=window.end.isoformat(), states=states, dryRun=config.dry_run or None)
-    summary.queues = queues = _queues(cos, window, config, deadline)
+    summary.queues = queues = list_queues(cos, window, config, deadline)
     for queue_id in queues.ids or ("",):
         token, tokens = "", set()
         while not summary.stopped:
@@ -305,7 +309,7 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
             for bad in page.unreadable:
                 # one job CI lists that cannot be read is reported and skipped; the page goes on
                 summary.seen += 1
-                _fail(summary, bad.job_id or "(no JobId)", "unreadable", bad.reason, 502)
+                record_failure(summary, bad.job_id or "(no JobId)", "unreadable", bad.reason, 502)
                 log.event("job", logging.WARNING, jobId=bad.job_id or None, outcome="unreadable", reason=bad.reason)
             jobs = [j for j in page.jobs if j.job_id not in seen_ids]
             seen_ids.update(j.job_id for j in jobs)
@@ -353,17 +357,17 @@ def plan_jobs(summary: Summary, jobs: list, config: Config, reads: set, writes: 
                 claim(j, reads, writes)
             valid.extend(planned)
         except SmartCoverError as exc:
-            _fail(summary, job.job_id, "refused", exc.public, exc.status)
+            record_failure(summary, job.job_id, "refused", exc.public, exc.status)
             log.event("job", logging.WARNING, jobId=job.job_id, outcome="refused", reason=exc.public, status=exc.status)
     return valid
 
 
 def follow_up(summary: Summary, jobs: list, config: Config, session, reads: set, writes: set) -> None:
     """Validate each listed job on its own (:func:`plan_jobs`), then carry out the valid ones
-    together with :func:`app.act`, counting outcomes in ``summary``. Used for a reconcile page and
-    for a fan-out batch (:func:`fanout.run_batch`)."""
-    from ..scf.app import act, job_dict, job_outcome, log_results
+    together with :func:`flow.session.act`, counting outcomes in ``summary``. Used for a reconcile
+    page and for a fan-out batch (:func:`fanout.run_batch`)."""
     from ..core.plan import TASK_FINISH, Plan
+    from ..flow.session import act, log_results
 
     valid = plan_jobs(summary, jobs, config, reads, writes)
     if valid:
@@ -371,7 +375,7 @@ def follow_up(summary: Summary, jobs: list, config: Config, session, reads: set,
         results = act(Plan(TASK_FINISH, tuple(valid)), config, session)
         log_results(results, (time.monotonic() - started) * 1000)
         for r in results:
-            _count(summary, r, job_outcome(r), job_dict(r))
+            _count(summary, r)
 
 
 @dataclass(frozen=True)
@@ -397,7 +401,7 @@ QUEUE_PAGE = 100
 MAX_QUEUE_PAGES = 10
 
 
-def _queues(cos, window: Window, config: Config, deadline: Deadline) -> Queues:
+def list_queues(cos, window: Window, config: Config, deadline: Deadline) -> Queues:
     """The queues to list (see :class:`Queues`). CI's job list marks ``queueId`` required on some
     pages (1045/43701) and optional on others (460/84766), so without a configured queue the
     account's media queues are discovered (``GET /queue?category=CateAll``, CI doc 436/54045),
@@ -435,44 +439,43 @@ def _queues(cos, window: Window, config: Config, deadline: Deadline) -> Queues:
     return Queues("discovered", tuple(ids))
 
 
-_FRESH = {"tagged", "copied", "moved"}
-
-
-def _count(summary: Summary, result, outcome: str, entry: dict) -> None:
-    from ..scf.app import overall_status
-
+def _count(summary: Summary, result: JobResult) -> None:
+    """Count one carried-out job in ``summary`` (see :class:`Summary`); a job not complete becomes
+    a failure with its status (:func:`outcomes.answer_status` of its outcome)."""
+    outcome = result.outcome
     if summary.dry_run:
         summary.planned += 1
-        summary.jobs.append(entry)
+        summary.jobs.append(result.to_dict())
         return
     if result.disposition == "ignored":
         summary.skipped += 1
     elif result.disposition == "failed":
-        tagging = result.extra.get("inputTagging")
+        tagging = result.input_tagging
         if tagging == "tagged":
             summary.done += 1
         elif tagging == "already-tagged":
             summary.already_done += 1
-        elif tagging is None:
+        elif not tagging:
             summary.skipped += 1
         else:
-            _fail(summary, result.job.job_id, f"input tagging {tagging}", result.reason,
-                  503 if tagging == "retry" else (422 if tagging == "rejected" else 502))
+            record_failure(summary, result.job.job_id, f"input tagging {tagging}", result.reason, input_tagging_status(tagging))
     elif outcome == "done":
-        fresh = any(c.outcome in _FRESH for c in result.covers) or result.extra.get("manifest") in ("written", "rewritten")
-        if fresh:
+        if is_fresh((c.outcome for c in result.covers), result.manifest):
             summary.done += 1
         else:
             summary.already_done += 1
     else:
         problems = "; ".join(f"cover {c.index}: {c.outcome}" + (f" ({c.detail})" if c.detail else "")
-                             for c in result.covers if c.outcome not in ("moved", "copied", "tagged") and not c.outcome.startswith("already-"))
-        if result.extra.get("manifestDetail"):
-            problems = "; ".join(p for p in (problems, "manifest: " + result.extra["manifestDetail"]) if p)
-        _fail(summary, result.job.job_id, outcome, problems, overall_status([outcome]))
+                             for c in result.covers if c.outcome not in COVER_DONE)
+        if result.manifest_detail:
+            problems = "; ".join(p for p in (problems, "manifest: " + result.manifest_detail) if p)
+        record_failure(summary, result.job.job_id, outcome, problems, answer_status([outcome]))
 
 
-def _fail(summary: Summary, job_id: str, outcome: str, reason: str, status: int) -> None:
+def record_failure(summary: Summary, job_id: str, outcome: str, reason: str, status: int) -> None:
+    """Record in ``summary`` a job that is not complete: ``outcome`` (a job outcome, or
+    ``refused``/``unreadable``/``lost`` for a job that was not carried out), why, and the status
+    it counts with in the run's answer."""
     summary.failed += 1
     summary.statuses.append(status)
     summary.failures.append({"jobId": job_id, "outcome": outcome, "reason": reason, "status": status})

@@ -1,17 +1,19 @@
-"""The SCF shell: event in, answer out. Thin on purpose; the decisions live in the pure core.
+"""The SCF adapter: event in, integration response out. Thin on purpose: the decisions live in
+the pure core (:mod:`smartcover.core`), the orchestration in :mod:`smartcover.flow.session`.
 
 Order of work for every invocation (each step may end it with a 4xx and no COS call):
 
 1. normalise the event (:mod:`events`; size checked first: 413);
 2. authenticate (:mod:`auth`; 401) - nothing of the body is parsed before this;
-3. parse (:mod:`parse`; 400) and plan/validate (:mod:`plan`; 403, 422);
-4. only then import the COS SDK and act (:mod:`execute`), or answer the plan (dry run);
-5. write the job manifest last when ``SMARTCOVER_MANIFEST_KEY`` is set (:mod:`manifest`).
+3. parse (:mod:`core.parse`; 400) and plan/validate (:mod:`core.plan`; 403, 422);
+4. only then import the COS SDK and act (:func:`flow.session.act`: :mod:`flow.execute`), or
+   answer the plan (dry run);
+5. write the job manifest last when ``SMARTCOVER_MANIFEST_KEY`` is set (:mod:`flow.manifest`).
 
 A queue-trigger batch (TDMQ/CMQ/CKafka, see :mod:`events`) runs steps 3-5 per message and answers
 ``{"status", "outcome", "messages": [{"messageId", "kind", "status", ...per-message answer}]}``
 with the worst (highest) per-message status. A timer trigger runs a reconcile
-(:mod:`reconcile`). Queue and timer invocations come from SCF and need no URL token.
+(:mod:`ops.reconcile`). Queue and timer invocations come from SCF and need no URL token.
 
 Status codes: 200 done or deliberately ignored; 400 not a callback; 401 token; 403 bucket/region
 not allowed; 405 not POST; 409 a target holds an object this function did not write, or a cover
@@ -27,35 +29,24 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from typing import Any, Callable, List, Mapping, Optional
+    from typing import Any, Callable, Mapping, Optional
+
+    from ..core.model import Callback
 
 from ..core import log
-
-from . import metrics
-from .auth import Authenticator
 from ..core.config import Config
 from ..core.deadline import Deadline
 from ..core.errors import ConfigError, MethodNotAllowed, SmartCoverError
-from .events import BATCH, DOCTOR, QUEUE, TIMER, Request, from_event
 from ..core.templates import can_collide
+from ..flow.session import Session, run_callback
+from . import metrics
+from .auth import Authenticator
+from .events import BATCH, DOCTOR, QUEUE, TIMER, Request, from_event
 from .response import INTERNAL, error, error_body, respond
 
 Answer = dict  # Dict[str, Any]: the integration response
 MESSAGE_MIN_S = 1.0
 """A queue message is not started with less time left than this (it is answered 503)."""
-
-
-def overall_status(outcomes: List[str]) -> int:
-    """Map job outcomes to the HTTP status (see the module docstring)."""
-    if "retry" in outcomes:
-        return 503
-    if "rejected" in outcomes:
-        return 422
-    if "conflict" in outcomes:
-        return 409
-    if "failed" in outcomes:
-        return 502
-    return 200
 
 
 class RetryBatch(Exception):
@@ -69,104 +60,6 @@ class RetryBatch(Exception):
     def __init__(self, body: dict) -> None:
         super().__init__(f"batch incomplete: status {body['status']}")
         self.body = body
-
-
-class Session:
-    """The COS shell of one invocation, built on first use and shared by everything the
-    invocation does (the messages of a batch, the pages of a reconcile run)."""
-
-    def __init__(self, config: Config, env: Mapping[str, str], deadline: Deadline) -> None:
-        self.config, self.env, self.deadline = config, env, deadline
-        self._cos = None
-
-    def cos(self):
-        """The :class:`cos.Cos` (imports the COS SDK on first call). Raises :class:`ConfigError`
-        when the role credentials are missing."""
-        if self._cos is None:
-            from ..cloud.cos import Cos
-            self._cos = Cos(self.config, self.env, self.deadline)
-        return self._cos
-
-    @property
-    def requests_made(self) -> int:
-        """HTTP requests sent to COS and CI so far (SDK retries included)."""
-        return self._cos.requests_made if self._cos is not None else 0
-
-
-def act(the_plan, config: Config, session: Session) -> list:
-    """Carry out a validated :class:`plan.Plan`: execute it (or, with ``config.dry_run``, list the
-    requests it would make), then write the manifests. Returns ``execute.JobResult`` in plan order.
-
-    Used by the callback path and by :mod:`reconcile`, so both follow the same rules.
-    """
-    from ..flow.execute import JobResult, dry_run
-
-    if config.dry_run:
-        results = dry_run(the_plan, config)
-        return [_dry_extras(j, r, config) for j, r in zip(the_plan.jobs, results)]
-    if not any(j.disposition == "act" or j.failure_tags for j in the_plan.jobs):
-        return [JobResult(j.job, j.disposition, j.reason) for j in the_plan.jobs]
-    from ..flow.execute import execute
-
-    cos = session.cos()
-    results = execute(the_plan, cos, config)
-    # the plans carried out: a job whose RunId CI could not confirm was planned again without it
-    the_plan = type(the_plan)(the_plan.event_name, tuple(r.plan or j for j, r in zip(the_plan.jobs, results)), the_plan.reason)
-    if any(j.manifest is not None for j in the_plan.jobs):
-        from ..flow.manifest import write_all
-        results = write_all(the_plan, results, cos, config.concurrency)
-    return results
-
-
-def _dry_extras(job_plan, result, config: Config):
-    """Add to a dry-run result what :func:`execute.dry_run` does not list: the failed job's input
-    tagging (``SMARTCOVER_ON_FAILURE=tag``) and the manifest."""
-    from dataclasses import replace
-
-    extra = dict(result.extra)
-    if job_plan.failure_tags and job_plan.job.input:
-        inp = job_plan.job.input
-        tags = ", ".join(f"{k}={v}" for k, v in job_plan.failure_tags)
-        verify = f"GET ci /jobs/{job_plan.job.job_id}; " if config.verify_job else ""
-        extra["inputTagging"] = "planned"
-        extra["inputTaggingPlan"] = f"{verify}GET {inp.bucket}/{inp.object}?tagging; PUT {inp.bucket}/{inp.object}?tagging (if tags change): {tags}"
-    if job_plan.manifest is not None and job_plan.disposition == "act":
-        from ..flow.manifest import steps
-        extra["manifest"], extra["manifestKey"], extra["manifestPlan"] = "planned", job_plan.manifest.key, steps(job_plan)
-    return replace(result, extra=extra) if extra != result.extra else result
-
-
-def job_outcome(result) -> str:
-    """A job's outcome counting its manifest (see :func:`manifest.outcome`); ``planned`` for a
-    dry run's job."""
-    if result.covers and all(c.outcome == "planned" for c in result.covers):
-        return "planned"
-    if "manifest" not in result.extra:
-        return result.outcome
-    from ..flow.manifest import outcome
-    return outcome(result)
-
-
-def log_results(results, ms: float) -> None:
-    """One ``cover`` line per cover and one ``job`` line per job. The jobs of one plan run
-    concurrently: ``ms`` is their shared wall time (execute + manifest), in milliseconds."""
-    for r in results:
-        for c in r.covers:
-            log.event("cover", jobId=r.job.job_id, cover=c.index, action=c.action, outcome=c.outcome,
-                      source=str(c.source), target=str(c.target) if c.target else None, detail=c.detail or None)
-        failed = r.job.state not in ("Success", "")
-        log.event("job", log.WARNING if failed or job_outcome(r) not in ("done", "ignored", "planned") else log.INFO,
-                  jobId=r.job.job_id, tag=r.job.tag, state=r.job.state, outcome=job_outcome(r), reason=r.reason or None,
-                  code=r.job.code if failed else None, error=r.job.message if failed and r.job.message else None,
-                  inputTagging=r.extra.get("inputTagging"), runId=r.extra.get("runId"), manifest=r.extra.get("manifest"),
-                  manifestKey=r.extra.get("manifestKey"), ms=round(ms, 1))
-
-
-def job_dict(result) -> dict:
-    """The answer's entry for one job (``outcome`` counts the manifest)."""
-    out = result.to_dict()
-    out["outcome"] = job_outcome(result)
-    return out
 
 
 def start_warnings(config: Config) -> None:
@@ -278,28 +171,9 @@ class App:
         callback = parse_tree(unwrap(request.tree)) if request.tree is not None else parse_body(request.body)
         return self.run_callback(callback, session or Session(self.config, self.env, deadline))
 
-    def run_callback(self, callback, session: Session):
-        """Plan and act on a parsed :class:`model.Callback`; return ``(status, body)``."""
-        from ..core.plan import plan
-
-        the_plan = plan(callback, self.config)
-        if not the_plan.jobs:
-            log.event("ignored", event=callback.event_name, reason=the_plan.reason)
-            return 200, {"status": 200, "outcome": "ignored", "event": callback.event_name, "reason": the_plan.reason, "jobs": []}
-
-        before = session.requests_made
-        started = time.monotonic()
-        results = act(the_plan, self.config, session)
-        log_results(results, (time.monotonic() - started) * 1000)
-        status = overall_status([job_outcome(r) for r in results])
-        body = {
-            "status": status,
-            "outcome": "dry-run" if self.config.dry_run else ("done" if status == 200 else "incomplete"),
-            "event": callback.event_name,
-            "jobs": [job_dict(r) for r in results],
-            "cosRequests": session.requests_made - before,
-        }
-        return status, body
+    def run_callback(self, callback: Callback, session: Session) -> tuple[int, dict[str, Any]]:
+        """Plan and act on a parsed :class:`model.Callback`: :func:`flow.session.run_callback`."""
+        return run_callback(callback, self.config, session)
 
     def batch(self, request: Request, deadline: Deadline):
         """A queue-trigger batch: each message is one callback, handled on its own (one bad
@@ -344,7 +218,7 @@ class App:
         from ..ops.reconcile import reconcile, window_from_timer
 
         assert request.timer is not None
-        window = window_from_timer(request.timer, self.config, self.env)
+        window = window_from_timer(request.timer.message, self.config, self.env)
         if '"fanOut"' in request.timer.message:
             from ..ops.fanout import run_lister, wants_fan_out
 
