@@ -18,7 +18,8 @@ import devkit
 from smartcover.cli import commands as cli
 from smartcover.scf.app import App
 from smartcover.core.config import Config
-from smartcover.cli.serve import callback_token, make_server, sample_switch, start_local_cos, token_note
+from devkit import localrun
+from smartcover.cli.serve import callback_token, make_server, sample_switch, token_note
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTCOVER_", "TENCENTCLOUD_"))}
 MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/${InputName}/${jobid}/${Number}.${ext}"}
@@ -40,8 +41,9 @@ def local():
     started = []
 
     def start(given):
-        srv, env = start_local_cos(given)
-        server = make_server(sample_switch(srv, App(Config.from_env(env), env)), 0)
+        local = localrun.start(given)
+        srv, env = local.srv, local.env
+        server = make_server(sample_switch(local, App(Config.from_env(env), env)), 0)
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         started.append((srv, server))
         return server.server_address[1], srv, env
@@ -80,7 +82,8 @@ def test_a_body_that_is_not_a_sample_is_still_checked_against_ci(local):
 
 
 def test_allow_lists_are_set_and_nothing_is_warned(capsys):
-    srv, env = start_local_cos({})
+    local = localrun.start({})
+    srv, env = local.srv, local.env
     try:
         config = Config.from_env(env)
         App(config, env)
@@ -99,14 +102,15 @@ def test_a_target_bucket_is_added_to_the_allow_list_and_created(local):
 
 
 def test_explicit_allow_lists_are_kept():
-    srv, env = start_local_cos({"SMARTCOVER_ALLOWED_BUCKETS": "other-1250000000"})
+    local = localrun.start({"SMARTCOVER_ALLOWED_BUCKETS": "other-1250000000"})
+    srv, env = local.srv, local.env
     srv.stop()
     assert env["SMARTCOVER_ALLOWED_BUCKETS"] == "other-1250000000"
 
 
 def test_explicit_token_is_kept(local):
     port, _, env = local({"SMARTCOVER_TOKEN": "my-own-token-0123456789"})
-    assert callback_token(env) == "my-own-token-0123456789"
+    assert callback_token(env, devkit.TOKEN) == "my-own-token-0123456789"
     assert post(port, devkit.sample("smartcover-workflow.xml"), "my-own-token-0123456789")[0] == 200
     assert post(port, devkit.sample("smartcover-workflow.xml"), devkit.TOKEN)[0] == 401
 
@@ -114,17 +118,17 @@ def test_explicit_token_is_kept(local):
 def test_empty_token_means_no_token(local):
     given = {"SMARTCOVER_TOKEN": ""}
     port, _, env = local(given)
-    assert env["SMARTCOVER_TOKEN"] == "" and callback_token(env) == ""
+    assert env["SMARTCOVER_TOKEN"] == "" and callback_token(env, devkit.TOKEN) == ""
     assert post(port, devkit.sample("smartcover-workflow.xml"), devkit.TOKEN)[0] == 401
-    assert "401" in token_note(given, env)
+    assert "401" in token_note(given, env, devkit.TOKEN)
 
 
 def test_auth_none_gets_no_token_and_no_conflict(local):
     given = {"SMARTCOVER_AUTH": "none"}
     port, _, env = local(given)
-    assert "SMARTCOVER_TOKEN" not in env and callback_token(env) == ""
+    assert "SMARTCOVER_TOKEN" not in env and callback_token(env, devkit.TOKEN) == ""
     assert post(port, devkit.sample("smartcover-workflow.xml"), "")[0] == 200
-    assert "SMARTCOVER_AUTH=none" in token_note(given, env)
+    assert "SMARTCOVER_AUTH=none" in token_note(given, env, devkit.TOKEN)
 
 
 @pytest.mark.parametrize("secret", ["smartcover-callback-token", "smartcover-callback-token@v7"])
@@ -132,10 +136,10 @@ def test_token_secret_is_served_by_the_local_ssm(local, secret):
     given = {"SMARTCOVER_TOKEN_SECRET": secret}
     port, srv, env = local(given)
     assert "SMARTCOVER_TOKEN" not in env and env["SMARTCOVER_SSM_ENDPOINT"] == srv.endpoint
-    assert callback_token(env) == devkit.TOKEN
+    assert callback_token(env, devkit.TOKEN) == devkit.TOKEN
     assert post(port, devkit.sample("smartcover-workflow.xml"), devkit.TOKEN)[0] == 200
     assert post(port, devkit.sample("smartcover-workflow.xml"), "wrong-token-0123456789")[0] == 401
-    assert secret.split("@")[0] in token_note(given, env)
+    assert secret.split("@")[0] in token_note(given, env, devkit.TOKEN)
 
 
 def test_invoke_with_local_cos_warns_nothing(capsys):

@@ -30,6 +30,10 @@ from urllib.parse import quote
 
 from ..core import log
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .local import LocalCos
+
 
 def _assignment(text: str):
     name, sep, value = text.partition("=")
@@ -193,6 +197,18 @@ def _config(env: Mapping[str, str], warn: bool = False):
     return config
 
 
+def _local_cos(env: Mapping[str, str]) -> Optional[LocalCos]:
+    """``--local-cos``: the started local COS server (:mod:`cli.local`), or None after telling
+    stderr why it could not start."""
+    from .local import LocalCosUnavailable, start_local_cos
+
+    try:
+        return start_local_cos(env)
+    except LocalCosUnavailable as exc:
+        print(f"--local-cos: {exc}", file=sys.stderr)
+        return None
+
+
 def _read(command: str, path: str) -> Optional[bytes]:
     """The bytes of ``path`` (``-``: stdin), or None after telling stderr why it cannot be read."""
     try:
@@ -209,8 +225,10 @@ def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
     """``reconcile``: see :func:`reconcile.reconcile`."""
     local = None
     if args.local_cos:
-        from .serve import start_local_cos
-        local, env = start_local_cos(env)
+        local = _local_cos(env)
+        if local is None:
+            return 2
+        env = local.env
     try:
         return _reconcile(args, env)
     finally:
@@ -321,12 +339,15 @@ def cmd_serve(args: argparse.Namespace, env: Dict[str, str]) -> int:
     """``serve``: see :mod:`serve`. With ``--local-cos`` the banner names the callback token and
     where it comes from (:func:`serve.token_note`) and a curl line that uses it."""
     from ..scf.app import App
-    from .serve import LOCAL_BUCKET, LOCAL_REGION, callback_token, make_server, run, sample_switch, start_local_cos, token_note
+    from .serve import callback_token, make_server, run, sample_switch, token_note
 
     local = None
     given = dict(env)
     if args.local_cos:
-        local, env = start_local_cos(env)
+        local = _local_cos(env)
+        if local is None:
+            return 2
+        env = local.env
     try:
         config = _config(env)
         if config is None:
@@ -337,16 +358,14 @@ def cmd_serve(args: argparse.Namespace, env: Dict[str, str]) -> int:
         port = server.server_address[1]
         print(f"smartcover function on http://127.0.0.1:{port}/ (Function URL events; Ctrl-C to stop)", flush=True)
         if local is not None:
-            import devkit
-
-            token = callback_token(env)
+            token = callback_token(env, local.token)
             shown = token
             if "SMARTCOVER_TOKEN" in given and token:  # the operator's own token: not printed
                 shown = "$SMARTCOVER_TOKEN" if (os.environ.get("SMARTCOVER_TOKEN") or "").strip() == token else "<your SMARTCOVER_TOKEN>"
             query = f"?token={shown}" if token else ""
-            print(f"  local COS: {local.endpoint}, bucket {LOCAL_BUCKET} ({LOCAL_REGION}) seeded with every official sample's "
-                  f"video, covers and CI job ({', '.join(devkit.SAMPLES)})")
-            print(f"  {token_note(given, env)}")
+            print(f"  local COS: {local.endpoint}, bucket {local.bucket} ({local.region}) seeded with every official sample's "
+                  f"video, covers and CI job ({', '.join(local.samples)})")
+            print(f"  {token_note(given, env, local.token)}")
             print("  try: curl -sS -X POST -H 'Content-Type: application/xml' --data-binary @tests/events/smartcover-workflow.xml "
                   + (f"\"http://127.0.0.1:{port}/{query}\"" if shown.startswith("$") else f"'http://127.0.0.1:{port}/{query}'"),
                   flush=True)
@@ -360,21 +379,24 @@ def cmd_serve(args: argparse.Namespace, env: Dict[str, str]) -> int:
 def cmd_invoke(args: argparse.Namespace, env: Dict[str, str]) -> int:
     """``invoke``: one body through the handler; prints ``HTTP <status>`` and the answer."""
     from ..scf.app import App
-    from .serve import callback_token, context, function_url_event, pretty, seed_body, start_local_cos
+    from .serve import callback_token, context, function_url_event, pretty
 
     body = _read("invoke", args.file)
     if body is None:
         return 2
     local = None
     if args.local_cos:
-        local, env = start_local_cos(env)
-        seed_body(local, body)
+        local = _local_cos(env)
+        if local is None:
+            return 2
+        env = local.env
+        local.seed(body)
     try:
         config = _config(env)
         if config is None:
             return 2
         log.setup(config.log_level, stream="stderr")
-        token = args.token if args.token is not None else (callback_token(env) if local is not None
+        token = args.token if args.token is not None else (callback_token(env, local.token) if local is not None
                                                              else env.get("SMARTCOVER_TOKEN", ""))
         query = f"?token={quote(token, safe='')}" if token else ""
         event = function_url_event("POST", "/" + query, {"content-type": "application/xml" if body.lstrip()[:1] == b"<"
@@ -529,7 +551,6 @@ def cmd_doctor(args: argparse.Namespace, env: Dict[str, str]) -> int:
     """``doctor``: see :func:`doctor.run`; exit 0 when no check fails, 1 otherwise, 2 for usage."""
     from ..ops.doctor import Options, run
     from ..core.errors import SmartCoverError
-    from .serve import start_local_cos
 
     callback = None
     if args.callback:
@@ -538,7 +559,10 @@ def cmd_doctor(args: argparse.Namespace, env: Dict[str, str]) -> int:
             return 2
     local = None
     if args.local_cos:
-        local, env = start_local_cos(env)
+        local = _local_cos(env)
+        if local is None:
+            return 2
+        env = local.env
     try:
         config = _config(env)
         if config is None:

@@ -8,12 +8,12 @@ with lower-case names plus ``x-scf-remote-addr`` (the client address), ``body`` 
 583/12513) is written back as the HTTP status, headers and body. So a callback can be POSTed with
 curl exactly as CI would post it to the Function URL.
 
-``--local-cos`` starts an in-process :class:`localcos.LocalCOS` on a free loopback port, seeded
-with every official sample's input video, covers and CI job (bucket ``test-123456789``,
-``ap-chongqing``), and points the function at it (:func:`local_env`: endpoint, local role
-credentials, the allow-lists, callback token :data:`devkit.TOKEN` unless the token settings are
-given).
-These helpers are for development; the deployed function never imports this module.
+``--local-cos`` starts the repository's local COS server (``devkit/localrun.py``, as a child
+process: :mod:`cli.local`) on a free loopback port, seeded with every official sample's input
+video, covers and CI job (bucket ``test-123456789``, ``ap-chongqing``), and points the function
+at it (endpoint, local role credentials, the allow-lists, the local callback token unless the
+token settings are given). These helpers are for development; the deployed function never
+imports this module.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import json
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # SCF's synchronous invocation payload limit
@@ -122,90 +122,26 @@ def make_server(function: Handler, port: int = 0, time_limit_ms: int = 30000) ->
     return server
 
 
-LOCAL_BUCKET = "test-123456789"
-"""The bucket the official samples name (seeded by ``--local-cos``)."""
-
-
-def start_local_cos(env: Mapping[str, str]) -> Tuple[Any, Dict[str, str]]:
-    """Start a :class:`localcos.LocalCOS` seeded with every official sample (input video, covers
-    and CI job of ``smartcover-job-api.xml``, ``smartcover-workflow.xml``, ``smartcover-workflow.json``)
-    and return ``(server, env)``: the given environment plus what the function needs to use it
-    (:func:`local_env`). Stop the server with ``server.stop()``.
-
-    The samples share one JobId but describe two jobs (one submitted through the API, one run by a
-    workflow); CI knows a JobId once, so the workflow job is registered last, and :func:`sample_switch`
-    registers the job of the sample being POSTed just before it reaches the function.
-    """
-    import devkit
-
-    srv = devkit.server()
-    for name in sorted(devkit.SAMPLES, key=lambda n: "workflow" in n):  # the workflow job last
-        devkit.seed(srv, devkit.sample(name))
-    out = dict(env)
-    out.update(local_env(srv, env))
-    return srv, out
-
-
-def local_env(srv: Any, env: Mapping[str, str]) -> Dict[str, str]:
-    """The variables ``--local-cos`` sets for the function against ``srv``, respecting explicit ones.
-
-    Always: the local role credentials and ``SMARTCOVER_COS_ENDPOINT``. The callback token, unless
-    ``SMARTCOVER_TOKEN`` is present (even empty: then no token, and every callback is 401),
-    ``SMARTCOVER_AUTH=none`` or ``SMARTCOVER_TOKEN_SECRET`` is set: ``SMARTCOVER_TOKEN`` =
-    :data:`devkit.TOKEN`. With ``SMARTCOVER_TOKEN_SECRET`` (``name`` or ``name@VersionId``) the local
-    server holds that secret with value :data:`devkit.TOKEN` and ``SMARTCOVER_SSM_ENDPOINT`` /
-    ``SMARTCOVER_SSM_REGION`` point at it unless given. The allow-lists, unless given:
-    ``SMARTCOVER_ALLOWED_BUCKETS`` = the samples' bucket (plus ``SMARTCOVER_TARGET_BUCKET``, which is
-    then created), ``SMARTCOVER_ALLOWED_REGIONS`` = ``ap-chongqing`` (plus ``SMARTCOVER_TARGET_REGION``).
-    """
-    import devkit
-
-    out = devkit.env(srv, SMARTCOVER_TOKEN=None)
-    get = lambda name: (env.get(name) or "").strip()  # noqa: E731
-    if get("SMARTCOVER_TOKEN_SECRET"):
-        name, _, version = get("SMARTCOVER_TOKEN_SECRET").partition("@")
-        srv.set_secret(name, devkit.TOKEN, version or "v1")
-        if "SMARTCOVER_SSM_ENDPOINT" not in env:
-            out["SMARTCOVER_SSM_ENDPOINT"] = srv.endpoint
-        if not get("SMARTCOVER_SSM_REGION"):
-            out["SMARTCOVER_SSM_REGION"] = LOCAL_REGION
-    elif "SMARTCOVER_TOKEN" not in env and get("SMARTCOVER_AUTH").lower() != "none":
-        out["SMARTCOVER_TOKEN"] = devkit.TOKEN
-    target_bucket, target_region = get("SMARTCOVER_TARGET_BUCKET"), get("SMARTCOVER_TARGET_REGION")
-    if "SMARTCOVER_ALLOWED_BUCKETS" not in env:
-        out["SMARTCOVER_ALLOWED_BUCKETS"] = ",".join(sorted({LOCAL_BUCKET, target_bucket} - {""}))
-    if "SMARTCOVER_ALLOWED_REGIONS" not in env:
-        out["SMARTCOVER_ALLOWED_REGIONS"] = ",".join(sorted({LOCAL_REGION, target_region} - {""}))
-    if target_bucket:
-        try:
-            srv.create_bucket(target_bucket, target_region or LOCAL_REGION)
-        except Exception:  # noqa: BLE001 - already there, or not a bucket name: the config check says so
-            pass
-    return out
-
-
-def callback_token(env: Mapping[str, str]) -> str:
-    """The token a local callback must carry in ``?token=`` under ``env`` (after :func:`local_env`):
-    ``SMARTCOVER_TOKEN``, else :data:`devkit.TOKEN` when ``SMARTCOVER_TOKEN_SECRET`` is served by the
-    local server, else ``""`` (no token: ``SMARTCOVER_AUTH=none``, or every callback is 401)."""
+def callback_token(env: Mapping[str, str], local_token: str) -> str:
+    """The token a local callback must carry in ``?token=`` under ``env`` (the environment
+    ``--local-cos`` built): ``SMARTCOVER_TOKEN``, else ``local_token`` (the local server's, see
+    :class:`cli.local.LocalCos`) when ``SMARTCOVER_TOKEN_SECRET`` is served by the local server,
+    else ``""`` (no token: ``SMARTCOVER_AUTH=none``, or every callback is 401)."""
     if (env.get("SMARTCOVER_TOKEN") or "").strip():
         return env["SMARTCOVER_TOKEN"].strip()
     if (env.get("SMARTCOVER_TOKEN_SECRET") or "").strip():
-        import devkit
-
-        return devkit.TOKEN
+        return local_token
     return ""
 
 
-def token_note(given: Mapping[str, str], env: Mapping[str, str]) -> str:
+def token_note(given: Mapping[str, str], env: Mapping[str, str], local_token: str) -> str:
     """One line for the start banner saying which callback token applies and where it comes from
-    (``given``: the environment before :func:`local_env`; ``env``: after)."""
-    import devkit
-
+    (``given``: the environment before ``--local-cos``; ``env``: after; ``local_token``: the local
+    server's token)."""
     if (given.get("SMARTCOVER_AUTH") or "").strip().lower() == "none":
         return "callback token: none needed (SMARTCOVER_AUTH=none)"
     if (given.get("SMARTCOVER_TOKEN_SECRET") or "").strip():
-        return (f"callback token: {devkit.TOKEN} (the value of SSM secret {given['SMARTCOVER_TOKEN_SECRET'].strip()} "
+        return (f"callback token: {local_token} (the value of SSM secret {given['SMARTCOVER_TOKEN_SECRET'].strip()} "
                 f"in the local server's SSM)")
     if "SMARTCOVER_TOKEN" in given:
         if not (given.get("SMARTCOVER_TOKEN") or "").strip():
@@ -214,24 +150,21 @@ def token_note(given: Mapping[str, str], env: Mapping[str, str]) -> str:
     return f"callback token: {env.get('SMARTCOVER_TOKEN')} (the local default; set SMARTCOVER_TOKEN to choose another)"
 
 
-def sample_switch(srv: Any, function: Handler) -> Handler:
-    """Wrap ``function`` so that a POSTed body equal to an official sample (``tests/events``, also
-    in ``/work/shared/samples``; compared without whitespace, so ``curl -d`` works too) first makes
-    ``srv`` know that sample's CI job. The samples share one JobId; without this, CI would confirm
-    only one of them and the other would be answered 422. Other bodies are passed as they are, so CI
-    confirmation still rejects a body that is not a sample's."""
-    import devkit
+class Samples(Protocol):
+    """What :func:`sample_switch` needs of a local server (:class:`cli.local.LocalCos`, or
+    ``devkit.localrun.Local`` in-process)."""
 
-    def squeeze(raw: bytes) -> bytes:
-        return b"".join(raw.split())
+    def note_body(self, data: bytes) -> bool:
+        """Register the CI job of the official sample ``data`` is, if it is one."""
+        ...
 
-    from ..core.parse import parse_body
 
-    jobs = {}
-    for name in devkit.SAMPLES:
-        body = devkit.sample(name)
-        details = "".join(devkit.job_xml(job.job_id, body) for job in parse_body(body).jobs)
-        jobs[squeeze(body)] = (LOCAL_BUCKET, f"<Response>{details}</Response>")
+def sample_switch(local: Samples, function: Handler) -> Handler:
+    """Wrap ``function`` so that a POSTed body equal to an official sample (``tests/events``;
+    compared without whitespace, so ``curl -d`` works too) first makes the local server know that
+    sample's CI job (``local.note_body``). The samples share one JobId; without this, CI would
+    confirm only one of them and the other would be answered 422. Other bodies are passed as they
+    are, so CI confirmation still rejects a body that is not a sample's."""
 
     def call(event: Any, ctx: Any) -> Dict[str, Any]:
         if isinstance(event, dict) and isinstance(event.get("body"), str):
@@ -240,24 +173,10 @@ def sample_switch(srv: Any, function: Handler) -> Handler:
                 data = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogateescape")
             except ValueError:
                 data = b""
-            known = jobs.get(squeeze(data))
-            if known:
-                srv.add_job(*known)
+            local.note_body(data)
         return function(event, ctx)
 
     return call
-
-
-def seed_body(srv: Any, body: bytes) -> bool:
-    """Put the input video and covers a callback body names into the local COS server and
-    register its jobs; False (nothing done) when the body cannot be seeded."""
-    import devkit
-
-    try:
-        devkit.seed(srv, body)
-        return True
-    except Exception:  # noqa: BLE001 - a body the parser refuses is sent as is; the handler answers it
-        return False
 
 
 def run(server: ThreadingHTTPServer, stop: Optional[threading.Event] = None) -> None:
