@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Mapping, Optional
+from typing import Any
 
 import devkit
 
@@ -97,7 +98,7 @@ def start(given: Mapping[str, str]) -> Local:
     return Local(given)
 
 
-def local_env(srv: Any, env: Mapping[str, str]) -> Dict[str, str]:
+def local_env(srv: Any, env: Mapping[str, str]) -> dict[str, str]:
     """The variables ``--local-cos`` sets for the function against ``srv``, respecting explicit ones.
 
     Always: the local role credentials and ``SMARTCOVER_COS_ENDPOINT``. The callback token, unless
@@ -143,7 +144,7 @@ class _Control(BaseHTTPRequestHandler):
         local: Local = self.server.local  # type: ignore[attr-defined]
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path == "/seed":
-            answer: Optional[dict] = {"seeded": local.seed(body)}
+            answer: dict | None = {"seeded": local.seed(body)}
         elif self.path == "/sample":
             answer = {"known": local.note_body(body)}
         else:

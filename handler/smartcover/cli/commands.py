@@ -25,24 +25,29 @@ import json
 import os
 import sys
 import time
-from typing import Dict, List, Mapping, Optional
+from collections.abc import Mapping
 from urllib.parse import quote
 
 from ..core import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any
+
+    from ..core.config import Config
+    from ..ops.reconcile import Summary, Window
     from .local import LocalCos
 
 
-def _assignment(text: str):
+def _assignment(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return name, value
 
 
-def _time(text: str):
+def _time(text: str) -> datetime:
     from ..ops.reconcile import parse_time
 
     try:
@@ -63,22 +68,29 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("reconcile", parents=[common], help="recover lost callbacks from CI's job list",
                          description="List SmartCover jobs of a bucket from CI (GET /jobs, CI doc 436/54011) and apply the "
                                      "callback's follow-up to each: same validation, same rules, idempotent.",
-                         epilog="example: python -m handler reconcile --bucket test-1250000000 --region ap-chongqing --hours 24 --dry-run")
+                         epilog="example: python -m handler reconcile --bucket test-1250000000 --region ap-chongqing "
+                                "--hours 24 --dry-run")
     rec.add_argument("--bucket", help="bucket name-APPID (default: the single entry of SMARTCOVER_ALLOWED_BUCKETS)")
-    rec.add_argument("--region", help="bucket region (default: the single entry of SMARTCOVER_ALLOWED_REGIONS, else TENCENTCLOUD_REGION)")
+    rec.add_argument("--region",
+                     help="bucket region (default: the single entry of SMARTCOVER_ALLOWED_REGIONS, else TENCENTCLOUD_REGION)")
     when = rec.add_mutually_exclusive_group()
     when.add_argument("--hours", type=float, help="jobs created in the last HOURS hours (default 24)")
     when.add_argument("--since", type=_time, help="jobs created at or after this time (ISO 8601 with offset)")
     rec.add_argument("--until", type=_time, help="jobs created at or before this time (default now)")
-    rec.add_argument("--queue-id", default="", help="only jobs of this CI queue (default: SMARTCOVER_QUEUE_IDS, else the media queues CI lists)")
-    rec.add_argument("--dry-run", action="store_true", help="list the jobs and print every COS request it would make; write nothing")
+    rec.add_argument("--queue-id", default="",
+                     help="only jobs of this CI queue (default: SMARTCOVER_QUEUE_IDS, else the media queues CI lists)")
+    rec.add_argument("--dry-run", action="store_true",
+                     help="list the jobs and print every COS request it would make; write nothing")
     rec.add_argument("--json", action="store_true", help="print the summary as JSON")
-    rec.add_argument("--page-size", type=int, default=100, choices=range(1, 101), metavar="1-100", help="jobs per CI page (default 100, CI's largest)")
-    rec.add_argument("--time-limit", type=float, default=3600.0, metavar="SECONDS", help="stop starting pages after this long (default 3600)")
+    rec.add_argument("--page-size", type=int, default=100, choices=range(1, 101), metavar="1-100",
+                     help="jobs per CI page (default 100, CI's largest)")
+    rec.add_argument("--time-limit", type=float, default=3600.0, metavar="SECONDS",
+                     help="stop starting pages after this long (default 3600)")
     rec.add_argument("--fan-out", action="store_true",
                      help="only list here and send batches of job ids to parallel invocations of the function (SCF async Invoke); "
                           "progress in COS under SMARTCOVER_FANOUT_PREFIX, resumed by the next run")
-    rec.add_argument("--poll", type=float, default=1.0, metavar="SECONDS", help="with --fan-out: seconds between looks at batch results (default 1)")
+    rec.add_argument("--poll", type=float, default=1.0, metavar="SECONDS",
+                     help="with --fan-out: seconds between looks at batch results (default 1)")
     rec.add_argument("--verbose", action="store_true", help="every log line on stderr (default: warnings and errors)")
     rec.add_argument("--local-cos", action="store_true",
                      help="run against a local COS/CI server seeded with the official samples (their job ran 2022-06-30)")
@@ -95,9 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--time-limit-ms", type=int, default=30000, help="context time_limit_in_ms (default 30000, as serverless.yml)")
     srv.set_defaults(func=cmd_serve)
 
-    sq = sub.add_parser("setup-queue", parents=[common], help="point a CI media queue's callback at the function (dry run unless --apply)",
+    sq = sub.add_parser("setup-queue", parents=[common],
+                        help="point a CI media queue's callback at the function (dry run unless --apply)",
                         description="Set a CI media queue's NotifyConfig (CI doc 436/54046) to the function's URL with its token: "
-                                    "State On, Type Url, Event TaskFinish, ResultFormat XML. Shows the change; writes it with --apply.",
+                                    "State On, Type Url, Event TaskFinish, ResultFormat XML. Shows the change; writes it with "
+                                    "--apply.",
                         epilog="example: python -m handler setup-queue --url https://1250000000-abcd.ap-guangzhou.tencentscf.com/ "
                                "--bucket test-1250000000 --region ap-guangzhou --apply")
     sq.add_argument("--url", required=True, help="the function's URL (Function URL), without the token")
@@ -108,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="NotifyConfig Event (default TaskFinish)")
     sq.add_argument("--format", default="XML", choices=["XML", "JSON"], help="NotifyConfig ResultFormat (default XML)")
     sq.add_argument("--token", help="callback token (default: SMARTCOVER_TOKEN, or the SMARTCOVER_TOKEN_SECRET value from SSM)")
-    sq.add_argument("--show-token", action="store_true", help="print the token in full in the change (default: its first 4 characters)")
+    sq.add_argument("--show-token", action="store_true",
+                    help="print the token in full in the change (default: its first 4 characters)")
     sq.add_argument("--apply", action="store_true", help="write the change (default: dry run, nothing written)")
     sq.set_defaults(func=cmd_setup_queue)
 
@@ -120,16 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
                                "--url https://1250000000-abcd.ap-guangzhou.tencentscf.com/ --wait")
     sj.add_argument("target", metavar="BUCKET/KEY", help="input video: bucket name-APPID, '/', object key")
     sj.add_argument("--url", required=True, help="the function's URL (Function URL), without the token")
-    sj.add_argument("--region", help="the bucket's region (default: the single entry of SMARTCOVER_ALLOWED_REGIONS, else TENCENTCLOUD_REGION)")
-    sj.add_argument("--output", default="output/smartcover-${Number}.jpg", help="Output.Object template (default output/smartcover-${Number}.jpg)")
+    sj.add_argument("--region",
+                    help="the bucket's region (default: the single entry of SMARTCOVER_ALLOWED_REGIONS, else TENCENTCLOUD_REGION)")
+    sj.add_argument("--output", default="output/smartcover-${Number}.jpg",
+                    help="Output.Object template (default output/smartcover-${Number}.jpg)")
     sj.add_argument("--output-bucket", help="Output.Bucket (default: the input's bucket)")
-    sj.add_argument("--count", type=int, default=3, choices=range(1, 11), metavar="1-10", help="covers (SmartCover Count, default 3)")
+    sj.add_argument("--count", type=int, default=3, choices=range(1, 11), metavar="1-10",
+                    help="covers (SmartCover Count, default 3)")
     sj.add_argument("--format", default="jpg", choices=["jpg", "png", "webp"], help="cover format (default jpg)")
     sj.add_argument("--queue-id", default="", help="CI queue (default: CI's default queue)")
     sj.add_argument("--callback-format", default="XML", choices=["XML", "JSON"], help="CallBackFormat (default XML)")
     sj.add_argument("--user-data", default="", help="UserData of the job")
     sj.add_argument("--token", help="callback token (default: SMARTCOVER_TOKEN, or the SMARTCOVER_TOKEN_SECRET value from SSM)")
-    sj.add_argument("--wait", action="store_true", help="poll until the manifest appears or the job fails (exit 1 on failure or timeout)")
+    sj.add_argument("--wait", action="store_true",
+                    help="poll until the manifest appears or the job fails (exit 1 on failure or timeout)")
     sj.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS", help="give up waiting after this long (default 600)")
     sj.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="seconds between polls (default 2)")
     sj.set_defaults(func=cmd_submit)
@@ -139,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "Exit status 0 only for a 2xx answer.",
                          epilog="example: python -m handler invoke tests/events/smartcover-job-api.xml --local-cos")
     inv.add_argument("file", metavar="FILE")
-    inv.add_argument("--local-cos", action="store_true", help="use a local COS server seeded with the official samples and FILE's covers")
+    inv.add_argument("--local-cos", action="store_true",
+                     help="use a local COS server seeded with the official samples and FILE's covers")
     inv.add_argument("--token", help="token for ?token= (default SMARTCOVER_TOKEN)")
     inv.add_argument("--time-limit-ms", type=int, default=30000)
     inv.set_defaults(func=cmd_invoke)
@@ -151,11 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
                          epilog="example: python -m handler doctor --bucket test-1250000000 --region ap-chongqing "
                                 "--function-url https://example.scf.tencentcs.com/ --write doctor-scratch/")
     doc.add_argument("--bucket", help="bucket CI's jobs run in (default: the single entry of SMARTCOVER_ALLOWED_BUCKETS)")
-    doc.add_argument("--region", help="its region (default: the single entry of SMARTCOVER_ALLOWED_REGIONS, else TENCENTCLOUD_REGION)")
+    doc.add_argument("--region",
+                     help="its region (default: the single entry of SMARTCOVER_ALLOWED_REGIONS, else TENCENTCLOUD_REGION)")
     doc.add_argument("--queue-id", default="", help="a CI queue id to list jobs with (default: configured or discovered)")
     doc.add_argument("--job-id", default="", help="the SmartCover job to examine (default: the most recent one)")
     doc.add_argument("--hours", type=float, default=72.0, help="how far back to look for a recent job (default 72)")
-    doc.add_argument("--callback", metavar="FILE", help="a callback body CI sent (XML or JSON), compared with CI's record of its job")
+    doc.add_argument("--callback", metavar="FILE",
+                     help="a callback body CI sent (XML or JSON), compared with CI's record of its job")
     doc.add_argument("--write", metavar="PREFIX", help="also check writes on scratch keys under PREFIX (removed at the end)")
     doc.add_argument("--function-url", help="the function's URL: a call without a token must be refused (401)")
     doc.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -164,19 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None, env: Optional[Mapping[str, str]] = None) -> int:
+def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run the command line; return the exit status. ``env`` defaults to ``os.environ``."""
     args = build_parser().parse_args(argv)
-    environment: Dict[str, str] = dict(os.environ if env is None else env)
+    environment: dict[str, str] = dict(os.environ if env is None else env)
     environment.update(dict(args.env))
     level, stream = log.current()
     try:
-        return args.func(args, environment)
+        status: int = args.func(args, environment)
+        return status
     finally:  # the commands log to stderr; give an embedding process its logging back
         log.setup(level if level != "NOTSET" else "INFO", stream=stream or "stdout")
 
 
-def _config(env: Mapping[str, str], warn: bool = False):
+def _config(env: Mapping[str, str], warn: bool = False) -> Config | None:
     """The validated configuration, or None after printing why not. ``warn``: also print what the
     function would warn about at start (unknown ``SMARTCOVER_*`` names, notices), for the commands
     that build no :class:`App` (which logs them itself)."""
@@ -197,7 +220,7 @@ def _config(env: Mapping[str, str], warn: bool = False):
     return config
 
 
-def _local_cos(env: Mapping[str, str]) -> Optional[LocalCos]:
+def _local_cos(env: Mapping[str, str]) -> LocalCos | None:
     """``--local-cos``: the started local COS server (:mod:`cli.local`), or None after telling
     stderr why it could not start."""
     from .local import LocalCosUnavailable, start_local_cos
@@ -209,7 +232,7 @@ def _local_cos(env: Mapping[str, str]) -> Optional[LocalCos]:
         return None
 
 
-def _read(command: str, path: str) -> Optional[bytes]:
+def _read(command: str, path: str) -> bytes | None:
     """The bytes of ``path`` (``-``: stdin), or None after telling stderr why it cannot be read."""
     try:
         if path == "-":
@@ -221,7 +244,7 @@ def _read(command: str, path: str) -> Optional[bytes]:
         return None
 
 
-def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
+def cmd_reconcile(args: argparse.Namespace, env: dict[str, str]) -> int:
     """``reconcile``: see :func:`reconcile.reconcile`."""
     local = None
     if args.local_cos:
@@ -236,7 +259,7 @@ def cmd_reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
             local.stop()
 
 
-def _reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
+def _reconcile(args: argparse.Namespace, env: dict[str, str]) -> int:
     from ..core.deadline import Deadline
     from ..core.errors import SmartCoverError
     from ..core.records import replace
@@ -263,7 +286,7 @@ def _reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
     print(f"reconcile {window.bucket} ({window.region}): SmartCover jobs created {window.start.isoformat()} .. "
           f"{window.end.isoformat()}{' [dry run]' if config.dry_run else ''}", file=sys.stderr)
 
-    def progress(s) -> None:
+    def progress(s: Summary) -> None:
         print(f"  page {s.pages}: {s.seen} jobs seen, {s.done} done, {s.already_done} already done, {s.failed} failed"
               f"{f', {s.planned} planned' if s.planned else ''} ({time.monotonic() - started:.1f} s)", file=sys.stderr, flush=True)
 
@@ -279,7 +302,7 @@ def _reconcile(args: argparse.Namespace, env: Dict[str, str]) -> int:
     return 0 if summary.ok else 1
 
 
-def _fan_out(args: argparse.Namespace, config, env: Dict[str, str], window) -> int:
+def _fan_out(args: argparse.Namespace, config: Config, env: dict[str, str], window: Window) -> int:
     """``reconcile --fan-out``: see :func:`fanout.run_lister`. Exit 0 only when the run is complete
     without failures; 1 when it failed or continues in the next run."""
     from ..core.deadline import Deadline
@@ -290,7 +313,7 @@ def _fan_out(args: argparse.Namespace, config, env: Dict[str, str], window) -> i
     print(f"reconcile --fan-out {window.bucket} ({window.region}): SmartCover jobs created {window.start.isoformat()} .. "
           f"{window.end.isoformat()}", file=sys.stderr)
 
-    def progress(a: dict) -> None:
+    def progress(a: dict[str, Any]) -> None:
         print(f"  listed {a['jobs']['listed']} jobs, {a['batches']['sent']} batches sent, {a['batches']['reported']} reported "
               f"({time.monotonic() - started:.1f} s)", file=sys.stderr, flush=True)
 
@@ -314,7 +337,7 @@ def _fan_out(args: argparse.Namespace, config, env: Dict[str, str], window) -> i
     return 0 if answer["outcome"] == "complete" and answer["status"] == 200 else 1
 
 
-def _print_summary(summary) -> None:
+def _print_summary(summary: Summary) -> None:
     for job in summary.jobs:  # dry run: the plan
         print(f"job {job['jobId']} ({job.get('state', '')}): {job['outcome']}")
         for c in job.get("covers", []):
@@ -335,7 +358,7 @@ def _print_summary(summary) -> None:
         print(f"stopped early: {summary.stopped}")
 
 
-def cmd_serve(args: argparse.Namespace, env: Dict[str, str]) -> int:
+def cmd_serve(args: argparse.Namespace, env: dict[str, str]) -> int:
     """``serve``: see :mod:`serve`. With ``--local-cos`` the banner names the callback token and
     where it comes from (:func:`serve.token_note`) and a curl line that uses it."""
     from ..scf.app import App
@@ -361,7 +384,8 @@ def cmd_serve(args: argparse.Namespace, env: Dict[str, str]) -> int:
             token = callback_token(env, local.token)
             shown = token
             if "SMARTCOVER_TOKEN" in given and token:  # the operator's own token: not printed
-                shown = "$SMARTCOVER_TOKEN" if (os.environ.get("SMARTCOVER_TOKEN") or "").strip() == token else "<your SMARTCOVER_TOKEN>"
+                in_environ = (os.environ.get("SMARTCOVER_TOKEN") or "").strip() == token
+                shown = "$SMARTCOVER_TOKEN" if in_environ else "<your SMARTCOVER_TOKEN>"
             query = f"?token={shown}" if token else ""
             print(f"  local COS: {local.endpoint}, bucket {local.bucket} ({local.region}) seeded with every official sample's "
                   f"video, covers and CI job ({', '.join(local.samples)})")
@@ -376,7 +400,7 @@ def cmd_serve(args: argparse.Namespace, env: Dict[str, str]) -> int:
             local.stop()
 
 
-def cmd_invoke(args: argparse.Namespace, env: Dict[str, str]) -> int:
+def cmd_invoke(args: argparse.Namespace, env: dict[str, str]) -> int:
     """``invoke``: one body through the handler; prints ``HTTP <status>`` and the answer."""
     from ..scf.app import App
     from .serve import callback_token, context, function_url_event, pretty
@@ -410,7 +434,8 @@ def cmd_invoke(args: argparse.Namespace, env: Dict[str, str]) -> int:
             local.stop()
 
 
-def _ops_target(config, env: Mapping[str, str], bucket, region, who: str):
+def _ops_target(config: Config, env: Mapping[str, str], bucket: str | None, region: str | None,
+                who: str) -> tuple[str, str] | None:
     from ..core.errors import SmartCoverError
     from ..ops.reconcile import target_of
 
@@ -434,13 +459,13 @@ def _ci_failure(who: str, exc: Exception) -> int:
     return 1
 
 
-def cmd_setup_queue(args: argparse.Namespace, env: Dict[str, str]) -> int:
+def cmd_setup_queue(args: argparse.Namespace, env: dict[str, str]) -> int:
     """``setup-queue``: see :func:`ciops.plan_queue` and :func:`ciops.apply_queue`. Exit 0 when
     planned, applied or already set; 1 when CI refused; 2 for usage or configuration errors."""
     from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
-    from ..ops import ciops
     from ..core.errors import ConfigError
+    from ..ops import ciops
 
     config = _config(env, warn=True)
     if config is None:
@@ -476,20 +501,21 @@ def cmd_setup_queue(args: argparse.Namespace, env: Dict[str, str]) -> int:
     except (CosServiceError, CosClientError, ciops.OpsError) as exc:
         return _ci_failure("setup-queue", exc)
     print(f"applied: CI now sends {args.events} callbacks of queue {change.queue_id} to the function "
-          + ("(checked in CI's answer)" if source == "answer" else "(CI's answer had no Queue node; checked by reading the queue back)"))
+          + ("(checked in CI's answer)" if source == "answer"
+             else "(CI's answer had no Queue node; checked by reading the queue back)"))
     return 0
 
 
-def cmd_submit(args: argparse.Namespace, env: Dict[str, str]) -> int:
+def cmd_submit(args: argparse.Namespace, env: dict[str, str]) -> int:
     """``submit``: see :func:`ciops.submit_job` and :func:`ciops.wait`. Prints the JobId on
     stdout (and, with ``--wait``, ``manifest BUCKET/KEY``); progress on stderr. Exit 0 when
     submitted (and, with ``--wait``, the manifest appeared or the job succeeded without a manifest
     configured); 1 when CI refused, the job failed or the wait timed out; 2 for usage errors."""
     from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
-    from ..ops import ciops
     from ..core.config import bucket_problem
     from ..core.errors import ConfigError
+    from ..ops import ciops
 
     config = _config(env, warn=True)
     if config is None:
@@ -547,10 +573,10 @@ LOCAL_JOB_ID = "j6842765cf84611ecb8546d80f2baf56f"
 """The JobId of the official samples (``shared/samples``), which ``--local-cos`` seeds."""
 
 
-def cmd_doctor(args: argparse.Namespace, env: Dict[str, str]) -> int:
+def cmd_doctor(args: argparse.Namespace, env: dict[str, str]) -> int:
     """``doctor``: see :func:`doctor.run`; exit 0 when no check fails, 1 otherwise, 2 for usage."""
-    from ..ops.doctor import Options, run
     from ..core.errors import SmartCoverError
+    from ..ops.doctor import Options, run
 
     callback = None
     if args.callback:

@@ -21,17 +21,18 @@ import base64
 import json
 import threading
 import uuid
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Tuple
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # SCF's synchronous invocation payload limit
 LOCAL_REGION = "ap-chongqing"
 
-Handler = Callable[[Any, Any], Dict[str, Any]]
+Handler = Callable[[Any, Any], dict[str, Any]]
 
 
-def context(request_id: Optional[str] = None, time_limit_ms: int = 30000) -> Dict[str, Any]:
+def context(request_id: str | None = None, time_limit_ms: int = 30000) -> dict[str, Any]:
     """An SCF ``context`` dict (SCF doc 583/9210 keys) for a local invocation."""
     return {
         "request_id": request_id or str(uuid.uuid4()),
@@ -48,17 +49,17 @@ def context(request_id: Optional[str] = None, time_limit_ms: int = 30000) -> Dic
     }
 
 
-def function_url_event(method: str, target: str, headers: Mapping[str, str], body: bytes, client_ip: str) -> Dict[str, Any]:
+def function_url_event(method: str, target: str, headers: Mapping[str, str], body: bytes, client_ip: str) -> dict[str, Any]:
     """Build the Function URL event for one HTTP request. ``target`` is the request target
     (``/path?query``); ``headers`` any mapping (names are lower-cased)."""
     parts = urlsplit(target)
-    query: Dict[str, Any] = {}
+    query: dict[str, Any] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name in query:
             query[name] = (query[name] if isinstance(query[name], list) else [query[name]]) + [value]
         else:
             query[name] = value
-    event: Dict[str, Any] = {
+    event: dict[str, Any] = {
         "httpMethod": method.upper(),
         "path": parts.path or "/",
         "queryString": query,
@@ -72,7 +73,7 @@ def function_url_event(method: str, target: str, headers: Mapping[str, str], bod
     return event
 
 
-def response_parts(answer: Mapping[str, Any]) -> Tuple[int, list, bytes]:
+def response_parts(answer: Mapping[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
     """``(status, [(name, value)...], body bytes)`` of an integration response (list-valued
     headers become repeated headers; a Base64 body is decoded)."""
     headers = []
@@ -166,7 +167,7 @@ def sample_switch(local: Samples, function: Handler) -> Handler:
     confirm only one of them and the other would be answered 422. Other bodies are passed as they
     are, so CI confirmation still rejects a body that is not a sample's."""
 
-    def call(event: Any, ctx: Any) -> Dict[str, Any]:
+    def call(event: Any, ctx: Any) -> dict[str, Any]:
         if isinstance(event, dict) and isinstance(event.get("body"), str):
             raw = event["body"]
             try:
@@ -179,7 +180,7 @@ def sample_switch(local: Samples, function: Handler) -> Handler:
     return call
 
 
-def run(server: ThreadingHTTPServer, stop: Optional[threading.Event] = None) -> None:
+def run(server: ThreadingHTTPServer, stop: threading.Event | None = None) -> None:
     """Serve until Ctrl-C (or ``stop`` is set), then close the socket."""
     thread = threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True)
     thread.start()

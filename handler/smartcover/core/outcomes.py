@@ -74,9 +74,10 @@ def job_outcome(disposition: Disposition | str, covers: Iterable[CoverOutcome | 
         return "ignored"
     if disposition == "failed":
         return "retry" if input_tagging == "retry" else "job-failed"
+    name: JobOutcome
     for name in ("retry", "rejected", "failed"):
         if name in seen:
-            return name  # type: ignore[return-value]  # one of the JobOutcome names
+            return name
     if seen & {"conflict", "missing"}:
         return "conflict"
     if manifest in ("", "skipped") or manifest in MANIFEST_OK:

@@ -44,27 +44,42 @@ rest: ``retry`` outcomes make the answer 503.
 """
 from __future__ import annotations
 
+import enum
 import logging
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, Tuple
 
+from ..cloud.cos import Cos, CosFault, ObjectInfo, SourceChanged, SourceMissing, TargetExists
+from ..cloud.pool import Pool
 from ..core import log
 from ..core.config import Config
-from ..cloud.cos import Cos, CosFault, ObjectInfo, SourceChanged, SourceMissing, TargetExists
 from ..core.errors import BadRequest, SmartCoverError
-from ..core.model import Job
+from ..core.model import Job, ObjectRef
 from ..core.outcomes import job_outcome
 from ..core.parse import parse_body
-from ..core.plan import (TAG_INDEX, TAG_JOB, CoverPlan, JobPlan, ObjectRef, Plan, compare, owner, source_problem, uses_run_id,
-                   without_run_id)
-from ..cloud.pool import Pool
-from ..core.tags import Tags, TagLimitError, merge
+from ..core.plan import (
+    TAG_INDEX,
+    TAG_JOB,
+    CoverPlan,
+    JobPlan,
+    Plan,
+    compare,
+    owner,
+    source_problem,
+    uses_run_id,
+    without_run_id,
+)
+from ..core.tags import TagLimitError, Tags, merge
 from ..core.templates import can_collide
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
     from ..core.outcomes import Disposition, InputTagging, JobOutcome, ManifestOutcome
+
+    _T = TypeVar("_T")
+    Reads = tuple[Future[ObjectInfo | None], Future[Tags | None]]  # stage 1 of a cover: HEAD, GET tagging
 
 STAGE_RESERVE_S = 0.5
 """Time kept back per later stage of a cover (see :func:`reserve`)."""
@@ -87,7 +102,7 @@ class CoverResult:
     index: int
     source: ObjectRef
     action: str
-    target: Optional[ObjectRef]
+    target: ObjectRef | None
     outcome: str
     detail: str = ""
     etag: str = ""
@@ -97,9 +112,9 @@ class CoverResult:
     owner: str = ""
     overwrote: bool = False
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary used in the HTTP answer and the logs."""
-        out = {"index": self.index, "sourceKey": self.source.key, "action": self.action, "outcome": self.outcome}
+        out: dict[str, Any] = {"index": self.index, "sourceKey": self.source.key, "action": self.action, "outcome": self.outcome}
         if self.target:
             out["targetBucket"], out["targetKey"] = self.target.bucket, self.target.key
         if self.owner:
@@ -129,13 +144,13 @@ class JobResult:
     job: Job
     disposition: Disposition
     reason: str = ""
-    covers: Tuple[CoverResult, ...] = ()
-    plan: Optional[JobPlan] = None
+    covers: tuple[CoverResult, ...] = ()
+    plan: JobPlan | None = None
     input_tagging: InputTagging = ""
     input_tagging_plan: str = ""
     run_id: str = ""
     run_id_detail: str = ""
-    unconfirmed: Tuple[str, ...] = ()
+    unconfirmed: tuple[str, ...] = ()
     manifest: ManifestOutcome = ""
     manifest_key: str = ""
     manifest_detail: str = ""
@@ -147,9 +162,9 @@ class JobResult:
         """The job's outcome, counting its input tagging and manifest (:func:`outcomes.job_outcome`)."""
         return job_outcome(self.disposition, (c.outcome for c in self.covers), self.input_tagging, self.manifest)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary used in the HTTP answer, the logs and reconcile's dry-run list."""
-        out = {"jobId": self.job.job_id, "tag": self.job.tag, "state": self.job.state, "outcome": self.outcome}
+        out: dict[str, Any] = {"jobId": self.job.job_id, "tag": self.job.tag, "state": self.job.state, "outcome": self.outcome}
         if self.reason:
             out["reason"] = self.reason
         if self.job.code and self.job.state != "Success":
@@ -173,7 +188,7 @@ class _Rejected(Exception):
     pass
 
 
-def execute(plan: Plan, cos: Cos, config: Config) -> List[JobResult]:
+def execute(plan: Plan, cos: Cos, config: Config) -> list[JobResult]:
     """Carry out ``plan``; never raises for COS faults (they become cover outcomes).
 
     Tasks are submitted in dependency order (CI queries, then every read, then the covers, for
@@ -182,21 +197,21 @@ def execute(plan: Plan, cos: Cos, config: Config) -> List[JobResult]:
     size."""
     acting = [j for j in plan.jobs if j.disposition == "act"]
     tagging_failed = [j for j in plan.jobs if j.disposition == "failed" and j.failure_tags]
-    results: Dict[str, JobResult] = {}
+    results: dict[str, JobResult] = {}
     # The CI queries run beside the covers, not in their slots: with 10 covers and 10 workers the
     # last cover would wait for the query's worker, one more round trip (bench/run.py, N=10).
     queries = len(acting) + len(tagging_failed) if config.verify_job else 0
     with Pool(max_workers=2 * config.concurrency + queries, thread_name_prefix="cos") as pool:
-        checks: Dict[str, Optional[Future]] = {
+        checks: dict[str, Future[Any] | None] = {
             j.job.job_id: pool.submit(verify_job, cos, j.job, reserve(config, 2 if config.moves else 1), uses_run_id(j, config))
             if config.verify_job else None
             for j in acting + tagging_failed
         }
         reads = {(j.job.job_id, c.index): _submit_reads(pool, cos, c, reserve(config, 2 if c.action == "move" else 1))
                  for j in acting for c in j.covers}
-        covers: Dict[Tuple[str, int], Future] = {}
-        effective: Dict[str, JobPlan] = {}
-        taken: Dict[ObjectRef, Future] = {}  # shared target key -> the earlier job's copy of it
+        covers: dict[tuple[str, int], Future[CoverResult]] = {}
+        effective: dict[str, JobPlan] = {}
+        taken: dict[ObjectRef, Future[CoverResult]] = {}  # shared target key -> the earlier job's copy of it
         for n, j in enumerate(acting):
             j, checks[j.job.job_id] = _settle_run_id(j, checks[j.job.job_id], config, effective)
             acting[n] = j
@@ -208,7 +223,7 @@ def execute(plan: Plan, cos: Cos, config: Config) -> List[JobResult]:
             # Target keys that can collide across jobs are taken one at a time, in ascending key
             # order, each copy gated on the one before (see _held); a key an earlier job of this
             # callback also renders is attempted only after that job's copy of it.
-            gate: Optional[Future] = None
+            gate: Future[Any] | None = None
             for c in sorted(j.covers, key=lambda c: c.target.key if c.target else ""):
                 after = taken.get(c.target) if c.target else None
                 gate = covers[(jid, c.index)] = pool.submit(_run_cover, cos, config, c, checks[jid], reads[(jid, c.index)],
@@ -230,13 +245,13 @@ def execute(plan: Plan, cos: Cos, config: Config) -> List[JobResult]:
     return [results[j.job.job_id] for j in plan.jobs]
 
 
-def _submit_reads(pool: Pool, cos: Cos, cover: CoverPlan, reserve_s: float) -> Tuple[Future, Future]:
+def _submit_reads(pool: Pool, cos: Cos, cover: CoverPlan, reserve_s: float) -> Reads:
     """Stage 1 of a cover: HEAD and GET tagging of its source, side by side."""
     return (pool.submit(cos.head, cover.source, reserve_s=reserve_s),
             pool.submit(cos.get_tags, cover.source, reserve_s=reserve_s))
 
 
-def dry_run(plan: Plan, config: Config) -> List[JobResult]:
+def dry_run(plan: Plan, config: Config) -> list[JobResult]:
     """What :func:`execute` would do, without a request: each cover ``planned`` with its requests."""
     out = []
     for j in plan.jobs:
@@ -277,8 +292,8 @@ class Verification:
     plan derives nothing from it, so it was not asked about); ``""`` for a job without RunId.
     ``detail`` says how the RunId was checked or why it is unconfirmed."""
 
-    problem: Optional[str] = None
-    unconfirmed: Tuple[str, ...] = ()
+    problem: str | None = None
+    unconfirmed: tuple[str, ...] = ()
     run_id: str = ""
     detail: str = ""
 
@@ -321,14 +336,14 @@ def verify_job(cos: Cos, job: Job, reserve_s: float = 0.0, run_id_used: bool = T
     return _verify_run_id(cos, job, run_id, bucket, region, comparison.unconfirmed, reserve_s)
 
 
-def _ci_host(job: Job) -> Tuple[str, str]:
+def _ci_host(job: Job) -> tuple[str, str]:
     if job.input and job.input.bucket:
         return job.input.bucket, job.input.region
     files = job.operation.output_file
     return (files.bucket, files.region) if files else ("", "")
 
 
-def _verify_run_id(cos: Cos, job: Job, run_id: str, bucket: str, region: str, unconfirmed: Tuple[str, ...],
+def _verify_run_id(cos: Cos, job: Job, run_id: str, bucket: str, region: str, unconfirmed: tuple[str, ...],
                    reserve_s: float) -> Verification:
     """Confirm a RunId with CI's workflow instance query (436/80046): the instance must carry this
     RunId and list this JobId among its ``Tasks``; a WorkflowId both give must agree."""
@@ -363,8 +378,8 @@ def _verify_run_id(cos: Cos, job: Job, run_id: str, bucket: str, region: str, un
     return Verification(None, unconfirmed, RUN_ID_UNCONFIRMED, "CI's workflow instance does not list this JobId")
 
 
-def _settle_run_id(job_plan: JobPlan, check: Optional[Future], config: Config,
-                   effective: Dict[str, JobPlan]) -> Tuple[JobPlan, Optional[Future]]:
+def _settle_run_id(job_plan: JobPlan, check: Future[Any] | None, config: Config,
+                   effective: dict[str, JobPlan]) -> tuple[JobPlan, Future[Any] | None]:
     """The plan to carry out, and the verification its covers wait for, of a job whose plan uses
     its RunId: planned again without it when CI could not confirm it (recorded in ``effective``).
     Waits for the job's verification: its covers wait for it anyway before any write, so this
@@ -381,14 +396,14 @@ def _settle_run_id(job_plan: JobPlan, check: Optional[Future], config: Config,
     try:
         stripped = without_run_id(job_plan, config)
     except SmartCoverError as exc:
-        refused: Future = Future()
+        refused: Future[Verification] = Future()
         refused.set_result(replace(verification, problem=f"the RunId is unconfirmed and keys without it are invalid: {exc.public}"))
         return job_plan, refused
     effective[job_plan.job.job_id] = stripped
     return stripped, check
 
 
-def _verified(result: JobResult, check: Optional[Future]) -> JobResult:
+def _verified(result: JobResult, check: Future[Any] | None) -> JobResult:
     """``result`` with its job's verification recorded: ``run_id``, ``run_id_detail`` (when
     unconfirmed) and ``unconfirmed`` (see :class:`Verification`); unchanged without one."""
     if check is None or not check.done() or check.exception() is not None:
@@ -398,22 +413,28 @@ def _verified(result: JobResult, check: Optional[Future]) -> JobResult:
                    unconfirmed=tuple(v.unconfirmed))
 
 
-def _confirm(check: Optional[Future]) -> None:
+def _confirm(check: Future[Any] | None) -> None:
     if check is not None:
         verification = check.result()  # CosFault propagates: retryable per its kind
         if verification.problem:
             raise _Rejected(verification.problem)
 
 
-_UNKNOWN = object()
+class _Unknown(enum.Enum):
+    """A stage-1 read answered 403 without an error code: the key may be missing or unreadable."""
+
+    UNKNOWN = "unknown"
+
+
+_UNKNOWN = _Unknown.UNKNOWN
 """A source read answered 403: the key is missing (COS without list permission answers so, as S3
 does; platform facts section 8) or the role may not read it."""
 _ASK_DOCTOR = ("the source read answered 403: the key is missing or the role may not read it "
                "(give the role cos:GetBucket on the prefix so that COS answers 404; see doctor)")
 
 
-def _run_cover(cos: Cos, config: Config, cover: CoverPlan, check: Optional[Future],
-               reads: Tuple[Future, Future], gate: Optional[Future] = None, after: Optional[Future] = None) -> CoverResult:
+def _run_cover(cos: Cos, config: Config, cover: CoverPlan, check: Future[Any] | None,
+               reads: Reads, gate: Future[Any] | None = None, after: Future[Any] | None = None) -> CoverResult:
     base = CoverResult(cover.index, cover.source, cover.action, cover.target, "retry")
     # Time kept back for the stages that follow (copy, then batch delete): a slow cover gives up
     # in time for the others to be finished and reported.
@@ -435,24 +456,29 @@ def _run_cover(cos: Cos, config: Config, cover: CoverPlan, check: Optional[Futur
         return replace(base, outcome="retry", detail="internal error; see the function log")
 
 
-def _read(reads: Tuple[Future, Future]):
+def _read(reads: Reads) -> tuple[ObjectInfo | None | _Unknown,
+                                                                                   Tags | None | _Unknown]:
     """``(info, tags)`` of stage 1: ``None`` for a missing key (404), :data:`_UNKNOWN` for a
     403 without an error code (a HEAD has no body). Other faults propagate."""
-    out = []
-    for fut in reads:
-        try:
-            out.append(fut.result())
-        except CosFault as exc:
-            if exc.status != 403 or exc.code not in ("", "AccessDenied", "TokenExpired?"):
-                raise
-            out.append(_UNKNOWN)
-    info, tags = out
+    info, tags = _settled(reads[0]), _settled(reads[1])
     if info is not _UNKNOWN and info is not None and tags is _UNKNOWN:
-        raise CosFault("GetObjectTagging", "HTTP 403 AccessDenied: the role may not read the cover's tags", False, 403, "AccessDenied")
+        raise CosFault("GetObjectTagging", "HTTP 403 AccessDenied: the role may not read the cover's tags", False, 403,
+                       "AccessDenied")
     return info, tags
 
 
-def _tag(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info, existing) -> CoverResult:
+def _settled(fut: Future[_T]) -> _T | _Unknown:
+    """``fut``'s result, or :data:`_UNKNOWN` for a 403 without an error code (or AccessDenied)."""
+    try:
+        return fut.result()
+    except CosFault as exc:
+        if exc.status != 403 or exc.code not in ("", "AccessDenied", "TokenExpired?"):
+            raise
+        return _UNKNOWN
+
+
+def _tag(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info: ObjectInfo | None | _Unknown,
+         existing: Tags | None | _Unknown) -> CoverResult:
     if info is _UNKNOWN or existing is _UNKNOWN:
         return replace(base, outcome="failed", detail=_ASK_DOCTOR)
     if info is None or existing is None:
@@ -470,7 +496,7 @@ def _tag(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info, ex
     return replace(base, outcome="tagged", tags=merged)
 
 
-def _tagged_other_bytes(cos: Cos, cover: CoverPlan, info: ObjectInfo, existing: Tags, merged: Tags) -> Optional[str]:
+def _tagged_other_bytes(cos: Cos, cover: CoverPlan, info: ObjectInfo, existing: Tags, merged: Tags) -> str | None:
     """After tagging in place: ``None`` when the object still is the version read (HEAD: same
     ETag), else why not, having taken this job's tags off it again.
 
@@ -501,11 +527,13 @@ def _tagged_other_bytes(cos: Cos, cover: CoverPlan, info: ObjectInfo, existing: 
     return why + "; this job's tags were taken off it again: the object at the source is not the one this job wrote"
 
 
-def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info, source_tags,
-          gate: Optional[Future], reserve_s: float, after: Optional[Future] = None) -> CoverResult:
+def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info: ObjectInfo | None | _Unknown,
+          source_tags: Tags | None | _Unknown,
+          gate: Future[Any] | None, reserve_s: float, after: Future[Any] | None = None) -> CoverResult:
     if info is None or info is _UNKNOWN or source_tags is None:
         gone = _source_gone(cos, cover, base)
         return replace(gone, outcome="failed", detail=_ASK_DOCTOR) if info is _UNKNOWN and gone.outcome == "missing" else gone
+    assert source_tags is not _UNKNOWN  # _read raises when the source's tags are unreadable but its HEAD was not
     problem = source_problem(cover, info.etag, info.last_modified, source_tags)
     if problem:
         # Not this job's object (a rerun wrote the key again, say): this job's cover may be at its
@@ -554,7 +582,7 @@ _TAKEN = frozenset({"copied", "already-copied", "already-moved"})
 """Outcomes after which a cover's target is verifiably this job's (the claim is held)."""
 
 
-def _held(previous: CoverResult, base: CoverResult) -> Optional[CoverResult]:
+def _held(previous: CoverResult, base: CoverResult) -> CoverResult | None:
     """The result of a cover held back because the cover before it in its job's claim order
     (ascending target key) did not end with its target verifiably this job's, or ``None`` when it
     did. The held cover stays at its source and takes the earlier cover's outcome (``conflict``
@@ -578,7 +606,8 @@ def _why_not_replaced(config: Config, cover: CoverPlan) -> str:
     if can_collide(config.target_key):
         return ("SMARTCOVER_OVERWRITE=always acts as never: the target template has no ${jobid}, so the key "
                 "may be another job's (COS has no conditional overwrite)")
-    return "SMARTCOVER_OVERWRITE=always does not replace a key that fits the job's Output.Object template (a key CI writes covers to)"
+    return ("SMARTCOVER_OVERWRITE=always does not replace a key that fits the job's Output.Object template "
+            "(a key CI writes covers to)")
 
 
 def reserve(config: Config, stages: int) -> float:
@@ -593,18 +622,18 @@ def _same_content(source: ObjectInfo, crc64: str, etag: str) -> bool:
     return bool(source.etag) and source.etag.strip('"') == etag.strip('"')
 
 
-def _is_ours(tags: Optional[Tags], cover: CoverPlan) -> bool:
+def _is_ours(tags: Tags | None, cover: CoverPlan) -> bool:
     return tags is not None and set(cover.identity) <= set(tags)
 
 
-def _other(tags: Optional[Tags], cover: CoverPlan) -> str:
+def _other(tags: Tags | None, cover: CoverPlan) -> str:
     """The other job named by ``tags``, or ``""``."""
     name = owner(tags)
     return name if name and name != cover.job_id else ""
 
 
 def _target_taken(cos: Cos, cover: CoverPlan, info: ObjectInfo, base: CoverResult, reserve_s: float = 0.0,
-                  source_changed: bool = False) -> Tuple[CoverResult, bool]:
+                  source_changed: bool = False) -> tuple[CoverResult, bool]:
     """The copy found its target taken (409), or failed a precondition (412: the source changed,
     or, where COS answers forbid-overwrite so, the target is taken). Returns the cover's result
     and whether ``SMARTCOVER_OVERWRITE=always`` may replace the target (only an object that
@@ -664,9 +693,11 @@ def _source_still_read(cos: Cos, cover: CoverPlan, info: ObjectInfo, done: Cover
     if problem:
         # as a later delivery answers it (_copy: source_problem, then _source_gone)
         return replace(done, outcome="already-moved", delete_source=False,
-                       detail=f"target holds this cover; {why} and the object now at its source is not this job's ({problem}): left alone")
+                       detail=f"target holds this cover; {why} and the object now at its source is not this job's "
+                              f"({problem}): left alone")
     return replace(base, outcome="conflict", owner=_other(tags, cover),
-                   detail=f"{why}: the target holds this job's cover as read before, the source other bytes; source and target left alone")
+                   detail=f"{why}: the target holds this job's cover as read before, the source other bytes; "
+                          "source and target left alone")
 
 
 def _source_gone(cos: Cos, cover: CoverPlan, base: CoverResult) -> CoverResult:
@@ -685,11 +716,11 @@ def _source_gone(cos: Cos, cover: CoverPlan, base: CoverResult) -> CoverResult:
 _PERMANENT_DELETE_CODES = frozenset({"AccessDenied", "InvalidArgument", "MethodNotAllowed"})
 
 
-def _delete_sources(pool: Pool, cos: Cos, results: List[CoverResult]) -> Dict[int, CoverResult]:
+def _delete_sources(pool: Pool, cos: Cos, results: list[CoverResult]) -> dict[int, CoverResult]:
     """Stage 3: one batch delete per bucket of the sources whose copy was verified. A copy that
     replaced an object (``overwrote``) is checked once more first: another writer may have replaced
     it in turn, and then the source is kept (``conflict``). Returns changed results by ``id``."""
-    out: Dict[int, CoverResult] = {}
+    out: dict[int, CoverResult] = {}
     rechecks = {id(r): pool.submit(_still_ours, cos, r) for r in results if r.delete_source and r.overwrote}
     for r in results:
         if id(r) in rechecks:
@@ -700,14 +731,15 @@ def _delete_sources(pool: Pool, cos: Cos, results: List[CoverResult]) -> Dict[in
                 # the cover is retry (503) or failed (502), never a final conflict; a redelivery
                 # finds the target holding this cover (already-copied) and deletes the source.
                 out[id(r)] = replace(r, outcome="retry" if exc.retryable else "failed", delete_source=False,
-                                     detail=f"copy made; could not check the target again before deleting the source ({exc}); the source is kept")
+                                     detail=f"copy made; could not check the target again before deleting the source "
+                                            f"({exc}); the source is kept")
                 continue
             if problem:
                 # vanished: nobody holds the key, a redelivery copies again (retry); replaced: final
                 vanished = problem == _VANISHED
                 out[id(r)] = replace(r, outcome="retry" if vanished else "conflict", delete_source=False,
                                      detail=problem + "; the source is kept")
-    groups: Dict[Tuple[str, str], List[CoverResult]] = {}
+    groups: dict[tuple[str, str], list[CoverResult]] = {}
     for r in results:
         if r.delete_source and id(r) not in out:
             groups.setdefault((r.source.bucket, r.source.region), []).append(r)
@@ -736,7 +768,7 @@ def _delete_sources(pool: Pool, cos: Cos, results: List[CoverResult]) -> Dict[in
 _VANISHED = "the target vanished after this copy"
 
 
-def _still_ours(cos: Cos, r: CoverResult) -> Optional[str]:
+def _still_ours(cos: Cos, r: CoverResult) -> str | None:
     """``None`` when ``r.target`` still holds the copy ``r`` made (this cover's identity tags and
     its ETag), else why not."""
     assert r.target is not None
@@ -749,7 +781,7 @@ def _still_ours(cos: Cos, r: CoverResult) -> Optional[str]:
     return None
 
 
-def _tag_input(cos: Cos, job: JobPlan, check: Optional[Future]) -> str:
+def _tag_input(cos: Cos, job: JobPlan, check: Future[Any] | None) -> str:
     """``SMARTCOVER_ON_FAILURE=tag``: merge the failure tags into the input video's tag set."""
     ref = ObjectRef(job.job.input.bucket, job.job.input.region, job.job.input.object)  # type: ignore[union-attr]
     try:

@@ -32,21 +32,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import timezone
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..cloud.cos import Cos, CosFault, ObjectInfo, in_flight_limit
-from .execute import JobResult
-from ..core.plan import TAG_JOB, JobPlan, ObjectRef, Plan, owner
 from ..cloud.pool import Pool
-from ..core.tags import encode_tagging
+from ..core.model import ObjectRef
 from ..core.outcomes import MANIFEST_OK, manifest_due
+from ..core.plan import TAG_JOB, JobPlan, Plan, owner
+from ..core.tags import encode_tagging
 from ..core.templates import split_key
+from .execute import JobResult
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from datetime import datetime
+    from typing import Any
+
     from ..core.outcomes import ManifestOutcome
 
 VERSION = 1
@@ -56,7 +60,7 @@ OK = MANIFEST_OK
 """Manifest outcomes that leave the job complete (:data:`outcomes.MANIFEST_OK`)."""
 
 
-def document(job_plan: JobPlan, result: JobResult, objects: Mapping[int, Tuple[str, str]]) -> dict:
+def document(job_plan: JobPlan, result: JobResult, objects: Mapping[int, tuple[str, str]]) -> dict[str, Any]:
     """The manifest of one done job as a dict.
 
     ``objects`` maps each cover index to ``(etag, crc64)`` of its final object (the target for
@@ -93,7 +97,8 @@ def document(job_plan: JobPlan, result: JobResult, objects: Mapping[int, Tuple[s
         "startTime": _time(job.start_time),
         "endTime": _time(job.end_time),
         "input": {"bucket": job.input.bucket, "region": job.input.region, "key": job.input.object} if job.input else None,
-        "workflow": {"name": wf.name, "runId": wf.run_id, "workflowId": wf.workflow_id, "workflowName": wf.workflow_name} if wf else None,
+        "workflow": {"name": wf.name, "runId": wf.run_id, "workflowId": wf.workflow_id,
+                     "workflowName": wf.workflow_name} if wf else None,
         "userData": job.operation.user_data or None,
         "action": job_plan.covers[0].action if job_plan.covers else None,
         "smartCover": {"count": sc.count, "format": sc.format, "width": sc.width, "height": sc.height,
@@ -102,12 +107,12 @@ def document(job_plan: JobPlan, result: JobResult, objects: Mapping[int, Tuple[s
     }
 
 
-def encode(doc: dict) -> bytes:
+def encode(doc: Mapping[str, Any]) -> bytes:
     """Canonical bytes of a manifest: sorted keys, two-space indent, UTF-8, trailing newline."""
     return (json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=2) + "\n").encode("utf-8")
 
 
-def identity(job_id: str) -> Tuple[Tuple[str, str], ...]:
+def identity(job_id: str) -> tuple[tuple[str, str], ...]:
     """The tags that mark a manifest as written by this function for ``job_id``."""
     return ((TAG_JOB, job_id), (TAG_MANIFEST, "1"))
 
@@ -138,7 +143,7 @@ does not state the status, doc 436/7749; localcos mode ``forbid-overwrite-412``;
 reports which)."""
 
 
-def _head_or_none(cos: Cos, ref) -> Optional[ObjectInfo]:
+def _head_or_none(cos: Cos, ref: ObjectRef) -> ObjectInfo | None:
     """HEAD ``ref``; ``None`` when missing, and also on 403: without ``cos:GetBucket`` COS may answer a
     missing key 403 (localcos mode ``missing-key-403``), and the write that follows is conditional
     (``x-cos-forbid-overwrite``), so a key that does exist is never replaced unread."""
@@ -151,7 +156,7 @@ def _head_or_none(cos: Cos, ref) -> Optional[ObjectInfo]:
 
 
 def write(cos: Cos, job_plan: JobPlan, result: JobResult,
-          objects: Optional[Mapping[int, Tuple[str, str]]] = None) -> Written:
+          objects: Mapping[int, tuple[str, str]] | None = None) -> Written:
     """Write one job's manifest; never raises for COS faults.
 
     ``objects``: the final objects' ``(etag, crc64)`` by cover index, when the caller has them
@@ -199,7 +204,7 @@ def write(cos: Cos, job_plan: JobPlan, result: JobResult,
         return Written("retry" if exc.retryable else "failed", str(exc))
 
 
-def write_all(plan: Plan, results: Sequence[JobResult], cos: Cos, concurrency: int = 4) -> List[JobResult]:
+def write_all(plan: Plan, results: Sequence[JobResult], cos: Cos, concurrency: int = 4) -> list[JobResult]:
     """Write the manifest of every job of ``plan`` that has one and is done; ``results`` in plan
     order. Returns the results with the manifest recorded (:func:`annotate`); jobs not done (see
     :func:`outcomes.manifest_due`) get ``manifest="skipped"``.
@@ -210,7 +215,8 @@ def write_all(plan: Plan, results: Sequence[JobResult], cos: Cos, concurrency: i
     wait only for tasks submitted before them, so the pool cannot deadlock). So no more requests
     are in flight than the session's per-host pool keeps connections for: a warm redelivery of ten
     jobs with ten covers each reuses its connections instead of opening (and dropping) dozens."""
-    todo = [(i, j, r) for i, (j, r) in enumerate(zip(plan.jobs, results)) if j.manifest is not None and j.disposition == "act"]
+    todo = [(i, j, r) for i, (j, r) in enumerate(zip(plan.jobs, results, strict=True))
+            if j.manifest is not None and j.disposition == "act"]
     out = list(results)
     if not todo:
         return out
@@ -226,7 +232,7 @@ def write_all(plan: Plan, results: Sequence[JobResult], cos: Cos, concurrency: i
     return out
 
 
-def _write_after(cos: Cos, job_plan: JobPlan, result: JobResult, reads: Mapping[int, Future]) -> Written:
+def _write_after(cos: Cos, job_plan: JobPlan, result: JobResult, reads: Mapping[int, Future[ObjectInfo | None]]) -> Written:
     """:func:`write` once the HEADs in ``reads`` (cover index -> future of ``cos.head``) answered."""
     try:
         objects = _objects(result, {index: fut.result() for index, fut in reads.items()})
@@ -250,15 +256,15 @@ class _Missing(Exception):
     pass
 
 
-def _final_objects(cos: Cos, result: JobResult) -> Dict[int, Tuple[str, str]]:
+def _final_objects(cos: Cos, result: JobResult) -> dict[int, tuple[str, str]]:
     """``(etag, crc64)`` of each cover's final object: from the copy result, else HEAD (in turn)."""
     return _objects(result, {c.index: cos.head(c.target or c.source) for c in result.covers if not (c.etag and c.crc64)})
 
 
-def _objects(result: JobResult, heads: Mapping[int, Optional[ObjectInfo]]) -> Dict[int, Tuple[str, str]]:
+def _objects(result: JobResult, heads: Mapping[int, ObjectInfo | None]) -> dict[int, tuple[str, str]]:
     """``(etag, crc64)`` by cover index: the copy result's, else what ``heads`` (HEAD answers by
     cover index) says. Raises :class:`_Missing` for a cover whose final object is gone."""
-    out: Dict[int, Tuple[str, str]] = {}
+    out: dict[int, tuple[str, str]] = {}
     for c in result.covers:
         if c.etag and c.crc64:
             out[c.index] = (c.etag.strip('"'), c.crc64)
@@ -270,10 +276,10 @@ def _objects(result: JobResult, heads: Mapping[int, Optional[ObjectInfo]]) -> Di
     return out
 
 
-def _time(value) -> Optional[str]:
+def _time(value: datetime | None) -> str | None:
     """An instant as UTC ``YYYY-MM-DDTHH:MM:SSZ`` (fractions kept when CI gives them), so the same
     instant written with another offset gives the same manifest bytes; ``None`` for no time."""
     if value is None:
         return None
-    text = value.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
+    text: str = value.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
     return text + "Z"

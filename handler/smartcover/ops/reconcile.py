@@ -34,9 +34,10 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any
 
 from ..core import config as cfg
 from ..core import log
@@ -48,7 +49,15 @@ from ..core.records import replace
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..cloud.cos import Cos
+    from ..core.model import Job, ObjectRef
+    from ..core.plan import JobPlan
     from ..flow.execute import JobResult
+    from ..flow.session import Session
+
+    Claimed = ObjectRef | tuple[str, ObjectRef]  # what plan.claim records as written (see plan.overlap)
 
 PAGE_SIZE = 100
 """CI's largest job-list page (``size`` at most 100, CI doc 436/54011; :data:`parse.MAX_LIST_JOBS`)."""
@@ -84,8 +93,8 @@ def parse_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def make_window(bucket: str, region: str, hours: Optional[float] = None, since: Optional[datetime] = None,
-                until: Optional[datetime] = None, queue_id: str = "", now: Optional[datetime] = None) -> Window:
+def make_window(bucket: str, region: str, hours: float | None = None, since: datetime | None = None,
+                until: datetime | None = None, queue_id: str = "", now: datetime | None = None) -> Window:
     """A :class:`Window` ending at ``until`` (default now) and starting at ``since`` (default
     ``hours`` before the end; default 24 h).
 
@@ -109,7 +118,7 @@ def make_window(bucket: str, region: str, hours: Optional[float] = None, since: 
     return Window(bucket, region, since, end, queue_id)
 
 
-def target_of(config: Config, env: Mapping[str, str], bucket: Any, region: Any, who: str = "reconcile") -> Tuple[str, str]:
+def target_of(config: Config, env: Mapping[str, str], bucket: Any, region: Any, who: str = "reconcile") -> tuple[str, str]:
     """The bucket and region to reconcile: as given, else the single entry of
     ``SMARTCOVER_ALLOWED_BUCKETS`` / ``SMARTCOVER_ALLOWED_REGIONS`` (region: else the function's
     own, ``TENCENTCLOUD_REGION``). Used by the timer trigger and the CLI alike.
@@ -131,7 +140,7 @@ def target_of(config: Config, env: Mapping[str, str], bucket: Any, region: Any, 
     return bucket, region
 
 
-def window_from_timer(message: str, config: Config, env: Mapping[str, str], now: Optional[datetime] = None) -> Window:
+def window_from_timer(message: str, config: Config, env: Mapping[str, str], now: datetime | None = None) -> Window:
     """The window a timer trigger asks for.
 
     ``message`` (the timer trigger's ``Message``, its ``argument``) is empty or JSON
@@ -144,7 +153,7 @@ def window_from_timer(message: str, config: Config, env: Mapping[str, str], now:
         BadRequest: another message, or no bucket/region can be determined.
         Forbidden: the bucket or region is outside ``SMARTCOVER_ALLOWED_*``.
     """
-    spec: Dict[str, Any] = {}
+    spec: dict[str, Any] = {}
     text = message.strip()
     if text:
         try:
@@ -187,10 +196,10 @@ class Summary:
     stopped: str = ""
     stopped_status: int = 0
     cos_requests: int = 0
-    statuses: List[int] = field(default_factory=list)
-    failures: List[dict] = field(default_factory=list)
-    jobs: List[dict] = field(default_factory=list)
-    queues: Optional["Queues"] = None
+    statuses: list[int] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    queues: Queues | None = None
 
     @property
     def ok(self) -> bool:
@@ -203,7 +212,7 @@ class Summary:
         worst = max(self.statuses + [self.stopped_status] + [200])
         return worst if not self.ok else 200
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready answer (also the CLI's ``--json`` output)."""
         out = {
             "status": self.status,
@@ -271,7 +280,7 @@ def list_page(cos: Any, window: Window, states: str, page_size: int, queue_id: s
 
 
 def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: Deadline,
-              progress: Optional[Progress] = None, page_size: int = PAGE_SIZE) -> Summary:
+              progress: Progress | None = None, page_size: int = PAGE_SIZE) -> Summary:
     """List the window's jobs page by page and follow each one up; never raises for COS faults.
 
     ``config.dry_run``: list (reads only) and answer every job's plan without acting.
@@ -288,9 +297,9 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
     summary = Summary(window, dry_run=config.dry_run)
     cos = session.cos()
     states = "Success" + (",Failed,Cancel" if config.on_failure == "tag" else "")
-    seen_ids: set = set()
-    reads: set = set()
-    writes: set = set()
+    seen_ids: set[str] = set()
+    reads: set[ObjectRef] = set()
+    writes: set[Claimed] = set()
     log.event("reconcile start", bucket=window.bucket, region=window.region, since=window.start.isoformat(),
               until=window.end.isoformat(), states=states, dryRun=config.dry_run or None)
     summary.queues = queues = list_queues(cos, window, config, deadline)
@@ -330,14 +339,16 @@ def reconcile(config: Config, env: Mapping[str, str], window: Window, deadline: 
         if summary.stopped:
             break
     summary.cos_requests = session.requests_made
-    log.event("reconcile", logging.INFO if summary.ok else logging.WARNING, status=summary.status, seen=summary.seen, done=summary.done,
+    log.event("reconcile", logging.INFO if summary.ok else logging.WARNING, status=summary.status, seen=summary.seen,
+              done=summary.done,
               alreadyDone=summary.already_done, failed=summary.failed, skipped=summary.skipped,
               planned=summary.planned or None, stopped=summary.stopped or None, cosRequests=summary.cos_requests,
               queues=queues.source)
     return summary
 
 
-def plan_jobs(summary: Summary, jobs: list, config: Config, reads: set, writes: set) -> list:
+def plan_jobs(summary: Summary, jobs: Sequence[Job], config: Config, reads: set[ObjectRef],
+              writes: set[Claimed]) -> list[JobPlan]:
     """Plan each CI job record on its own, as a ``TaskFinish`` callback naming that one job would
     be; a job that fails validation, or whose keys meet those already claimed in ``reads`` /
     ``writes`` (e.g. a rerun on the same video, as one callback naming both would be refused), is
@@ -346,7 +357,7 @@ def plan_jobs(summary: Summary, jobs: list, config: Config, reads: set, writes: 
     from ..core.model import Callback
     from ..core.plan import TASK_FINISH, claim, overlap, plan
 
-    valid = []
+    valid: list[JobPlan] = []
     for job in jobs:
         try:
             planned = plan(Callback(TASK_FINISH, (job,)), config).jobs
@@ -362,7 +373,8 @@ def plan_jobs(summary: Summary, jobs: list, config: Config, reads: set, writes: 
     return valid
 
 
-def follow_up(summary: Summary, jobs: list, config: Config, session, reads: set, writes: set) -> None:
+def follow_up(summary: Summary, jobs: Sequence[Job], config: Config, session: Session, reads: set[ObjectRef],
+              writes: set[Claimed]) -> None:
     """Validate each listed job on its own (:func:`plan_jobs`), then carry out the valid ones
     together with :func:`flow.session.act`, counting outcomes in ``summary``. Used for a reconcile
     page and for a fan-out batch (:func:`fanout.run_batch`)."""
@@ -386,12 +398,12 @@ class Queues:
     ``unfiltered`` (no queue id: discovery found none or was refused, ``detail`` says why)."""
 
     source: str
-    ids: Tuple[str, ...] = ()
+    ids: tuple[str, ...] = ()
     detail: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"source", "ids", "detail"?}``."""
-        out: dict = {"source": self.source, "ids": list(self.ids)}
+        out: dict[str, Any] = {"source": self.source, "ids": list(self.ids)}
         if self.detail:
             out["detail"] = self.detail
         return out
@@ -401,7 +413,7 @@ QUEUE_PAGE = 100
 MAX_QUEUE_PAGES = 10
 
 
-def list_queues(cos, window: Window, config: Config, deadline: Deadline) -> Queues:
+def list_queues(cos: Cos, window: Window, config: Config, deadline: Deadline) -> Queues:
     """The queues to list (see :class:`Queues`). CI's job list marks ``queueId`` required on some
     pages (1045/43701) and optional on others (460/84766), so without a configured queue the
     account's media queues are discovered (``GET /queue?category=CateAll``, CI doc 436/54045),
@@ -413,7 +425,7 @@ def list_queues(cos, window: Window, config: Config, deadline: Deadline) -> Queu
         return Queues("argument", (window.queue_id,))
     if config.queue_ids:
         return Queues("configuration", tuple(config.queue_ids))
-    ids: List[str] = []
+    ids: list[str] = []
     try:
         for number in range(1, MAX_QUEUE_PAGES + 1):
             if deadline.remaining() < PAGE_RESERVE_S:
@@ -481,5 +493,5 @@ def record_failure(summary: Summary, job_id: str, outcome: str, reason: str, sta
     summary.failures.append({"jobId": job_id, "outcome": outcome, "reason": reason, "status": status})
 
 
-def _single(names: Optional[frozenset]) -> str:
+def _single(names: frozenset[str] | None) -> str:
     return next(iter(names)) if names and len(names) == 1 else ""

@@ -27,12 +27,6 @@ import os
 import re
 import time
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from typing import Any, Callable, Mapping, Optional
-
-    from ..core.model import Callback
-
 from ..core import log
 from ..core.config import Config
 from ..core.deadline import Deadline
@@ -44,7 +38,16 @@ from .auth import Authenticator
 from .events import BATCH, DOCTOR, QUEUE, TIMER, Request, from_event
 from .response import INTERNAL, error, error_body, respond
 
-Answer = dict  # Dict[str, Any]: the integration response
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
+    from ..core.model import Callback
+
+    Answer = dict[str, Any]  # the integration response
+    Reply = tuple[int, dict[str, Any]]  # (status, JSON body) before it becomes the integration response
+
 MESSAGE_MIN_S = 1.0
 """A queue message is not started with less time left than this (it is answered 503)."""
 
@@ -57,7 +60,7 @@ class RetryBatch(Exception):
     CMQ/TDMQ triggers retry on function errors); an answer is an acknowledgement. ``body`` is the
     batch summary that would have been answered (it is also logged)."""
 
-    def __init__(self, body: dict) -> None:
+    def __init__(self, body: dict[str, Any]) -> None:
         super().__init__(f"batch incomplete: status {body['status']}")
         self.body = body
 
@@ -82,8 +85,8 @@ class App:
     batch with a retryable message (SCF redelivers a queue batch only when the function fails).
     """
 
-    def __init__(self, config: Config, env: Optional[Mapping[str, str]] = None,
-                 authenticator: Optional[Authenticator] = None) -> None:
+    def __init__(self, config: Config, env: Mapping[str, str] | None = None,
+                 authenticator: Authenticator | None = None) -> None:
         self.config = config
         self.env = os.environ if env is None else env
         self.auth = authenticator or Authenticator(config, env=self.env)
@@ -106,11 +109,11 @@ class App:
         log.event("start", config=config.public())
 
     @classmethod
-    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "App":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> App:
         """Build from ``SMARTCOVER_*`` variables. Raises :class:`ConfigError`."""
         return cls(Config.from_env(env), env)
 
-    def __call__(self, event: Any, context: Optional[Mapping[str, Any]] = None) -> Answer:
+    def __call__(self, event: Any, context: Mapping[str, Any] | None = None) -> Answer:
         started = time.monotonic()
         cold, self._cold = self._cold, False
         deadline = Deadline.from_context(context)
@@ -144,7 +147,7 @@ class App:
         metrics.emit(status, body, ms, cold, shape, request_id=request_id)
         return respond(status, body)
 
-    def _handle(self, request: Request, deadline: Deadline):
+    def _handle(self, request: Request, deadline: Deadline) -> Reply:
         if request.is_http and request.method != "POST":
             raise MethodNotAllowed("use POST")
         self.auth.check(request)
@@ -160,7 +163,7 @@ class App:
             return self.doctor(request, deadline)
         return self.process(request, deadline)
 
-    def process(self, request: Request, deadline: Deadline, session: Optional[Session] = None):
+    def process(self, request: Request, deadline: Deadline, session: Session | None = None) -> Reply:
         """Parse, plan and act on an authenticated request; return ``(status, body)``.
 
         Raises:
@@ -171,11 +174,11 @@ class App:
         callback = parse_tree(unwrap(request.tree)) if request.tree is not None else parse_body(request.body)
         return self.run_callback(callback, session or Session(self.config, self.env, deadline))
 
-    def run_callback(self, callback: Callback, session: Session) -> tuple[int, dict[str, Any]]:
+    def run_callback(self, callback: Callback, session: Session) -> Reply:
         """Plan and act on a parsed :class:`model.Callback`: :func:`flow.session.run_callback`."""
         return run_callback(callback, self.config, session)
 
-    def batch(self, request: Request, deadline: Deadline):
+    def batch(self, request: Request, deadline: Deadline) -> Reply:
         """A queue-trigger batch: each message is one callback, handled on its own (one bad
         message does not stop the others). Returns the worst status and one entry per message."""
         from ..core.parse import parse_body
@@ -184,7 +187,7 @@ class App:
         items = []
         for m in request.messages:
             started = time.monotonic()
-            refused: dict = {}
+            refused: dict[str, Any] = {}
             try:
                 if m.error is not None:
                     raise m.error
@@ -200,7 +203,8 @@ class App:
                 log.event("unexpected error", log.ERROR, exc_info=True, messageId=m.message_id)
                 status, body = INTERNAL[0], error_body(*INTERNAL)
             log.event("message", log.INFO if status < 400 else log.WARNING, kind=m.kind, messageId=m.message_id,
-                      status=status, outcome=body.get("outcome") or body.get("error"), ms=round((time.monotonic() - started) * 1000, 1),
+                      status=status, outcome=body.get("outcome") or body.get("error"),
+                      ms=round((time.monotonic() - started) * 1000, 1),
                       **refused)
             items.append(dict({"messageId": m.message_id, "kind": m.kind}, **body))
         status = max(item["status"] for item in items)
@@ -212,7 +216,7 @@ class App:
             raise RetryBatch(body)
         return status, body
 
-    def timer(self, request: Request, deadline: Deadline):
+    def timer(self, request: Request, deadline: Deadline) -> Reply:
         """A timer trigger: reconcile the bucket and window its ``Message`` names (or the defaults,
         see :func:`reconcile.window_from_timer`). Returns ``(status, summary)``."""
         from ..ops.reconcile import reconcile, window_from_timer
@@ -228,7 +232,7 @@ class App:
         summary = reconcile(self.config, self.env, window, deadline)
         return summary.status, summary.to_dict()
 
-    def fanout_batch(self, request: Request, deadline: Deadline):
+    def fanout_batch(self, request: Request, deadline: Deadline) -> Reply:
         """A fan-out batch (:func:`fanout.run_batch`): the listed jobs followed up as their
         callbacks would be. Raises :class:`RetryBatch` when a job needs a retry, so that SCF's async
         retry runs the batch again (SCF retries an async invocation only when it fails)."""
@@ -240,7 +244,7 @@ class App:
             raise RetryBatch(body)
         return status, body
 
-    def doctor(self, request: Request, deadline: Deadline):
+    def doctor(self, request: Request, deadline: Deadline) -> Reply:
         """A direct invocation ``{"doctor": {...}}``: run :func:`doctor.run` with the execution
         role's credentials; answer 200 with the report (its ``outcome``/``ok`` say whether a check
         failed). Raises BadRequest (400) for bad options."""
@@ -274,7 +278,7 @@ class Misconfigured:
         return answer
 
 
-def load(env: Optional[Mapping[str, str]] = None) -> Callable[[Any, Any], Answer]:
+def load(env: Mapping[str, str] | None = None) -> Callable[[Any, Any], Answer]:
     """Build the handler from the environment, or a :class:`Misconfigured` stand-in."""
     try:
         return App.from_env(env)
