@@ -32,6 +32,7 @@ from ..core import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
     from typing import Any
 
@@ -220,6 +221,21 @@ def _config(env: Mapping[str, str], warn: bool = False) -> Config | None:
     return config
 
 
+def _against(args: argparse.Namespace, env: dict[str, str], command: Callable[[LocalCos | None, dict[str, str]], int]) -> int:
+    """Run ``command(local, env)``: with ``--local-cos``, against a started local COS server (and its
+    environment), stopped afterwards; else with ``local=None`` and ``env`` as given. 2 when the
+    local server cannot start."""
+    if not getattr(args, "local_cos", False):
+        return command(None, env)
+    local = _local_cos(env)
+    if local is None:
+        return 2
+    try:
+        return command(local, local.env)
+    finally:
+        local.stop()
+
+
 def _local_cos(env: Mapping[str, str]) -> LocalCos | None:
     """``--local-cos``: the started local COS server (:mod:`cli.local`), or None after telling
     stderr why it could not start."""
@@ -246,17 +262,7 @@ def _read(command: str, path: str) -> bytes | None:
 
 def cmd_reconcile(args: argparse.Namespace, env: dict[str, str]) -> int:
     """``reconcile``: see :func:`reconcile.reconcile`."""
-    local = None
-    if args.local_cos:
-        local = _local_cos(env)
-        if local is None:
-            return 2
-        env = local.env
-    try:
-        return _reconcile(args, env)
-    finally:
-        if local is not None:
-            local.stop()
+    return _against(args, env, lambda _local, env: _reconcile(args, env))
 
 
 def _reconcile(args: argparse.Namespace, env: dict[str, str]) -> int:
@@ -364,14 +370,9 @@ def cmd_serve(args: argparse.Namespace, env: dict[str, str]) -> int:
     from ..scf.app import App
     from .serve import callback_token, make_server, run, sample_switch, token_note
 
-    local = None
     given = dict(env)
-    if args.local_cos:
-        local = _local_cos(env)
-        if local is None:
-            return 2
-        env = local.env
-    try:
+
+    def serve(local: LocalCos | None, env: dict[str, str]) -> int:
         config = _config(env)
         if config is None:
             return 2
@@ -395,9 +396,8 @@ def cmd_serve(args: argparse.Namespace, env: dict[str, str]) -> int:
                   flush=True)
         run(server)
         return 0
-    finally:
-        if local is not None:
-            local.stop()
+
+    return _against(args, env, serve)
 
 
 def cmd_invoke(args: argparse.Namespace, env: dict[str, str]) -> int:
@@ -408,14 +408,11 @@ def cmd_invoke(args: argparse.Namespace, env: dict[str, str]) -> int:
     body = _read("invoke", args.file)
     if body is None:
         return 2
-    local = None
-    if args.local_cos:
-        local = _local_cos(env)
-        if local is None:
-            return 2
-        env = local.env
-        local.seed(body)
-    try:
+
+    def invoke(local: LocalCos | None, env: dict[str, str]) -> int:
+        assert body is not None
+        if local is not None:
+            local.seed(body)
         config = _config(env)
         if config is None:
             return 2
@@ -429,9 +426,8 @@ def cmd_invoke(args: argparse.Namespace, env: dict[str, str]) -> int:
         print(f"HTTP {answer['statusCode']}")
         print(pretty(answer))
         return 0 if 200 <= answer["statusCode"] < 300 else 1
-    finally:
-        if local is not None:
-            local.stop()
+
+    return _against(args, env, invoke)
 
 
 def _ops_target(config: Config, env: Mapping[str, str], bucket: str | None, region: str | None,
@@ -583,13 +579,8 @@ def cmd_doctor(args: argparse.Namespace, env: dict[str, str]) -> int:
         callback = _read("doctor", args.callback)
         if callback is None:
             return 2
-    local = None
-    if args.local_cos:
-        local = _local_cos(env)
-        if local is None:
-            return 2
-        env = local.env
-    try:
+
+    def doctor(local: LocalCos | None, env: dict[str, str]) -> int:
         config = _config(env)
         if config is None:
             return 2
@@ -605,6 +596,5 @@ def cmd_doctor(args: argparse.Namespace, env: dict[str, str]) -> int:
             return 2
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) if args.json else report.text())
         return 0 if report.ok else 1
-    finally:
-        if local is not None:
-            local.stop()
+
+    return _against(args, env, doctor)
