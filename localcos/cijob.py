@@ -116,7 +116,8 @@ def _run(app, bucket: str, job: dict, callback: str, fmt: str) -> None:
         try:
             for i in range(int(job["SmartCover"]["Count"])):
                 key = job["Output"]["Object"].replace("${Number}", str(i)).replace("${number}", str(i))
-                stored = app.put(job["Output"]["Bucket"], key, cover_bytes(key), content_type=f"image/{job['SmartCover']['Format']}")
+                stored = app.put(job["Output"]["Bucket"], key, cover_bytes(key),
+                                 content_type=f"image/{job['SmartCover']['Format']}")
                 job["Files"].append((key, stored.etag.strip('"')))
             job.update(State="Success", Code="Success")
         except COSError as err:  # e.g. the output bucket does not exist
@@ -196,7 +197,7 @@ def job_xml(job: dict) -> str:
 def callback_body(job: dict, fmt: str = "XML") -> bytes:
     """The TaskFinish notification for ``job``: XML as the official samples 1-2, or JSON as sample 3."""
     if fmt == "XML":
-        return f"<Response><EventName>TaskFinish</EventName>{job_xml(job)}</Response>".encode("utf-8")
+        return f"<Response><EventName>TaskFinish</EventName>{job_xml(job)}</Response>".encode()
     detail = {"Code": job["Code"], "CreationTime": job["CreationTime"], "EndTime": job["EndTime"],
               "Input": dict(job["Input"]), "JobId": job["JobId"], "Message": job["Message"],
               "Operation": {"MediaInfo": {"Stream": {}}, "Output": dict(job["Output"]),

@@ -156,7 +156,8 @@ def update_queue(app, req: Request) -> Response:
     if notify["State"] == "On":
         events = set((notify.get("Event") or "").split(","))
         if notify.get("Type") not in ("Url", "TDMQ") or not events or not events <= EVENTS:
-            raise COSError(400, "InvalidArgument", "NotifyConfig needs Type Url or TDMQ and Event TaskFinish and/or WorkflowFinish.")
+            raise COSError(400, "InvalidArgument",
+                           "NotifyConfig needs Type Url or TDMQ and Event TaskFinish and/or WorkflowFinish.")
         if notify["Type"] == "Url":
             url = notify.get("Url") or ""
             if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:

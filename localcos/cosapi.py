@@ -11,8 +11,7 @@ import re
 import xml.etree.ElementTree as ET
 from urllib.parse import parse_qsl, quote, unquote
 
-from .protocol import (COSError, Request, Response, header_to_text, http_date, iso_date, sub,
-                       text_to_header, xml_bytes, xml_parse)
+from .protocol import COSError, Request, Response, header_to_text, http_date, iso_date, sub, text_to_header, xml_bytes, xml_parse
 from .store import StoredObject, validate_tags
 
 _COPY_SOURCE = re.compile(r"(?:https?://)?([^./]+)\.cos\.([^./]+)\.myqcloud\.com/(.+)")

@@ -82,7 +82,7 @@ class Fault:
         if self.headers:
             parts.append("headers:" + ",".join(n for n, _ in self.headers))
         if self.status is not None or self.code is not None:
-            parts.append("status:%d" % self.error_code()[0])
+            parts.append(f"status:{self.error_code()[0]:d}")
         return ",".join(parts) or "noop"
 
 

@@ -32,8 +32,8 @@ HANDLERS = {
     "DescribeWorkflowExecution": ciapi.get_workflow_execution,
     "DescribeMediaQueues": ciapi.describe_queues, "UpdateMediaQueue": ciapi.update_queue,
 }
-WRITE_OPS = frozenset({"CreateMediaJobs", "UpdateMediaQueue", "PutObject", "PutObjectCopy", "PutObjectTagging", "DeleteObjectTagging",
-                       "DeleteObject", "DeleteObjects", "PutBucket", "DeleteBucket",
+WRITE_OPS = frozenset({"CreateMediaJobs", "UpdateMediaQueue", "PutObject", "PutObjectCopy", "PutObjectTagging",
+                       "DeleteObjectTagging", "DeleteObject", "DeleteObjects", "PutBucket", "DeleteBucket",
                        "PutBucketTagging", "DeleteBucketTagging"})
 
 

@@ -17,10 +17,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from . import router, ssm
 from .ciqueue import Queues
 from .faults import Fault, FaultSet
-from .quirks import check as check_quirks
 from .protocol import COSError, Request, RequestRecord, Response, error_body, new_request_id
+from .quirks import check as check_quirks
 from .signature import Authenticator
-from .store import StoredObject, Store
+from .store import Store, StoredObject
 
 log = logging.getLogger("localcos")
 DEFAULT_CREDENTIALS = {"AKIDLOCALTEST": "local-secret-key"}
@@ -173,7 +173,7 @@ class LocalCOS:
         self.job_threads: list = []
 
     # ---- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> "LocalCOS":
+    def start(self) -> LocalCOS:
         """Bind 127.0.0.1:<port> and serve in a daemon thread; returns self. Idempotent."""
         if self._httpd is None:
             httpd = _Server(("127.0.0.1", self._port_wanted), _Handler)
@@ -199,7 +199,7 @@ class LocalCOS:
         self._thread.join(timeout=5)
         self.wait_jobs(5)
 
-    def __enter__(self) -> "LocalCOS":
+    def __enter__(self) -> LocalCOS:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -313,7 +313,8 @@ class LocalCOS:
     def reset(self) -> None:
         """Forget all state - buckets, objects, CI jobs, SSM secrets, watchers, fault rules and
         recorded requests and quirks - keeping the port, credentials, tokens and clock (restarted
-        when it has a `restart()`), so one server can serve many independent runs. Call it when no request is in flight (see `wait_idle`)."""
+        when it has a `restart()`), so one server can serve many independent runs. Call it when no
+        request is in flight (see `wait_idle`)."""
         self._store = Store()
         if self._clock is not None:
             self._store.clock = self._clock

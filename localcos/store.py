@@ -185,7 +185,7 @@ class Store:
         object is kept as a noncurrent version (see `noncurrent`)."""
         body = bytes(body)
         tags = validate_tags((tags or {}).items())
-        obj = StoredObject(key=key, body=body, etag='"%s"' % hashlib.md5(body).hexdigest(),
+        obj = StoredObject(key=key, body=body, etag=f'"{hashlib.md5(body).hexdigest()}"',
                            crc64=crc64ecma(body), size=len(body), content_type=content_type,
                            metadata={k.lower(): v for k, v in (metadata or {}).items()},
                            tags=tags, last_modified=self.clock().replace(microsecond=0))
@@ -376,9 +376,10 @@ class Store:
             return (version, versions[version]) if version in versions else None
 
 
-def encode_token(order: tuple) -> str:
+def encode_token(order: tuple[float, int]) -> str:
     """Opaque NextToken for a CI job list page boundary."""
-    return base64.urlsafe_b64encode(("%r:%d" % order).encode()).decode()
+    ts, seq = order
+    return base64.urlsafe_b64encode(f"{ts!r}:{seq:d}".encode()).decode()
 
 
 def decode_token(token: str) -> tuple:

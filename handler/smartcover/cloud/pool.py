@@ -26,14 +26,15 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Deque, List, Optional, Tuple
+    from collections.abc import Callable
+    from typing import Any
 
 THREAD_PREFIX = "smartcover-worker"
 """Name prefix of the shared worker threads."""
 MAX_THREADS = 128
 """Shared threads at most (started only when a task finds none idle; SCF allows 1024 processes
 and threads per instance, SCF doc 583/11637)."""
-_SHARED: Optional[ThreadPoolExecutor] = None
+_SHARED: ThreadPoolExecutor | None = None
 _LOCK = threading.Lock()
 
 
@@ -91,8 +92,8 @@ class Pool:
     def __init__(self, max_workers: int, thread_name_prefix: str = "") -> None:
         self._limit = max(1, int(max_workers))
         self._lock = threading.Lock()
-        self._pending: Deque[Tuple[Future, contextvars.Context, Callable[..., Any], tuple, dict]] = deque()
-        self._futures: List[Future] = []
+        self._pending: deque[tuple[Future, contextvars.Context, Callable[..., Any], tuple, dict]] = deque()
+        self._futures: list[Future] = []
         self._runners = 0
         self._closed = False
 
@@ -141,7 +142,7 @@ class Pool:
         if wait_:
             wait(futures)
 
-    def __enter__(self) -> "Pool":
+    def __enter__(self) -> Pool:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -40,12 +40,14 @@ from urllib.parse import urlencode
 
 import requests
 import urllib3
-from requests.exceptions import ConnectionError as RequestsConnectionError, ConnectTimeout, ReadTimeout
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ConnectTimeout, ReadTimeout
 from requests.structures import CaseInsensitiveDict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Mapping, Optional
+    from collections.abc import Mapping
+    from typing import Any
 
 _NO_BODY = frozenset(("GET", "HEAD"))
 
@@ -56,7 +58,7 @@ class _Prepared:
 
     __slots__ = ("method", "url", "headers", "body")
 
-    def __init__(self, method: str, url: str, headers: CaseInsensitiveDict, body: Optional[bytes]) -> None:
+    def __init__(self, method: str, url: str, headers: CaseInsensitiveDict, body: bytes | None) -> None:
         self.method, self.url, self.headers, self.body = method, url, headers, body
 
 
@@ -87,11 +89,12 @@ class LeanSession(requests.Session):
         self._pool = urllib3.PoolManager(num_pools=num_pools, maxsize=maxsize, block=False,
                                          cert_reqs="CERT_REQUIRED", ca_certs=requests.utils.DEFAULT_CA_BUNDLE_PATH)
 
-    def request(self, method: str, url: str, params: Optional[Mapping[str, str]] = None, data: Any = None,  # type: ignore[override]
-                headers: Optional[Mapping[str, Any]] = None, auth: Any = None, timeout: Any = None,
+    def request(self, method: str, url: str, params: Mapping[str, str] | None = None, data: Any = None,  # type: ignore[override]
+                headers: Mapping[str, Any] | None = None, auth: Any = None, timeout: Any = None,
                 allow_redirects: bool = True, proxies: Any = None, **kwargs: Any) -> requests.Response:
         """Send one request (see the module docstring); the signature is ``requests``'."""
-        if any(v is not None for v in kwargs.values()) or proxies or not (data is None or isinstance(data, bytes)) or isinstance(url, bytes):
+        if (any(v is not None for v in kwargs.values()) or proxies or not (data is None or isinstance(data, bytes))
+                or isinstance(url, bytes)):
             return super().request(method, url, params=params, data=data, headers=headers, auth=auth, timeout=timeout,
                                    allow_redirects=allow_redirects, proxies=proxies, **kwargs)
         method = method.upper()

@@ -27,7 +27,7 @@ from contextvars import ContextVar
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs cold-start time
-    from typing import Any, Dict
+    from typing import Any
 
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 _NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING", ERROR: "ERROR", 50: "CRITICAL"}
@@ -38,7 +38,7 @@ _LOCK = threading.Lock()
 _state = {"level": None, "stream": ""}  # before setup(): WARNING and up, to stderr
 
 
-def line(message: str, level: int, fields: Dict[str, Any], created: float, error: str = "") -> str:
+def line(message: str, level: int, fields: dict[str, Any], created: float, error: str = "") -> str:
     """One log line (without newline): ``time``, ``level``, ``message``, ``requestId``, the fields
     that are not ``None``, and ``error`` (a traceback) when given."""
     out = {
@@ -106,7 +106,7 @@ def always(message: str, level: int = INFO, **fields: Any) -> None:
     _write(message, level, False, fields)
 
 
-def _write(message: str, level: int, exc_info: bool, fields: Dict[str, Any]) -> None:
+def _write(message: str, level: int, exc_info: bool, fields: dict[str, Any]) -> None:
     created = time.time()
     error = ""
     if exc_info:

@@ -47,16 +47,17 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import Any
 
 from ..core import config as cfg
 from ..core import log
 from ..core.config import Config
 from ..core.deadline import Deadline
-from ..core.records import replace
 from ..core.errors import BadRequest, ConfigError, SmartCoverError
+from ..core.records import replace
 from .reconcile import PAGE_RESERVE_S, ListingFailed, Summary, Window, _fail, _queues, follow_up, plan_jobs, target_of
 from .reconcile import list_page as read_page
 
@@ -91,7 +92,7 @@ class Batch:
     number: int
     bucket: str
     region: str
-    job_ids: Tuple[str, ...]
+    job_ids: tuple[str, ...]
 
     def to_event(self) -> dict:
         """The event dict (see the class docstring)."""
@@ -99,7 +100,7 @@ class Batch:
                             "region": self.region, "jobIds": list(self.job_ids)}}
 
     @classmethod
-    def from_event(cls, event: Any) -> "Batch":
+    def from_event(cls, event: Any) -> Batch:
         """Validate a batch event.
 
         Raises:
@@ -115,7 +116,8 @@ class Batch:
             raise BadRequest(f"{BATCH_KEY}: run is malformed")
         if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < 10 ** 7:
             raise BadRequest(f"{BATCH_KEY}: batch must be a whole number")
-        if not isinstance(bucket, str) or not cfg.valid_bucket(bucket) or not isinstance(region, str) or not cfg.valid_region(region):
+        if (not isinstance(bucket, str) or not cfg.valid_bucket(bucket)
+                or not isinstance(region, str) or not cfg.valid_region(region)):
             raise BadRequest(f"{BATCH_KEY}: bucket or region is malformed")
         if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_BATCH:
             raise BadRequest(f"{BATCH_KEY}: jobIds must list 1-{MAX_BATCH} job ids")
@@ -146,7 +148,7 @@ def _counts(summary: Summary) -> dict:
 
 
 # -- the batch worker ----------------------------------------------------------------------------
-def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: Deadline) -> Tuple[int, dict]:
+def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: Deadline) -> tuple[int, dict]:
     """Follow up the batch's jobs exactly as callbacks for them; write the result object; return
     ``(status, body)`` with ``body = {"status", "outcome", "run", "batch", "jobs": {counts},
     "failures", "final", "cosRequests"}``. ``final`` is False when a job needs a retry (5xx): the
@@ -156,10 +158,10 @@ def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: De
         BadRequest / Forbidden: the bucket or region is outside ``SMARTCOVER_ALLOWED_*``.
         ConfigError: no role credentials.
     """
-    from ..scf.app import Session
     from ..cloud.cos import CosFault
     from ..core.model import ObjectRef
     from ..core.parse import MAX_LIST_JOBS, parse_body
+    from ..scf.app import Session
 
     target_of(config, env, batch.bucket, batch.region, "fan-out batch")
     config = replace(config, verify_job=False)
@@ -260,9 +262,10 @@ class Invoker:
             result = self._client.Invoke(req).Result
         except TencentCloudSDKException as exc:
             code = exc.get_code() or "ClientError"
-            retryable = code.startswith(("LimitExceeded", "InternalError", "RequestLimitExceeded", "ResourceUnavailable",
-                                         "FailedOperation")) or code in ("ClientNetworkError", "ServerNetworkError", "ConnectionError",
-                                                                        "ReadTimeout", "ConnectTimeout")
+            retryable = (code.startswith(("LimitExceeded", "InternalError", "RequestLimitExceeded", "ResourceUnavailable",
+                                          "FailedOperation"))
+                         or code in ("ClientNetworkError", "ServerNetworkError", "ConnectionError", "ReadTimeout",
+                                     "ConnectTimeout"))
             raise InvokeFault(code, exc.get_message() or "", retryable) from None
         except Exception as exc:  # noqa: BLE001 - transport errors from requests inside the SDK
             raise InvokeFault(type(exc).__name__, "network error", True) from None
@@ -302,7 +305,7 @@ def _window_of(cursor: dict) -> Window:
 
 
 def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline: Deadline, *, poll_s: float = 1.0,
-               progress: Optional[Progress] = None, clock: Callable[[], float] = time.time) -> dict:
+               progress: Progress | None = None, clock: Callable[[], float] = time.time) -> dict:
     """List ``window``'s jobs and fan them out (see the module docstring); resume an unfinished
     run of the same bucket and prefix first. Returns the answer::
 
@@ -320,9 +323,9 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
     Raises:
         ConfigError: no role credentials, or no function to invoke.
     """
-    from ..scf.app import Session
     from ..cloud.cos import CosFault
     from ..core.model import ObjectRef
+    from ..scf.app import Session
 
     config = replace(config, verify_job=False)
     session = Session(config, env, deadline)
@@ -380,7 +383,7 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
             return
         refs = [ObjectRef(window.bucket, window.region, result_key(prefix, run, int(n))) for n in ready]
         bodies = [f.result() for f in [pool.submit(cos.get_body, r) for r in refs]] if len(refs) > 1 else [cos.get_body(refs[0])]
-        for n, raw in zip(ready, bodies):
+        for n, raw in zip(ready, bodies, strict=True):
             try:
                 result = json.loads(raw) if raw else None
             except ValueError:
@@ -544,14 +547,16 @@ def _answer(cursor: dict, window: Window, session, invoker: Invoker, resumed: bo
         status = (max(statuses + [502]) if not statuses else max(statuses)) if (c["failed"] or c["refused"]) else 200
     else:
         status = stop_status or 503
-    out = {"status": status, "outcome": "complete" if complete else ("stopped" if stop_status and stop_status != 503 else "in-progress"),
+    outcome = "complete" if complete else ("stopped" if stop_status and stop_status != 503 else "in-progress")
+    out = {"status": status, "outcome": outcome,
            "run": cursor["run"], "resumed": resumed, "bucket": window.bucket, "region": window.region,
            "since": window.start.isoformat(), "until": window.end.isoformat(),
            "cursorKey": cursor_key(session.config.fanout_prefix),
            "jobs": {"listed": c["jobsListed"], "done": c["done"], "alreadyDone": c["alreadyDone"], "refused": c["refused"],
                     "failed": c["failed"], "skipped": c["skipped"]},
            "batches": {"sent": c["batchesSent"], "resent": c["batchesResent"], "lost": c["batchesLost"],
-                       "reported": c["batchesReported"], "outstanding": len(cursor["outstanding"]), "queued": len(cursor["queued"])},
+                       "reported": c["batchesReported"], "outstanding": len(cursor["outstanding"]),
+                       "queued": len(cursor["queued"])},
            "cosRequests": session.requests_made, "invokes": invoker.sent}
     if window.queue_id:
         out["queueId"] = window.queue_id

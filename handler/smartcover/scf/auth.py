@@ -14,13 +14,13 @@ import os
 import threading
 import time
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from typing import Callable, Mapping, Optional
-
 from ..core import config as cfg
 from ..core.errors import Unauthorized, Unavailable
 from .events import Request
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
+    from collections.abc import Callable, Mapping
 
 TOKEN_PARAM = "token"
 TOKEN_HEADER = "x-smartcover-token"
@@ -40,8 +40,8 @@ class SsmSecret:
     only when first needed, so it costs nothing to deployments that do not use it).
     """
 
-    def __init__(self, name: str, region: Optional[str], endpoint: Optional[cfg.Endpoint], ttl: float,
-                 env: Optional[Mapping[str, str]] = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, name: str, region: str | None, endpoint: cfg.Endpoint | None, ttl: float,
+                 env: Mapping[str, str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._name, _, version = name.partition("@")
         self._version = version or "SSM_Current"
         self._region = region
@@ -50,7 +50,7 @@ class SsmSecret:
         self._env = os.environ if env is None else env
         self._clock = clock
         self._lock = threading.Lock()
-        self._value: Optional[str] = None
+        self._value: str | None = None
         self._fetched = float("-inf")
 
     def get(self, stale: bool = False) -> str:
@@ -103,7 +103,7 @@ class Authenticator:
         Unavailable: the SSM secret could not be read.
     """
 
-    def __init__(self, config: cfg.Config, secret: Optional[SsmSecret] = None, env: Optional[Mapping[str, str]] = None) -> None:
+    def __init__(self, config: cfg.Config, secret: SsmSecret | None = None, env: Mapping[str, str] | None = None) -> None:
         self._config = config
         self._secret = secret
         if config.token_secret and secret is None:

@@ -38,12 +38,13 @@ from __future__ import annotations
 import json
 from types import MappingProxyType
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from typing import Any, Dict, Mapping, Optional, Tuple
-
 from ..core.errors import BadRequest, PayloadTooLarge
 from ..core.records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
+    from collections.abc import Mapping
+    from typing import Any
 
 HTTP_APIGW = "apigw"
 HTTP_FUNCTION_URL = "function_url"
@@ -93,14 +94,14 @@ class Request:
     method: str = "POST"
     path: str = "/"
     headers: Mapping[str, str] = MappingProxyType({})
-    query: Mapping[str, Tuple[str, ...]] = MappingProxyType({})
+    query: Mapping[str, tuple[str, ...]] = MappingProxyType({})
     body: bytes = b""
-    tree: Optional[Dict[str, Any]] = None
+    tree: dict[str, Any] | None = None
     source_ip: str = ""
     request_id: str = ""
-    messages: Tuple[Message, ...] = ()
-    timer: Optional[Timer] = None
-    doctor: Optional[Dict[str, Any]] = None
+    messages: tuple[Message, ...] = ()
+    timer: Timer | None = None
+    doctor: dict[str, Any] | None = None
 
     @property
     def is_http(self) -> bool:
@@ -118,7 +119,7 @@ class Request:
         return values[0] if values else ""
 
 
-def from_event(event: Any, context: Optional[Mapping[str, Any]], max_body: int) -> Request:
+def from_event(event: Any, context: Mapping[str, Any] | None, max_body: int) -> Request:
     """Normalise an SCF ``event``.
 
     Raises:
@@ -155,7 +156,7 @@ def from_event(event: Any, context: Optional[Mapping[str, Any]], max_body: int) 
     raise BadRequest("event is neither an HTTP event nor a callback")
 
 
-def _timer(event: Dict[str, Any], max_body: int, request_id: str) -> Request:
+def _timer(event: dict[str, Any], max_body: int, request_id: str) -> Request:
     message = event.get("Message")
     if message is None:
         message = ""
@@ -192,14 +193,14 @@ def _queue(records: list, max_body: int, request_id: str) -> Request:
     return Request(shape=QUEUE, messages=tuple(messages), request_id=request_id)
 
 
-def _message_body(data: Dict[str, Any], max_body: int) -> bytes:
+def _message_body(data: dict[str, Any], max_body: int) -> bytes:
     body = data.get("msgBody")
     if not isinstance(body, str):
         raise BadRequest("msgBody must be a string")
     return _sized(body, max_body)
 
 
-def _http(event: Dict[str, Any], max_body: int, request_id: str) -> Request:
+def _http(event: dict[str, Any], max_body: int, request_id: str) -> Request:
     ctx = event.get("requestContext")
     shape = HTTP_APIGW if isinstance(ctx, dict) else HTTP_FUNCTION_URL
     if isinstance(ctx, dict) and ctx.get("requestId"):
@@ -247,7 +248,7 @@ def _sized(body: Any, max_body: int) -> bytes:
     return body
 
 
-def _headers(raw: Any) -> Dict[str, str]:
+def _headers(raw: Any) -> dict[str, str]:
     if not isinstance(raw, dict):
         return {}
     out = {}
@@ -258,8 +259,8 @@ def _headers(raw: Any) -> Dict[str, str]:
     return out
 
 
-def _query(*sources: Any) -> Dict[str, Tuple[str, ...]]:
-    out: Dict[str, Tuple[str, ...]] = {}
+def _query(*sources: Any) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
     for raw in sources:
         if not isinstance(raw, dict):
             continue
