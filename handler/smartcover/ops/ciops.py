@@ -65,8 +65,8 @@ def callback_token(config: Config, env: Mapping[str, str], explicit: str | None 
     if config.token:
         return config.token
     if config.token_secret:
+        from ..cloud.ssm import SsmSecret
         from ..core.errors import SmartCoverError
-        from ..scf.auth import SsmSecret
 
         try:
             return SsmSecret(config.token_secret, config.ssm_region, config.ssm_endpoint, 0.0, env).get()

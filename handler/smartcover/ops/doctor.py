@@ -874,7 +874,7 @@ def _check_auth(report: _Rows, config: Config, env: Mapping[str, str]) -> None:
 
 
 def _check_ssm(report: _Rows, config: Config, env: Mapping[str, str]) -> None:
-    from ..scf.auth import SsmSecret
+    from ..cloud.ssm import SsmSecret
 
     try:
         value = SsmSecret(config.token_secret or "", config.ssm_region, config.ssm_endpoint, 0.0, env=env).get()
