@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar, overload
 from urllib.parse import quote
 from xml.etree.ElementTree import Element, ParseError
 
@@ -53,6 +53,9 @@ from ..core.errors import ConfigError
 from ..core.model import ObjectRef
 from ..core.tags import Tags, encode_tagging
 from .transport import LeanSession
+
+if TYPE_CHECKING:
+    import urllib.request
 
 logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)  # outcomes are logged by the handler
 _EXPIRED = {"ExpiredToken", "TokenExpired", "InvalidToken"}
@@ -171,9 +174,19 @@ class Cos:
             self.rebuilds += 1
             return True
 
+    @overload
     def _send(self, op: str, method: str, bucket: str, region: str, path: str, params: dict[str, str] | None = None,
               headers: dict[str, str] | None = None, data: bytes | None = None, ci: bool = False,
-              read: Callable[[Any], T] | None = None, reserve_s: float = 0.0) -> Any:
+              read: None = None, reserve_s: float = 0.0) -> requests.Response: ...
+
+    @overload
+    def _send(self, op: str, method: str, bucket: str, region: str, path: str, params: dict[str, str] | None = None,
+              headers: dict[str, str] | None = None, data: bytes | None = None, ci: bool = False, *,
+              read: Callable[[requests.Response], T], reserve_s: float = 0.0) -> T | requests.Response: ...
+
+    def _send(self, op: str, method: str, bucket: str, region: str, path: str, params: dict[str, str] | None = None,
+              headers: dict[str, str] | None = None, data: bytes | None = None, ci: bool = False,
+              read: Callable[[requests.Response], T] | None = None, reserve_s: float = 0.0) -> T | requests.Response:
         """Send one signed request, with retries fitted to the deadline (see the module docstring).
 
         ``reserve_s`` seconds before the deadline are kept for the requests that must follow this
@@ -217,9 +230,23 @@ class Cos:
                 with self._lock:
                     self.retries_made += 1
 
+    def _read(self, op: str, method: str, bucket: str, region: str, path: str, read: Callable[[requests.Response], T],
+              params: dict[str, str] | None = None, headers: dict[str, str] | None = None, data: bytes | None = None,
+              ci: bool = False, reserve_s: float = 0.0) -> T:
+        """As :meth:`_send` with ``read``, for requests where a 404 is a fault, not a missing object
+        (:meth:`_send` returns the 404 answer of a GET/HEAD on the object API: raised here).
+
+        Raises:
+            CosFault: as :meth:`_send`, and a 404 (not retryable).
+        """
+        out = self._send(op, method, bucket, region, path, params, headers, data, ci, read=read, reserve_s=reserve_s)
+        if isinstance(out, requests.Response):
+            _raise_for(op, out)
+        return out
+
     def _once(self, client: CosS3Client, op: str, method: str, bucket: str, region: str, path: str,
               params: dict[str, str] | None, headers: dict[str, str] | None, data: bytes | None, ci: bool,
-              timeouts: tuple[float, float], attempt: int):
+              timeouts: tuple[float, float], attempt: int) -> requests.Response:
         conf = client.get_conf()
         params = dict(params or {})
         hdrs = dict(headers or {})
@@ -240,9 +267,10 @@ class Cos:
         with self._lock:
             self.requests_made += 1
         try:
-            return client.send_request(method=method, url=url, bucket=send_bucket, timeout=timeouts,
-                                       auth=CosS3Auth(conf, path, params=params), headers=hdrs, params=params,
-                                       cos_request=False, ci_request=ci, **kwargs)
+            resp: requests.Response = client.send_request(  # the SDK is untyped: this is its requests.Response
+                method=method, url=url, bucket=send_bucket, timeout=timeouts, auth=CosS3Auth(conf, path, params=params),
+                headers=hdrs, params=params, cos_request=False, ci_request=ci, **kwargs)
+            return resp
         except CosClientError as exc:
             raise CosFault(op, f"network error or timeout ({_short(exc)})", True) from None
 
@@ -254,7 +282,7 @@ class Cos:
         Raises:
             CosFault: as :meth:`_send`; a 200 without an ETag is an unreadable (retryable) answer.
         """
-        def read(resp) -> ObjectInfo:
+        def read(resp: requests.Response) -> ObjectInfo:
             h = resp.headers
             if not h.get("ETag"):
                 raise CosFault("HeadObject", "answer without ETag", True, resp.status_code)
@@ -267,7 +295,7 @@ class Cos:
 
     def get_tags(self, ref: ObjectRef, reserve_s: float = 0.0) -> Tags | None:
         """GET Object tagging (COS doc 436/35710). ``None`` when the key does not exist."""
-        def read(resp) -> Tags:
+        def read(resp: requests.Response) -> Tags:
             root = parse_xml("GetObjectTagging", resp.content)
             return tuple((t.findtext("Key") or "", t.findtext("Value") or "") for t in root.iter() if _local(t.tag) == "Tag")
 
@@ -312,14 +340,14 @@ class Cos:
         if if_match:
             headers["x-cos-copy-source-If-Match"] = if_match
 
-        def read(resp) -> CopyResult:
+        def read(resp: requests.Response) -> CopyResult:
             root = parse_xml("PutObjectCopy", resp.content)
             if _local(root.tag) != "CopyObjectResult" or not root.findtext("ETag"):
                 code = root.findtext("Code") or "no CopyObjectResult"
                 raise CosFault("PutObjectCopy", f"HTTP 200 with error body ({code})", True, resp.status_code, code)
             return CopyResult(etag=root.findtext("ETag") or "", crc64=root.findtext("CRC64") or "")
 
-        return self._send("PutObjectCopy", "PUT", target.bucket, target.region, target.key, headers=headers, read=read,
+        return self._read("PutObjectCopy", "PUT", target.bucket, target.region, target.key, headers=headers, read=read,
                           reserve_s=reserve_s)
 
     def delete_many(self, bucket: str, region: str, keys: Iterable[str]) -> dict[str, str]:
@@ -331,7 +359,7 @@ class Cos:
             CosFault: as :meth:`_send`; an empty answer is unreadable (retryable): quiet mode still
             answers ``<DeleteResult/>``, so an empty body does not tell what was deleted.
         """
-        def read(resp) -> dict[str, str]:
+        def read(resp: requests.Response) -> dict[str, str]:
             root = parse_xml("DeleteObjects", resp.content)
             if _local(root.tag) != "DeleteResult":
                 raise CosFault("DeleteObjects", "answer is not a DeleteResult", True, resp.status_code)
@@ -343,7 +371,7 @@ class Cos:
             chunk = keys[start:start + 1000]
             body = ("<Delete><Quiet>true</Quiet>" + "".join(f"<Object><Key>{_esc(k)}</Key></Object>" for k in chunk)
                     + "</Delete>").encode("utf-8")
-            failed.update(self._send("DeleteObjects", "POST", bucket, region, "/", params={"delete": ""},
+            failed.update(self._read("DeleteObjects", "POST", bucket, region, "/", params={"delete": ""},
                                      headers={"Content-Type": "application/xml", "Content-MD5": _md5(body)},
                                      data=body, read=read))
         return failed
@@ -364,14 +392,14 @@ class Cos:
         resp = self._send("GetObject", "GET", ref.bucket, ref.region, ref.key)
         return None if resp.status_code == 404 else resp.content
 
-    def list_keys(self, bucket: str, region: str, prefix: str, marker: str = "", max_keys: int = 1000) -> tuple[list, bool]:
+    def list_keys(self, bucket: str, region: str, prefix: str, marker: str = "", max_keys: int = 1000) -> tuple[list[str], bool]:
         """GET Bucket (List Objects, COS doc 436/7734): up to ``max_keys`` keys after ``marker``
         under ``prefix``, sorted; returns ``(keys, is_truncated)``.
 
         Raises:
             CosFault: as :meth:`_send`; an unreadable listing is retryable.
         """
-        def read(resp) -> tuple[list, bool]:
+        def read(resp: requests.Response) -> tuple[list[str], bool]:
             root = parse_xml("ListObjects", resp.content)
             keys = [(c.findtext("Key") or "") for c in root.iter() if _local(c.tag) == "Contents"]
             truncated = next(((e.text or "").strip() == "true" for e in root if _local(e.tag) == "IsTruncated"), False)
@@ -380,10 +408,10 @@ class Cos:
         params = {"prefix": prefix, "max-keys": str(max_keys)}
         if marker:
             params["marker"] = marker
-        return self._send("ListObjects", "GET", bucket, region, "/", params=params, read=read)
+        return self._read("ListObjects", "GET", bucket, region, "/", params=params, read=read)
 
     def request(self, op: str, method: str, bucket: str, region: str, path: str, params: dict[str, str] | None = None,
-                headers: dict[str, str] | None = None, data: bytes | None = None, ci: bool = False):
+                headers: dict[str, str] | None = None, data: bytes | None = None, ci: bool = False) -> requests.Response:
         """One signed request as :meth:`_send` sends it (retries, deadline), for the checks of
         :mod:`doctor` that must see raw answers (headers, status). Returns the ``requests.Response``
         for a status below 300 and for a 404 of GET/HEAD on the object API.
@@ -402,15 +430,15 @@ class Cos:
         endpoint override sends the request elsewhere, so the signature stays valid. An empty
         answer is a retryable fault. ``op`` names the CI action in faults (``GetMediaJobs``,
         ``DescribeMediaJobs``, ``DescribeWorkflowExecution``, ``DescribeMediaQueues``)."""
-        def read(resp) -> bytes:
+        def read(resp: requests.Response) -> bytes:
             if not resp.content.strip():
                 raise CosFault(op, "empty answer", True, resp.status_code)
             return resp.content
 
-        return self._send(op, "GET", bucket, region, path, params=params, ci=True, read=read, reserve_s=reserve_s)
+        return self._read(op, "GET", bucket, region, path, params=params, ci=True, read=read, reserve_s=reserve_s)
 
 
-def _raise_for(op: str, resp) -> None:
+def _raise_for(op: str, resp: requests.Response) -> NoReturn:
     """Classify a non-2xx answer and raise it as a :class:`CosFault`.
 
     An answer without an error body (always so for HEAD) is classified by ``x-cos-error-code`` if
@@ -534,10 +562,10 @@ bucket's and the target bucket's COS hosts. Fewer would close and reopen connect
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
     """A cookie policy that accepts and returns no cookie."""
 
-    def set_ok(self, cookie, request) -> bool:  # noqa: D102
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:  # noqa: D102
         return False
 
-    def return_ok(self, cookie, request) -> bool:  # noqa: D102
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:  # noqa: D102
         return False
 
 

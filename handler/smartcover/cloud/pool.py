@@ -27,7 +27,10 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, ParamSpec, TypeVar
+
+    _T = TypeVar("_T")
+    _P = ParamSpec("_P")
 
 THREAD_PREFIX = "smartcover-worker"
 """Name prefix of the shared worker threads."""
@@ -92,14 +95,14 @@ class Pool:
     def __init__(self, max_workers: int, thread_name_prefix: str = "") -> None:
         self._limit = max(1, int(max_workers))
         self._lock = threading.Lock()
-        self._pending: deque[tuple[Future, contextvars.Context, Callable[..., Any], tuple, dict]] = deque()
-        self._futures: list[Future] = []
+        self._pending: deque[tuple[Future[Any], contextvars.Context, Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = deque()
+        self._futures: list[Future[Any]] = []
         self._runners = 0
         self._closed = False
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
         """As ``ThreadPoolExecutor.submit``; ``fn`` sees the caller's context variables."""
-        future: Future = Future()
+        future: Future[_T] = Future()
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")

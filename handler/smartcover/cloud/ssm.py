@@ -75,7 +75,7 @@ class SsmSecret:
             req = models.GetSecretValueRequest()
             req.SecretName = self._name
             req.VersionId = self._version
-            value = client.GetSecretValue(req).SecretString
+            value: str | None = client.GetSecretValue(req).SecretString  # the SDK is untyped: SecretString is a str
         except TencentCloudSDKException as exc:
             raise Unavailable(f"could not read the callback token from SSM ({exc.get_code()})") from None
         except Exception as exc:  # transport errors from requests inside the SDK

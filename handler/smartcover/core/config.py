@@ -25,13 +25,14 @@ import os
 import re
 
 from .errors import ConfigError
-from .records import record
+from .records import fields, record
 from .tags import Tags, parse_tagging
 from .templates import TARGET_WILDCARDS, check_template
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from collections.abc import Mapping
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
 
 ACTIONS = "SMARTCOVER_ACTIONS"
 TARGET_KEY = "SMARTCOVER_TARGET_KEY"
@@ -112,14 +113,14 @@ def valid_region(name: str) -> bool:
     return bool(_REGION_RE.fullmatch(name))
 
 
-def known_names() -> frozenset:
+def known_names() -> frozenset[str]:
     """Every ``SMARTCOVER_*`` name this version knows: the values of this module's constants
     that start with ``SMARTCOVER_`` (the one list; add a constant to add a variable)."""
     return frozenset(v for k, v in globals().items()
                      if k.isupper() and isinstance(v, str) and v.startswith(PREFIX) and v != PREFIX)
 
 
-def closest(word: str, choices, cutoff: float = 0.6) -> str | None:
+def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The entry of ``choices`` most like ``word`` (:func:`difflib.get_close_matches`), or None."""
     import difflib  # here: only a typo needs it, not every cold start
 
@@ -127,7 +128,7 @@ def closest(word: str, choices, cutoff: float = 0.6) -> str | None:
     return found[0] if found else None
 
 
-def unknown_names(env: Mapping[str, str]) -> tuple:
+def unknown_names(env: Mapping[str, str]) -> tuple[tuple[str, str | None], ...]:
     """``((name, closest known name or None), ...)`` for the ``SMARTCOVER_*`` names of ``env``
     this version does not know, sorted by name."""
     known = known_names()
@@ -191,7 +192,7 @@ class Config:
     shows whether a token is set, never the token.
     """
 
-    actions: frozenset = frozenset({"tag"})
+    actions: frozenset[str] = frozenset({"tag"})
     target_key: str | None = None
     target_bucket: str | None = None
     target_region: str | None = None
@@ -208,8 +209,8 @@ class Config:
     ssm_endpoint: Endpoint | None = None
     ssm_region: str | None = None
     auth_none: bool = False
-    allowed_buckets: frozenset | None = None
-    allowed_regions: frozenset | None = None
+    allowed_buckets: frozenset[str] | None = None
+    allowed_regions: frozenset[str] | None = None
     verify_job: bool = True
     max_body_bytes: int = 256 * 1024
     manifest_key: str | None = None
@@ -217,11 +218,11 @@ class Config:
     on_failure: str = "ignore"
     log_level: str = "INFO"
     clock_skew: float = 60.0
-    unknown: tuple = ()
+    unknown: tuple[tuple[str, str | None], ...] = ()
     """``((name, closest known name or None), ...)``: ``SMARTCOVER_*`` names nobody reads (warned at start)."""
-    notices: tuple = ()
+    notices: tuple[str, ...] = ()
     """``(message, ...)``: settings accepted but worth a warning at start (e.g. a region not in the list)."""
-    queue_ids: tuple = ()
+    queue_ids: tuple[str, ...] = ()
     """CI media queue ids reconcile lists jobs of (``SMARTCOVER_QUEUE_IDS``); empty: discovered."""
     fanout_in_flight: int = 32
     fanout_batch: int = 10
@@ -234,7 +235,7 @@ class Config:
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={'<set>' if name == 'token' and value else value!r}"
-                          for name, value in zip(self._fields, self, strict=True))
+                          for name, value in ((name, getattr(self, name)) for name in fields(self)))
         return f"Config({shown})"
 
     @property
@@ -247,7 +248,7 @@ class Config:
         """True when covers are copied to a target key (``copy`` or ``move``)."""
         return bool(self.actions & {"copy", "move"})
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         """The effective configuration for the start log line: no secret values, only whether set."""
         return {
             "actions": sorted(self.actions),
@@ -286,7 +287,9 @@ class Config:
             ConfigError: naming the variable and what is wrong with it (never its value when secret).
         """
         env = os.environ if env is None else env
-        get = lambda name: (env.get(name) or "").strip()  # noqa: E731 - tiny local helper
+
+        def get(name: str) -> str:
+            return (env.get(name) or "").strip()
 
         actions = frozenset(a.strip().lower() for a in (get(ACTIONS) or "tag").split(",") if a.strip())
         unknown = actions - {"tag", "copy", "move"}
@@ -311,10 +314,11 @@ class Config:
                                   + (_expanded_hint(TARGET_KEY, target_key) or f" (got {target_key!r})"))
 
         target_bucket = get(TARGET_BUCKET) or None
-        if target_bucket and bucket_problem(TARGET_BUCKET, target_bucket):
-            raise ConfigError(bucket_problem(TARGET_BUCKET, target_bucket))
+        bad_bucket = bucket_problem(TARGET_BUCKET, target_bucket) if target_bucket else None
+        if bad_bucket:
+            raise ConfigError(bad_bucket)
         target_region = get(TARGET_REGION) or None
-        notices = []
+        notices: list[str] = []
         for name, value in ((TARGET_REGION, target_region), (SSM_REGION, get(SSM_REGION))):
             if value:
                 problem = region_problem(name, value)
@@ -472,7 +476,7 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     return value
 
 
-def _names(raw: str, name: str, problem) -> frozenset | None:
+def _names(raw: str, name: str, problem: Callable[[str, str], str | None]) -> frozenset[str] | None:
     """A comma list; ``problem(name, entry)`` says what is wrong with an entry (first one raised)."""
     if not raw:
         return None

@@ -76,8 +76,10 @@ def backoff(retry: int, rng: Callable[[float, float], float] | None = None) -> f
     factor in [0.5, 1] (so concurrent duplicate deliveries do not retry in lockstep). ``rng``:
     ``random.uniform`` unless given (imported here: only retries need it)."""
     if rng is None:
-        from random import uniform as rng
-    return BACKOFF_BASE_S * (2 ** (max(1, retry) - 1)) * rng(0.5, 1.0)
+        from random import uniform
+
+        rng = uniform
+    return BACKOFF_BASE_S * (2.0 ** (max(1, retry) - 1)) * rng(0.5, 1.0)
 
 
 def fits_after(pause_s: float, left_s: float, timeout_s: float) -> bool:

@@ -13,7 +13,7 @@ import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from xml.etree.ElementTree import ParseError
+from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as _xml_fromstring
@@ -189,7 +189,7 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def _element(elem) -> Any:
+def _element(elem: Element) -> Any:  # str, dict or _Repeated: the tree as JSON would give it
     if len(elem) == 0:
         return elem.text or ""
     node: dict[str, Any] = {}
@@ -207,7 +207,7 @@ def _element(elem) -> Any:
     return node
 
 
-class _Repeated(list):
+class _Repeated(list[Any]):
     """A list made from repeated XML elements (as opposed to a JSON array)."""
 
     _repeated = True

@@ -154,7 +154,8 @@ def plan(callback: Callback, config: Config) -> Plan:
     if len(set(ids)) != len(ids):
         raise Unprocessable("a JobId appears twice in one callback")
     jobs = tuple(_plan_job(job, config) for job in callback.jobs)
-    reads, writes = set(), set()
+    reads: set[ObjectRef] = set()
+    writes: set[ObjectRef | tuple[str, ObjectRef]] = set()
     for j in jobs:
         problem = overlap(j, reads, writes)
         if problem:
@@ -163,7 +164,7 @@ def plan(callback: Callback, config: Config) -> Plan:
     return Plan(callback.event_name, jobs)
 
 
-def footprint(job: JobPlan) -> tuple[list, list]:
+def footprint(job: JobPlan) -> tuple[list[ObjectRef], list[ObjectRef]]:
     """``(sources, writes)`` of a job plan: the covers' source objects, and every object it may
     write (targets, and the manifest)."""
     sources = [c.source for c in job.covers]
@@ -175,7 +176,7 @@ _SHARED = "shared-target"
 """Marks, in a ``writes`` set, a cover target that a later job may share (see :func:`overlap`)."""
 
 
-def overlap(job: JobPlan, reads: set, writes: set) -> str | None:
+def overlap(job: JobPlan, reads: set[ObjectRef], writes: set[ObjectRef | tuple[str, ObjectRef]]) -> str | None:
     """Say why ``job`` cannot run beside jobs that already claimed ``reads``/``writes``: a key
     twice among its own sources or writes, a write onto any source (one job could overwrite what
     another is about to delete), or a key another job uses. ``None`` when it is disjoint.
@@ -194,7 +195,7 @@ def overlap(job: JobPlan, reads: set, writes: set) -> str | None:
     return None
 
 
-def claim(job: JobPlan, reads: set, writes: set) -> None:
+def claim(job: JobPlan, reads: set[ObjectRef], writes: set[ObjectRef | tuple[str, ObjectRef]]) -> None:
     """Add ``job``'s footprint to ``reads``/``writes`` (see :func:`overlap`)."""
     sources, targets = footprint(job)
     reads.update(sources)
@@ -357,8 +358,8 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
     covers = []
     seen = set()
     skew = timedelta(seconds=config.clock_skew)
-    window = {"written_after": job.start_time - skew if job.start_time else None,
-              "written_before": job.end_time + skew if job.end_time else None}
+    written_after = job.start_time - skew if job.start_time else None
+    written_before = job.end_time + skew if job.end_time else None
     md5s = {m.object_name.lstrip("/"): m.md5 for m in result.md5_info if m.object_name and m.md5}
     for key in result.keys:
         problem = key_problem(key)
@@ -375,7 +376,7 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
         tags = _cover_tags(job, index, config)
         md5 = md5s.get(key) or md5s.get(key[len(result.object_prefix):]) or ""
         if not config.copies:
-            covers.append(CoverPlan(index, source, "tag", None, tags, md5, **window))
+            covers.append(CoverPlan(index, source, "tag", None, tags, md5, written_after, written_before))
             continue
         parts = split_key(key)
         target_key = render(config.target_key or "", dict(values, Number=str(index), number=str(index),
@@ -389,7 +390,7 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
         if target == source:
             raise Unprocessable(f"job {job.job_id}: target key equals the cover's own key")
         may_replace = config.overwrite and not can_collide(config.target_key) and not pattern.match(target_key)
-        covers.append(CoverPlan(index, source, "move" if config.moves else "copy", target, tags, md5, **window,
+        covers.append(CoverPlan(index, source, "move" if config.moves else "copy", target, tags, md5, written_after, written_before,
                                 may_replace=may_replace))
 
     manifest = None

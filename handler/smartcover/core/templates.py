@@ -10,7 +10,7 @@ import re
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Set
 
 MAX_KEY_BYTES = 850  # COS object key limit (COS doc 436/13324, object key naming).
 _WILDCARD = re.compile(r"\$\{([A-Za-z]+)\}")
@@ -30,10 +30,10 @@ TARGET_WILDCARDS = frozenset({
 """Wildcards allowed in ``SMARTCOVER_TARGET_KEY`` (and, minus per-cover ones, the manifest key)."""
 
 
-_BAD_CHARS: list = []
+_BAD_CHARS: list[re.Pattern[str]] = []
 
 
-def _bad_chars():
+def _bad_chars() -> re.Pattern[str]:
     """The characters :func:`key_problem` refuses, as a compiled pattern (compiled on first use:
     this module loads before authentication)."""
     if not _BAD_CHARS:
@@ -71,7 +71,7 @@ def key_problem(key: object) -> str | None:
     return None
 
 
-def check_template(template: str, allowed: set[str]) -> str | None:
+def check_template(template: str, allowed: Set[str]) -> str | None:
     """Say what is wrong with a key template (unknown or malformed wildcard), or ``None``."""
     names = _WILDCARD.findall(template)
     unknown = sorted(set(names) - set(allowed))

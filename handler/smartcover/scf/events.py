@@ -167,7 +167,7 @@ def _timer(event: dict[str, Any], max_body: int, request_id: str) -> Request:
                    timer=Timer(str(event.get("TriggerName") or ""), str(event.get("Time") or ""), message))
 
 
-def _queue(records: list, max_body: int, request_id: str) -> Request:
+def _queue(records: list[Any], max_body: int, request_id: str) -> Request:
     if not records:
         raise BadRequest("event is neither an HTTP event nor a callback")
     if len(records) > MAX_MESSAGES:
@@ -238,7 +238,7 @@ def _http(event: dict[str, Any], max_body: int, request_id: str) -> Request:
     )
 
 
-def _sized(body: Any, max_body: int) -> bytes:
+def _sized(body: str | bytes, max_body: int) -> bytes:
     if isinstance(body, str):
         if len(body) > max_body:  # a character is at least one byte
             raise PayloadTooLarge(f"body larger than {max_body} bytes")
@@ -275,7 +275,7 @@ def _query(*sources: Any) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _check_size(event: dict, what: str, max_body: int) -> None:
+def _check_size(event: dict[str, Any], what: str, max_body: int) -> None:
     """Refuse a direct-invocation ``event`` whose JSON form exceeds ``max_body`` bytes (413) or
     that is nested too deeply to serialise (400)."""
     try:

@@ -47,7 +47,7 @@ def _add(counts: dict[str, int], key: Any, n: int = 1) -> None:
     counts[key] = counts.get(key, 0) + n
 
 
-def count(body: dict[str, Any]) -> tuple:
+def count(body: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
     """``(job outcomes, cover outcomes)`` of an answer's body: two ``{outcome: n}`` dicts.
 
     Reads the callback answer (``jobs[].outcome``, ``jobs[].covers[].outcome``), the queue
