@@ -22,12 +22,15 @@ import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..core import config as cfg
 from ..core.config import Config
 from ..core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from qcloud_cos import CosS3Client  # untyped SDK: Any to mypy, named for the reader
 
 NOTIFY_FIELDS = ("State", "Type", "Url", "Event", "ResultFormat")
 """The ``NotifyConfig`` fields ``setup-queue`` sets and shows, in that order."""
@@ -39,7 +42,7 @@ class OpsError(Exception):
     """A step of ``setup-queue`` or ``submit`` could not be done; the message says what to fix."""
 
 
-def client(config: Config, env: Mapping[str, str], region: str):
+def client(config: Config, env: Mapping[str, str], region: str) -> CosS3Client:
     """A ``CosS3Client`` for ``region`` with the environment's credentials (``TENCENTCLOUD_*``) and
     ``SMARTCOVER_COS_ENDPOINT``. Raises :class:`ConfigError` without credentials."""
     from qcloud_cos import CosConfig, CosS3Client
@@ -147,7 +150,7 @@ class QueueChange:
         return out
 
 
-def plan_queue(ci, bucket: str, region: str, queue_id: str, url: str, events: str = "TaskFinish",
+def plan_queue(ci: CosS3Client, bucket: str, region: str, queue_id: str, url: str, events: str = "TaskFinish",
                result_format: str = "XML") -> QueueChange:
     """Describe the bucket's media queues and say how ``queue_id``'s NotifyConfig would change.
     Without ``queue_id`` the bucket must have exactly one queue. Raises :class:`OpsError`."""
@@ -168,7 +171,7 @@ def plan_queue(ci, bucket: str, region: str, queue_id: str, url: str, events: st
                        old, new)
 
 
-def apply_queue(ci, change: QueueChange) -> tuple[dict[str, str], str]:
+def apply_queue(ci: CosS3Client, change: QueueChange) -> tuple[dict[str, str], str]:
     """Write ``change.new`` with UpdateMediaQueue (Name and State kept) and return
     ``(NotifyConfig CI reports afterwards, where it was read)``: ``"answer"`` (the answer's
     ``Queue`` node, as 436/54046 shows) or ``"describe"`` (CI answered without it, localcos quirk
@@ -190,7 +193,7 @@ def apply_queue(ci, change: QueueChange) -> tuple[dict[str, str], str]:
     return now, source
 
 
-def submit_job(ci, bucket: str, region: str, key: str, callback: str, *, count: int = 3, fmt: str = "jpg",
+def submit_job(ci: CosS3Client, bucket: str, region: str, key: str, callback: str, *, count: int = 3, fmt: str = "jpg",
                output: str = DEFAULT_OUTPUT, output_bucket: str | None = None, output_region: str | None = None,
                queue_id: str = "", callback_format: str = "XML", user_data: str = "") -> str:
     """Submit a SmartCover job for ``bucket``/``key`` whose callback is ``callback``; return its JobId.
@@ -215,7 +218,7 @@ def submit_job(ci, bucket: str, region: str, key: str, callback: str, *, count: 
     return str(job_id)
 
 
-def job_state(ci, bucket: str, job_id: str) -> tuple[str, str, str]:
+def job_state(ci: CosS3Client, bucket: str, job_id: str) -> tuple[str, str, str]:
     """``(State, Code, Message)`` of a job from ``GET /jobs/<JobId>``; State ``""`` when unknown."""
     answer = ci.ci_get_media_jobs(Bucket=bucket, JobIDs=job_id)
     details = answer.get("JobsDetail") or []
@@ -252,7 +255,7 @@ class WaitResult:
     key: str = ""
 
 
-def wait(ci, bucket: str, job_id: str, manifest: tuple[Any, str, str] | None, timeout: float, interval: float,
+def wait(ci: CosS3Client, bucket: str, job_id: str, manifest: tuple[Any, str, str] | None, timeout: float, interval: float,
          progress: Callable[[str], None] = lambda line: None, sleep: Callable[[float], None] = time.sleep,
          clock: Callable[[], float] = time.monotonic) -> WaitResult:
     """Poll the job (and ``manifest`` = ``(client for its region, bucket, key)``, HEAD) every ``interval`` seconds until
