@@ -43,13 +43,17 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core import config as cfg
 from ..core.config import Config
 from ..core.deadline import Deadline
 from ..core.errors import BadRequest, SmartCoverError
 from ..core.model import Job, ObjectRef
+
+if TYPE_CHECKING:
+    from ..cloud.cos import Cos, CosFault
+    from ..core.tags import Tags
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 _RANK = {PASS: 0, WARN: 1, FAIL: 2}
@@ -192,7 +196,7 @@ class Report:
         """The row with this id, or None."""
         return next((c for c in self.checks if c.id == check_id), None)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """``{"outcome", "ok", "bucket", "region", "counts", "checks": [...]}``."""
         counts = {s: sum(1 for c in self.checks if c.status == s) for s in (PASS, WARN, FAIL)}
         return {"outcome": self.outcome, "ok": self.ok, "bucket": self.bucket, "region": self.region,
@@ -251,14 +255,14 @@ def run(config: Config, env: Mapping[str, str], options: Options = Options(), de
     return report.report()
 
 
-def _fault(exc) -> str:
+def _fault(exc: CosFault) -> str:
     return f"HTTP {exc.status} {exc.code}".strip() if exc.status else exc.detail
 
 
 class _Doctor:
     """The checks that need COS and CI (one instance per run)."""
 
-    def __init__(self, config: Config, env: Mapping[str, str], options: Options, cos, report: _Rows,
+    def __init__(self, config: Config, env: Mapping[str, str], options: Options, cos: Cos, report: _Rows,
                  bucket: str, region: str) -> None:
         self.config, self.env, self.options, self.cos, self.report = config, env, options, cos, report
         self.bucket, self.region = bucket, region
@@ -267,17 +271,17 @@ class _Doctor:
         self.output_prefixes: list[tuple[str, str, str]] = []
 
     # -- CI ----------------------------------------------------------------------------------
-    def _ci(self, op: str, path: str, params: dict[str, str] | None = None):
-        """(raw answer bytes, None) or (None, CosFault)."""
+    def _ci(self, op: str, path: str, params: dict[str, str] | None = None) -> tuple[bytes, CosFault | None]:
+        """(raw answer bytes, None) or (b"", CosFault)."""
         from ..cloud.cos import CosFault
 
         try:
             resp = self.cos.request(op, "GET", self.bucket, self.region, path, params=params, ci=True)
             return resp.content, None
         except CosFault as exc:
-            return None, exc
+            return b"", exc
 
-    def _list(self, queue_id: str = ""):
+    def _list(self, queue_id: str = "") -> tuple[bytes, CosFault | None]:
         now = datetime.now(timezone.utc)
         params = {"tag": "SmartCover", "states": "All", "size": "10",
                   "startCreationTime": (now - timedelta(hours=self.options.hours)).strftime(CI_TIME),
@@ -396,12 +400,12 @@ class _Doctor:
                 return
             job_id = pick.job_id
         self.listed = next((j for j in listed if j.job_id == job_id), None)
-        raw, exc = self._ci("GetMediaJobs", f"/jobs/{job_id}")
-        if exc is not None:
+        raw, fault = self._ci("GetMediaJobs", f"/jobs/{job_id}")
+        if fault is not None:
             fix = ("allow ci:DescribeMediaJob with resource \"*\" "
                    "(interface-level CI actions are refused for a named resource, CI doc 1045/49896)"
-                   if exc.status == 403 else "run doctor again")
-            r.add("ci-job", FAIL, f"GET /jobs/{job_id}: {_fault(exc)}",
+                   if fault.status == 403 else "run doctor again")
+            r.add("ci-job", FAIL, f"GET /jobs/{job_id}: {_fault(fault)}",
                   "with SMARTCOVER_VERIFY_JOB=true every callback would be answered 502/503 before any write"
                   if self.config.verify_job else "CI's record cannot be read (verification is off)", fix)
             return
@@ -450,7 +454,7 @@ class _Doctor:
     def _fields(self, d: dict[str, Any]) -> None:
         """One ``record:<field>`` row per field verification or the plan reads."""
         r = self.report
-        op = d.get("Operation") if isinstance(d.get("Operation"), dict) else {}
+        op = _dict(d.get("Operation"))
         for name in ("JobId", "Tag", "State", "Code"):
             value = d.get(name)
             if isinstance(value, str) and value.strip():
@@ -459,13 +463,13 @@ class _Doctor:
             else:
                 r.add(f"record:{name}", FAIL if name != "Code" else WARN, "absent", f"{name} cannot be confirmed from CI's record",
                       "report the record's shape")
-        inp = d.get("Input") if isinstance(d.get("Input"), dict) else {}
+        inp = _dict(d.get("Input"))
         if inp.get("Object") and inp.get("BucketId"):
             r.add("record:Input", PASS, f"{inp.get('BucketId')}/{inp.get('Object')}",
                   "the input video (${Input*}, tags) can be confirmed")
         else:
             r.add("record:Input", WARN, "absent", "the input video is taken from the callback alone", "report the record's shape")
-        out = op.get("Output") if isinstance(op.get("Output"), dict) else {}
+        out = _dict(op.get("Output"))
         r.add("record:Output", PASS if out.get("Object") else WARN, out.get("Object") or "absent",
               "the Output template (${Number}) can be confirmed" if out.get("Object")
               else "the Output template is taken from the callback alone",
@@ -537,7 +541,7 @@ class _Doctor:
                   "run doctor again; check the region")
 
     # -- covers ------------------------------------------------------------------------------
-    def _head(self, ref: ObjectRef):
+    def _head(self, ref: ObjectRef) -> tuple[int, dict[str, str]]:
         """(status, headers) of HEAD Object; status 403 etc. for a refusal."""
         from ..cloud.cos import CosFault
 
@@ -552,7 +556,7 @@ class _Doctor:
         r = self.report
         job = self.job
         files = job.operation.output_file if job else None
-        if files is None or not files.keys:
+        if job is None or files is None or not files.keys:
             if job is not None:
                 r.add("cover-head", WARN, "the job names no covers", "the covers' headers were not checked",
                       "pass --job-id of a successful SmartCover job")
@@ -594,9 +598,9 @@ class _Doctor:
             r.add("cover-tagging", FAIL, f"GET tagging of {ref}: {tag_fault}",
                   "the function cannot read the covers' tags: every callback fails (502)",
                   "allow cos:GetObjectTagging on the output prefix")
-        self._provenance(present, len(files.keys))
+        self._provenance(job, present, len(files.keys))
 
-    def _read_tags(self, ref: ObjectRef):
+    def _read_tags(self, ref: ObjectRef) -> tuple[Tags | None, str | None]:
         """(tags or None, None) or (None, what COS answered)."""
         from ..cloud.cos import CosFault
 
@@ -605,10 +609,10 @@ class _Doctor:
         except CosFault as exc:
             return None, _fault(exc)
 
-    def _provenance(self, present, covers: int) -> None:
+    def _provenance(self, job: Job, present: list[tuple[ObjectRef, dict[str, str]]], covers: int) -> None:
         from ..cloud.cos import http_date
 
-        r, job, skew = self.report, self.job, self.config.clock_skew
+        r, skew = self.report, self.config.clock_skew
         start, end = job.start_time, job.end_time
         if start is None and end is None:
             r.add("provenance", WARN, "CI's record gives no StartTime/EndTime",
@@ -755,15 +759,17 @@ class _Doctor:
         from ..core.tags import encode_tagging
 
         made: list[str] = []
+        scratch_tags: Tags = (("smartcover:doctor", "1"),)
         try:
             self.cos.put_object(src, b"smartcover doctor scratch object", "image/jpeg",
                                 headers={"x-cos-forbid-overwrite": "true",
-                                         "x-cos-tagging": encode_tagging((("smartcover:doctor", "1"),))})
+                                         "x-cos-tagging": encode_tagging(scratch_tags)})
             made.append(src.key)
             r.add("write-put", PASS, f"PUT {src} answered", "the role can write under the prefix")
             status, h = self._head(src)
             if status == 200:
-                r.add("write-head-tagging-count", PASS, f"HEAD of a tagged object: x-cos-tagging-count {_tag_count(h, ((0, 0),))}",
+                r.add("write-head-tagging-count", PASS,
+                      f"HEAD of a tagged object: x-cos-tagging-count {_tag_count(h, scratch_tags)}",
                       "the function reads tags with GET tagging whatever x-cos-tagging-count says")
         except CosFault as exc:
             r.add("write-put", FAIL, f"PUT {src}: {_fault(exc)}", "the role cannot write under the prefix",
@@ -914,6 +920,11 @@ def _check_function_url(report: _Rows, url: str, config: Config) -> None:
 
 # -- helpers -------------------------------------------------------------------------------------
 
+def _dict(value: object) -> dict[str, Any]:
+    """``value`` when it is a dict (a node of CI's record as :func:`parse.xml_tree` gives it), else ``{}``."""
+    return value if isinstance(value, dict) else {}
+
+
 def _configured_queues(config: Config, env: Mapping[str, str]) -> list[str]:
     """``SMARTCOVER_QUEUE_IDS`` as configured (config.py validates it)."""
     return list(config.queue_ids)
@@ -929,7 +940,7 @@ def _queue_ids(raw: bytes) -> list[str]:
     return [q.findtext("QueueId") or "" for q in root.iter() if q.tag.rpartition("}")[2] == "QueueList" and q.findtext("QueueId")]
 
 
-def _tag_count(headers: Mapping[str, str], tags) -> str:
+def _tag_count(headers: Mapping[str, str], tags: Tags | None) -> str:
     """How HEAD showed ``x-cos-tagging-count`` for an object with ``tags`` (None: unknown)."""
     count = headers.get("x-cos-tagging-count")
     if count is not None:
