@@ -14,7 +14,10 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from localcos import LocalCOS
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "tests" / "events"
@@ -39,7 +42,7 @@ def http_event(body: Any, shape: str = "function_url", token: str | None = TOKEN
     """Wrap ``body`` (bytes or str) in an SCF event of ``shape`` (``function_url`` or ``apigw``),
     built from the real event files under ``tests/events``; ``token`` goes in ``?token=``."""
     name = "function-url-event.json" if shape == "function_url" else "apigw-event.json"
-    event = json.loads(sample(name))
+    event: dict[str, Any] = json.loads(sample(name))
     raw = body.encode("utf-8") if isinstance(body, str) else body
     if base64_body:
         event["body"] = base64.b64encode(raw).decode("ascii")
@@ -105,7 +108,7 @@ JOB_RUNNING = datetime(2022, 6, 30, 7, 29, 44, tzinfo=timezone.utc)
 """15:29:44 +0800: within the official samples' job run."""
 
 
-def server(latency: float = 0.0, quirks: Iterable[str] = ()):
+def server(latency: float = 0.0, quirks: Iterable[str] = ()) -> LocalCOS:
     """A started :class:`localcos.LocalCOS` with the local credentials, the platform modes
     ``quirks`` (:data:`localcos.QUIRKS`) and a :class:`JobClock` (``srv.clock``)."""
     from localcos import LocalCOS
@@ -141,9 +144,11 @@ def seed(srv: Any, body: bytes, register_job: bool = True) -> None:
         if job.input and job.input.object:
             srv.put(job.input.bucket, job.input.object, b"\x00\x00\x00\x18ftypmp42 video", content_type="video/mp4")
         for key in (files.keys if files else ()):
-            srv.put(files.bucket, key, cover_bytes(key), content_type="image/jpeg")
+            srv.put(files.bucket if files else "", key, cover_bytes(key), content_type="image/jpeg")
         if register_job:
-            srv.add_job(job.input.bucket if job.input else files.bucket, job_xml(job_id=job.job_id, body=body))
+            owner = job.input or files
+            assert owner is not None, f"job {job.job_id} names neither an input nor output files"
+            srv.add_job(owner.bucket, job_xml(job_id=job.job_id, body=body))
 
 
 def job_xml(job_id: str, body: bytes) -> str:
@@ -204,7 +209,7 @@ def folder_callback(job_id: str, folder: str, covers: int | Iterable[int] = 3, *
                                       input_key=f"{folder}/demo.mp4", **kw))
 
 
-def deliver(app: Any, body: bytes, rid: str = "r") -> tuple[int, dict]:
+def deliver(app: Any, body: bytes, rid: str = "r") -> tuple[int, dict[str, Any]]:
     """POST ``body`` to ``app`` as a Function URL event with requestId ``rid``; asserts the answer
     is a valid SCF integration response and returns ``(statusCode, parsed body)``."""
     from smartcover.scf.response import is_valid
