@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-fanout bench-tiers package campaign serve clean
+.PHONY: demo test lint bench bench-fanout bench-tiers package campaign serve clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is required"'
@@ -19,6 +19,11 @@ demo: $(STAMP)
 ## test: the test suite (what CI runs)
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## lint: ruff (E, W, F, B, I, UP) and mypy (strict on handler/smartcover); settings in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 ## bench: round trips, cold start, memory, parse cost and package size against localcos (not run by CI). Exit status: 0 when it ran, missed targets listed as MISSED lines; 1 when a target is missed only with BENCH_ARGS=--strict; anything else non-zero: a crash
 bench: $(STAMP)

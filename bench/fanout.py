@@ -34,8 +34,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "handler")]
@@ -126,7 +126,7 @@ class RemoteCOS:
         self._proc.join(5)
 
 
-def run_one_process(srv: RemoteCOS, env: Dict[str, str], page: int) -> dict:
+def run_one_process(srv: RemoteCOS, env: dict[str, str], page: int) -> dict:
     from smartcover.core.config import Config
     from smartcover.core.deadline import Deadline
     from smartcover.ops.reconcile import make_window, parse_time, reconcile
@@ -142,7 +142,7 @@ def run_one_process(srv: RemoteCOS, env: Dict[str, str], page: int) -> dict:
             "failed": summary.failed, "page": page}
 
 
-def run_fan_out(srv: RemoteCOS, env: Dict[str, str], workers: int, in_flight: int, batch: int) -> dict:
+def run_fan_out(srv: RemoteCOS, env: dict[str, str], workers: int, in_flight: int, batch: int) -> dict:
     from localcos.scfapi import LocalSCF
     from smartcover.core.config import Config
     from smartcover.core.deadline import Deadline
@@ -165,12 +165,13 @@ def run_fan_out(srv: RemoteCOS, env: Dict[str, str], workers: int, in_flight: in
         after = srv.call("stats")
     finally:
         scf.stop()
-    return {"name": f"fan-out {workers}", "wall": wall, "ours_cpu": cpu, "lister_cpu": lister_cpu, "cos_cpu": after["cpu"] - before["cpu"],
-            "requests": after["requests"] - before["requests"], "jobs_done": answer["jobs"]["done"] + answer["jobs"]["alreadyDone"],
+    return {"name": f"fan-out {workers}", "wall": wall, "ours_cpu": cpu, "lister_cpu": lister_cpu,
+            "cos_cpu": after["cpu"] - before["cpu"], "requests": after["requests"] - before["requests"],
+            "jobs_done": answer["jobs"]["done"] + answer["jobs"]["alreadyDone"],
             "failed": answer["jobs"]["failed"], "outcome": answer["outcome"], "batches": answer["batches"]["sent"]}
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--covers", type=int, default=3)
@@ -189,7 +190,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"{cores} cores", flush=True)
     srv = RemoteCOS(args.jobs, args.covers, args.latency)
     env = devkit.env(srv, **ENV)
-    rows: List[dict] = []
+    rows: list[dict] = []
     digests = set()
     try:
         pages = [int(p) for p in args.pages.split(",") if p]
@@ -197,9 +198,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for kind, workers in plans:
             t = time.perf_counter()
             srv.call("reset")
-            print(f"  seeded in {time.perf_counter() - t:.1f} s; running {f'one process, pages of {workers}' if kind == 'one' else f'fan-out {workers}'} ...",
-                  flush=True)
-            row = run_one_process(srv, env, workers) if kind == "one" else run_fan_out(srv, env, workers, args.in_flight, args.batch)
+            what = f"one process, pages of {workers}" if kind == "one" else f"fan-out {workers}"
+            print(f"  seeded in {time.perf_counter() - t:.1f} s; running {what} ...", flush=True)
+            row = (run_one_process(srv, env, workers) if kind == "one"
+                   else run_fan_out(srv, env, workers, args.in_flight, args.batch))
             row["digest"] = srv.call("digest")
             digests.add(row["digest"])
             rows.append(row)
@@ -219,9 +221,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         r["ceiling"] = cores * 1000 / (r["ours_ms_per_job"] + r["cos_ms_per_job"])
         r["of_ceiling"] = r["jobs_per_s"] / r["ceiling"]
         r["speed_up"] = r["jobs_per_s"] / base["jobs_per_s"] if base else float("nan")
+        lister_ms = (r["lister_cpu"] * 1000 / args.jobs) if "lister_cpu" in r else float("nan")
         print(f"{r['name']:<12} {r['wall']:>8.1f} {r['jobs_per_s']:>8.1f} {r['req_per_job']:>8.2f} {r['speed_up']:>7.2f}x "
               f"{r['ours_ms_per_job']:>11.2f} {r['cos_ms_per_job']:>15.2f} {r['ceiling']:>11.1f} {r['of_ceiling'] * 100:>8.0f}% "
-              f"{(r['lister_cpu'] * 1000 / args.jobs) if 'lister_cpu' in r else float('nan'):>13.2f} {r['jobs_done']:>6} {r['failed']:>6}  {r['digest']}")
+              f"{lister_ms:>13.2f} {r['jobs_done']:>6} {r['failed']:>6}  {r['digest']}")
     same = len(digests) == 1
     print(f"\nfinal COS state equal in every run: {'yes' if same else 'NO'}")
     fans = [r for r in rows if r["name"].startswith("fan-out")]
@@ -230,8 +233,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         best = max(fans, key=lambda r: r["jobs_per_s"])
         two_x = base is not None and best["speed_up"] >= 2.0
         ceil_ok = best["of_ceiling"] >= 0.70
+        speed = (f"{best['speed_up']:.2f}x one process (target >= 2x): {'met' if two_x else 'MISSED'}" if base
+                 else "no one-process run")
         print(f"best fan-out: {best['name']}, {best['jobs_per_s']:.1f} jobs/s: "
-              f"{'%.2fx one process (target >= 2x): %s' % (best['speed_up'], 'met' if two_x else 'MISSED') if base else 'no one-process run'}; "
+              f"{speed}; "
               f"{best['of_ceiling'] * 100:.0f}% of the CPU ceiling {best['ceiling']:.1f} jobs/s (target >= 70%): "
               f"{'met' if ceil_ok else 'MISSED'}")
         ok = ok and two_x and ceil_ok

@@ -52,8 +52,8 @@ import sys
 import tempfile
 import time
 import timeit
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "handler")]
@@ -65,7 +65,7 @@ COUNTS = (1, 5, 10)
 BUCKET = "test-123456789"
 REGION = "ap-chongqing"
 TARGET_KEY = "covers/${jobid}/${Number}.${ext}"
-EXTRA_ENV: Dict[str, str] = {}
+EXTRA_ENV: dict[str, str] = {}
 FLOOR_TRIPS = {"tag": 3, "move": 3, "move,tag": 3, "copy": 2}  # tag: read, PUT tagging, HEAD again (issue 9)
 REQUESTS = {"tag": lambda n: 4 * n + 1, "copy": lambda n: 3 * n + 1, "move": lambda n: 3 * n + 2,
             "move,tag": lambda n: 3 * n + 2}
@@ -136,7 +136,7 @@ class RemoteCOS:
         """How many requests the server answered since the last :meth:`clear_requests`."""
         return self._call("count")
 
-    def keys(self, bucket: str, prefix: str = "") -> List[str]:
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Sorted keys of ``bucket`` under ``prefix``."""
         return self._call("keys", bucket, prefix)
 
@@ -169,7 +169,7 @@ class InProcessCOS:
         """Requests answered since the last :meth:`clear_requests`."""
         return len(self.srv.requests)
 
-    def keys(self, bucket: str, prefix: str = "") -> List[str]:
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Sorted keys of ``bucket`` under ``prefix``."""
         return self.srv.keys(bucket, prefix)
 
@@ -184,7 +184,7 @@ class Jobs:
     def __init__(self, srv, tag: str) -> None:
         self.srv, self.tag, self.n = srv, tag.replace(",", "_"), 0
 
-    def new(self, covers: int) -> Tuple[str, bytes, List[str]]:
+    def new(self, covers: int) -> tuple[str, bytes, list[str]]:
         """Seed a job with ``covers`` covers; return (job id, XML callback, cover keys)."""
         self.n += 1
         job_id = f"j{self.tag}{covers}x{self.n}"
@@ -195,7 +195,7 @@ class Jobs:
         return job_id, body, keys
 
 
-def handler_env(srv, action: str, **extra: str) -> Dict[str, str]:
+def handler_env(srv, action: str, **extra: str) -> dict[str, str]:
     """The function's environment for ``action`` against ``srv`` (as a deployment would set it)."""
     env = {"SMARTCOVER_ACTIONS": action, "SMARTCOVER_ALLOWED_BUCKETS": BUCKET, "SMARTCOVER_ALLOWED_REGIONS": REGION,
            "SMARTCOVER_LOG_LEVEL": "INFO"}
@@ -207,7 +207,7 @@ def handler_env(srv, action: str, **extra: str) -> Dict[str, str]:
 
 
 # -- 1. warm invocations ------------------------------------------------------------------------------
-def ours_once(app, srv, jobs: Jobs, covers: int) -> Tuple[float, int]:
+def ours_once(app, srv, jobs: Jobs, covers: int) -> tuple[float, int]:
     """One invocation of the handler on a fresh job: (seconds, requests localcos saw)."""
     _, body, _ = jobs.new(covers)
     event = devkit.http_event(body)
@@ -231,7 +231,7 @@ def naive_client(srv):
     return CosS3Client(conf, retry=1)
 
 
-def naive_once(client, srv, jobs: Jobs, action: str, covers: int) -> Tuple[float, int]:
+def naive_once(client, srv, jobs: Jobs, action: str, covers: int) -> tuple[float, int]:
     """The demo-function way: parse with xmltodict, then per cover copy, put tags, delete, in turn."""
     import xmltodict
 
@@ -262,8 +262,8 @@ def round_trip(srv, latency: float, reps: int = 30) -> float:
     """Median seconds of one signed HEAD sent alone through :class:`smartcover.cloud.cos.Cos` at
     ``latency``: the floor's unit as this machine delivers it (client and localcos CPU, loopback,
     the sleep's wake-up)."""
-    from smartcover.core.config import Config
     from smartcover.cloud.cos import Cos
+    from smartcover.core.config import Config
     from smartcover.core.deadline import Deadline
     from smartcover.core.plan import ObjectRef
 
@@ -281,10 +281,10 @@ def round_trip(srv, latency: float, reps: int = 30) -> float:
     return statistics.median(times)
 
 
-def bench_warm(latency: float, reps: int) -> Tuple[List[dict], float]:
+def bench_warm(latency: float, reps: int) -> tuple[list[dict], float]:
     """Section 1: (rows of {action, n, ours, base, floor (s), ours_req, base_req}, measured round trip)."""
-    from smartcover.scf.app import App
     from smartcover.core.config import Config
+    from smartcover.scf.app import App
 
     srv = RemoteCOS()
     rows = []
@@ -316,7 +316,7 @@ def bench_warm(latency: float, reps: int) -> Tuple[List[dict], float]:
     return rows, rtt
 
 
-def print_warm(rows: List[dict], rtt: float, latency: float) -> List[str]:
+def print_warm(rows: list[dict], rtt: float, latency: float) -> list[str]:
     """Print the section 1 table; return the target misses."""
     print(f"\n## 1. One warm invocation, localcos latency {latency * 1000:g} ms per request (medians)\n")
     print(f"floor = dependent round trips x {latency * 1000:g} ms (tag 3, move 3); chain = the same round trips at "
@@ -366,11 +366,12 @@ MOVE = ("import sys, json, index\n"
         "r = index.main_handler(json.loads(sys.argv[1]), json.loads(sys.argv[2]))\n"
         "t_done = time.perf_counter()\n"
         "b = json.loads(r['body'])\n" + HWM +
-        "sys.__stdout__.write('\\nRESULT ' + json.dumps([r['statusCode'], b.get('outcome'), b.get('cosRequests'), int(h)]) + '\\n')\n")
+        "sys.__stdout__.write('\\nRESULT ' + json.dumps([r['statusCode'], b.get('outcome'), b.get('cosRequests'), int(h)])"
+        " + '\\n')\n")
 PROBE = "{code}\n" + HWM + "import sys, json; sys.__stdout__.write('\\nRESULT ' + json.dumps([int(h)]) + '\\n')\n"
 
 
-def spawn(argv: List[str], env: Dict[str, str]) -> Tuple[float, float, str]:
+def spawn(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Run ``argv``; return (seconds from spawn to the child's ``DONE`` mark, i.e. to its answer,
     seconds from spawn to exit, output). ``time.perf_counter`` is CLOCK_MONOTONIC on Linux: the
     same clock in both processes."""
@@ -392,7 +393,7 @@ def result_line(text: str):
     return json.loads(lines[-1][7:])
 
 
-def child_env(base: Dict[str, str], cache: Optional[str]) -> Dict[str, str]:
+def child_env(base: dict[str, str], cache: str | None) -> dict[str, str]:
     """Environment of a child: ``base`` + the bytecode setting (``cache``: PYTHONPYCACHEPREFIX)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTCOVER_", "TENCENTCLOUD_", "PYTHON"))}
     env.update(base)
@@ -425,7 +426,7 @@ class Runtime:
         else:
             self.python, self.flags, self.root = sys.executable, [], str(ROOT / "handler")
 
-    def argv(self, code: str, *args: str) -> List[str]:
+    def argv(self, code: str, *args: str) -> list[str]:
         """Command line running ``code`` with the code root first on ``sys.path``."""
         prelude = f"import sys, time; sys.path.insert(0, {self.root!r})\n"
         epilogue = "\nsys.__stdout__.write('\\nDONE %r\\n' % globals().get('t_done', time.perf_counter()))\n"
@@ -452,18 +453,18 @@ def bench_cold(latency: float, reps: int, source_only: bool, package: bool = Fal
         bad = json.dumps(devkit.http_event(devkit.sample("smartcover-job-api.xml"), token="wrong-token-0000000000"))
         near = json.dumps(devkit.http_event(devkit.sample("smartcover-job-api.xml"), token="x" * len(devkit.TOKEN)))
         jobs = Jobs(srv, "cold")
-        kinds: Dict[str, Callable[[], List[str]]] = {
+        kinds: dict[str, Callable[[], list[str]]] = {
             "pass": lambda: rt.argv("pass"),
             "refused": lambda: rt.argv(REFUSE, bad, ctx, ",".join(HEAVY)),
             "refused, same length": lambda: rt.argv(REFUSE, near, ctx, ",".join(HEAVY)),
             "import qcloud_cos": lambda: rt.argv("import qcloud_cos"),
             "move 5": lambda: rt.argv(MOVE, json.dumps(devkit.http_event(jobs.new(5)[1])), ctx),
         }
-        times: Dict[str, List[float]] = {k: [] for k in kinds}
-        exits: Dict[str, List[float]] = {k: [] for k in kinds}
-        rss: Dict[str, List[int]] = {k: [] for k in kinds}
+        times: dict[str, list[float]] = {k: [] for k in kinds}
+        exits: dict[str, list[float]] = {k: [] for k in kinds}
+        rss: dict[str, list[int]] = {k: [] for k in kinds}
         srv.set_latency(0.0)
-        for name, argv in kinds.items():  # warm the OS file cache and the bytecode cache
+        for argv in kinds.values():  # warm the OS file cache and the bytecode cache
             spawn(argv(), env)
         for name, code in (("pass", "pass"), ("import qcloud_cos", "import qcloud_cos")):  # untimed memory probes
             rss[name].append(result_line(spawn(rt.argv(PROBE.format(code=code)), env)[2])[-1])
@@ -501,7 +502,7 @@ def bench_cold(latency: float, reps: int, source_only: bool, package: bool = Fal
         tmp.cleanup()
 
 
-def print_cold(c: dict) -> List[str]:
+def print_cold(c: dict) -> list[str]:
     """Print sections 2 and 3; return the target misses."""
     t, lat = c["times"], c["latency"]
     floor = FLOOR_TRIPS["move"] * lat
@@ -549,19 +550,20 @@ def per_call_us(fn: Callable[[], object]) -> float:
     return statistics.median(t / loops for t in timer.repeat(7, loops)) * 1e6
 
 
-def bench_parse() -> List[Tuple[str, int, float, str, float]]:
+def bench_parse() -> list[tuple[str, int, float, str, float]]:
     """Section 4: (sample, bytes, parse_body us, reference name, reference us)."""
     import xmltodict
+
     from smartcover.core.parse import parse_body
 
     rows = []
     for name in devkit.SAMPLES:
         body = devkit.sample(name)
-        ours = per_call_us(lambda: parse_body(body))
+        ours = per_call_us(lambda body=body: parse_body(body))
         if name.endswith(".xml"):
-            ref_name, ref = "xmltodict.parse", per_call_us(lambda: xmltodict.parse(body))
+            ref_name, ref = "xmltodict.parse", per_call_us(lambda body=body: xmltodict.parse(body))
         else:
-            ref_name, ref = "json.loads", per_call_us(lambda: json.loads(body))
+            ref_name, ref = "json.loads", per_call_us(lambda body=body: json.loads(body))
         rows.append((name, len(body), ours, ref_name, ref))
     return rows
 
@@ -578,7 +580,7 @@ def print_parse(rows) -> None:
 
 
 # -- 5. package --------------------------------------------------------------------------------------
-def print_package() -> List[str]:
+def print_package() -> list[str]:
     """Print section 5 (size of build/smartcover-scf.zip and its largest top-level parts); return
     the target misses (zip over 6 MB)."""
     import zipfile
@@ -589,7 +591,7 @@ def print_package() -> List[str]:
         print("build/smartcover-scf.zip not found: run `.venv/bin/python scripts/package.py` first.")
         return []
     with zipfile.ZipFile(path) as zf:
-        parts: Dict[str, List[int]] = {}
+        parts: dict[str, list[int]] = {}
         for info in zf.infolist():
             top = info.filename.split("/", 1)[0]
             part = parts.setdefault(top, [0, 0])
@@ -604,7 +606,7 @@ def print_package() -> List[str]:
     return [f"package {size:.2f} MB > 6 MB"] if size > 6 else []
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the selected sections; exit status 0, or 1 with ``--strict`` when a target is missed."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed (the figures are printed either way)")
@@ -625,7 +627,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     only = set(args.only.split(","))
     print(f"# smartcover benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, latency {args.latency * 1000:g} ms"
           + (f", handler env {EXTRA_ENV}" if EXTRA_ENV else ""))
-    misses: List[str] = []
+    misses: list[str] = []
     if "warm" in only:
         misses += print_warm(*bench_warm(args.latency, args.reps), args.latency)
     if "cold" in only:

@@ -53,13 +53,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import run  # noqa: E402  (bench/run.py: paths, runtime, localcos, workloads)
+
 import devkit  # noqa: E402
 
 ROOT = run.ROOT
@@ -114,7 +115,7 @@ class Quota:
 
     PERIOD_US = 100_000
 
-    def __init__(self, share: Optional[float]) -> None:
+    def __init__(self, share: float | None) -> None:
         self.share, self.path, self.procs, self.mode = share, None, None, "none"
         if share is None or share >= 1:
             return
@@ -143,7 +144,7 @@ class Quota:
         except OSError:
             self.mode = "model"
 
-    def wrap(self, argv: List[str]) -> List[str]:
+    def wrap(self, argv: list[str]) -> list[str]:
         """``argv`` run inside the cgroup (joined by a shell that then execs it)."""
         if self.procs is None:
             return argv
@@ -166,7 +167,7 @@ class Quota:
                     time.sleep(0.1)
 
 
-def spawn(argv: List[str], env: Dict[str, str]) -> Tuple[float, float, float, str]:
+def spawn(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
     """Run ``argv``: (seconds from spawn to its answer mark, to exit, CPU seconds user+sys, output)."""
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
@@ -194,7 +195,7 @@ class Bench:
         self.ctx = json.dumps(devkit.context(time_limit_ms=30000))
         self._n = 0
 
-    def env(self, srv, actions: str = "move,tag") -> Dict[str, str]:
+    def env(self, srv, actions: str = "move,tag") -> dict[str, str]:
         """The function's environment against ``srv`` (``actions``, log level INFO as deployed; the bytecode cache)."""
         return run.child_env(run.handler_env(srv, actions), self.cache)
 
@@ -319,7 +320,7 @@ def machine() -> str:
 
 
 # -- report ------------------------------------------------------------------------------------------
-def cost(mb: int, seconds: float, data: dict) -> Tuple[float, float]:
+def cost(mb: int, seconds: float, data: dict) -> tuple[float, float]:
     """(GB-s, USD per million callbacks) of a callback billed ``seconds`` on ``mb``."""
     gbs = mb / 1024 * seconds
     return gbs, 1e6 * gbs * data["usd_per_gbs"] + data["usd_per_million"]
@@ -344,17 +345,17 @@ def summarize(data: dict) -> dict:
     return out
 
 
-def choose(summary: dict) -> Optional[int]:
+def choose(summary: dict) -> int | None:
     """The cheapest tier (median over runs of the warm 10-cover cost) at which ours answers a cold
     5-cover callback within 2.0 s and a warm 5-cover one within 0.3 s in every run."""
     ok = [mb for mb, k in summary.items() if max(k["ours"]["s"]) <= COLD_TARGET_S and max(k["ours"]["warm5_s"]) <= WARM_TARGET_S]
     return min(ok, key=lambda mb: (statistics.median(summary[mb]["ours"]["warm10_usd"]), mb)) if ok else None
 
 
-def report(data: dict) -> List[str]:
+def report(data: dict) -> list[str]:
     """Print the tables; return the missed targets."""
     summary = summarize(data) if data["tiers"] else {}
-    misses: List[str] = []
+    misses: list[str] = []
     if summary:
         misses += _tier_table(data, summary)
     misses += _cpu_table(data)
@@ -363,7 +364,7 @@ def report(data: dict) -> List[str]:
     return misses
 
 
-def _tier_table(data: dict, summary: dict) -> List[str]:
+def _tier_table(data: dict, summary: dict) -> list[str]:
     """The tier table and the memorySize line; the missed targets."""
     print(f"# SCF memory tiers: {data['runtime']}; {data['machine']}; localcos {data['latency'] * 1000:g} ms per request "
           f"outside the quota; CPU share = MB / {data['mb_per_cpu']:g}; CPU quota: {data['mode']}"
@@ -391,11 +392,12 @@ def _tier_table(data: dict, summary: dict) -> List[str]:
         print(f"\nmemorySize: {best} MB, the cheapest tier (median warm 10-cover cost, USD "
               f"{statistics.median(k['warm10_usd']):.2f} per million) where every run answers a cold 5-cover "
               f"callback within {COLD_TARGET_S} s ({rng(k['s'], '.2f')} s) and a warm 5-cover one within {WARM_TARGET_S} s "
-              f"({rng(k['warm5_s'], '.3f')} s; 10 covers {rng(k['warm10_s'], '.3f')} s); peak RSS {max(k['rss_kib']) / 1024:.1f} MiB.")
+              f"({rng(k['warm5_s'], '.3f')} s; 10 covers {rng(k['warm10_s'], '.3f')} s); "
+              f"peak RSS {max(k['rss_kib']) / 1024:.1f} MiB.")
     return misses
 
 
-def _cpu_table(data: dict) -> List[str]:
+def _cpu_table(data: dict) -> list[str]:
     """The CPU budget; the missed CPU targets (judged on the move, as the issue words them)."""
     misses = []
     cpu = data["cpu"]
@@ -431,7 +433,8 @@ def _cpu_table(data: dict) -> List[str]:
           f"{lat if matched else 'answering at once'} | {rng(col['sdk_request_ms'], '.3f')} |")
     if matched:
         print(f"| the same, localcos answering at once | {rng(col['sdk_request_0_ms'], '.3f')} |")
-    print(f"| SDK alone x {MOVE_REQUESTS_10} requests (what any SDK user spends on the move's requests) | {rng(sdk_floor, '.1f')} |")
+    print(f"| SDK alone x {MOVE_REQUESTS_10} requests (what any SDK user spends on the move's requests) "
+          f"| {rng(sdk_floor, '.1f')} |")
     if max(beyond) > CPU_TARGETS["beyond_sdk_ms"]:
         misses.append(f"cold CPU beyond the SDK import {max(beyond):.1f} ms > {CPU_TARGETS['beyond_sdk_ms']:g} ms")
     if max(warm10) > CPU_TARGETS["warm10_ms"]:
@@ -457,10 +460,10 @@ def chart(data: dict, path: Path) -> None:
             mbs = sorted(summary)
             xs = [statistics.median(summary[mb][kind][t_key]) for mb in mbs]
             ys = [statistics.median(summary[mb][kind][c_key]) for mb in mbs]
-            lo = [x - min(summary[mb][kind][t_key]) for x, mb in zip(xs, mbs)]
-            hi = [max(summary[mb][kind][t_key]) - x for x, mb in zip(xs, mbs)]
+            lo = [x - min(summary[mb][kind][t_key]) for x, mb in zip(xs, mbs, strict=True)]
+            hi = [max(summary[mb][kind][t_key]) - x for x, mb in zip(xs, mbs, strict=True)]
             ax.errorbar(xs, ys, xerr=[lo, hi], fmt=style, capsize=3, label=label)
-            for x, y, mb in zip(xs, ys, mbs):
+            for x, y, mb in zip(xs, ys, mbs, strict=True):
                 ax.annotate(f"{mb} MB", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
         ax.set_xscale("log")
         ax.set_yscale("log" if max(costs) > 10 * min(costs) else "linear")
@@ -480,7 +483,7 @@ def chart(data: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Measure, print, write docs/tiers.json and the chart."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--mb-per-cpu", type=float, default=1769.0, help="MB of memory per whole CPU (default 1769, AWS Lambda's)")

@@ -88,8 +88,8 @@ def main(argv=None) -> int:
     import urllib3
 
     from smartcover.cloud import cos
-    from smartcover.scf.app import App
     from smartcover.core.config import Config
+    from smartcover.scf.app import App
 
     variants = {"sdk (requests)": cos.Cos._once, "urllib3 direct": urllib3_once(urllib3.PoolManager(maxsize=32, retries=False))}
     srv = run.RemoteCOS()

@@ -11,9 +11,13 @@ import json
 import re
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from localcos import LocalCOS
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "tests" / "events"
@@ -32,12 +36,13 @@ def sample(name: str) -> bytes:
     return (EVENTS / name).read_bytes()
 
 
-def http_event(body: Any, shape: str = "function_url", token: Optional[str] = TOKEN, *, base64_body: bool = False,
-               method: str = "POST", headers: Optional[Mapping[str, str]] = None, query: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+def http_event(body: Any, shape: str = "function_url", token: str | None = TOKEN, *, base64_body: bool = False,
+               method: str = "POST", headers: Mapping[str, str] | None = None,
+               query: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Wrap ``body`` (bytes or str) in an SCF event of ``shape`` (``function_url`` or ``apigw``),
     built from the real event files under ``tests/events``; ``token`` goes in ``?token=``."""
     name = "function-url-event.json" if shape == "function_url" else "apigw-event.json"
-    event = json.loads(sample(name))
+    event: dict[str, Any] = json.loads(sample(name))
     raw = body.encode("utf-8") if isinstance(body, str) else body
     if base64_body:
         event["body"] = base64.b64encode(raw).decode("ascii")
@@ -57,14 +62,14 @@ def http_event(body: Any, shape: str = "function_url", token: Optional[str] = TO
     return event
 
 
-def context(request_id: str = "local-request", time_limit_ms: int = 30000) -> Dict[str, Any]:
+def context(request_id: str = "local-request", time_limit_ms: int = 30000) -> dict[str, Any]:
     """An SCF ``context`` dict with the keys SCF documents (:func:`smartcover.cli.serve.context`)."""
     from smartcover.cli.serve import context as scf_context
 
     return scf_context(request_id, time_limit_ms)
 
 
-def env(server: Any, **overrides: str) -> Dict[str, str]:
+def env(server: Any, **overrides: str) -> dict[str, str]:
     """Environment for the handler against ``server``: role credentials, endpoint, token."""
     out = {
         "TENCENTCLOUD_SECRETID": SECRET_ID,
@@ -83,7 +88,7 @@ class JobClock:
     tests put play the covers CI wrote during that job. ``restart()`` goes back to that instant;
     ``jump(seconds)`` moves on, e.g. to play a rerun writing the same keys later."""
 
-    def __init__(self, start: Optional[datetime] = None) -> None:
+    def __init__(self, start: datetime | None = None) -> None:
         self.start = start or JOB_RUNNING
         self.restart()
 
@@ -103,7 +108,7 @@ JOB_RUNNING = datetime(2022, 6, 30, 7, 29, 44, tzinfo=timezone.utc)
 """15:29:44 +0800: within the official samples' job run."""
 
 
-def server(latency: float = 0.0, quirks: Iterable[str] = ()):
+def server(latency: float = 0.0, quirks: Iterable[str] = ()) -> LocalCOS:
     """A started :class:`localcos.LocalCOS` with the local credentials, the platform modes
     ``quirks`` (:data:`localcos.QUIRKS`) and a :class:`JobClock` (``srv.clock``)."""
     from localcos import LocalCOS
@@ -139,9 +144,11 @@ def seed(srv: Any, body: bytes, register_job: bool = True) -> None:
         if job.input and job.input.object:
             srv.put(job.input.bucket, job.input.object, b"\x00\x00\x00\x18ftypmp42 video", content_type="video/mp4")
         for key in (files.keys if files else ()):
-            srv.put(files.bucket, key, cover_bytes(key), content_type="image/jpeg")
+            srv.put(files.bucket if files else "", key, cover_bytes(key), content_type="image/jpeg")
         if register_job:
-            srv.add_job(job.input.bucket if job.input else files.bucket, job_xml(job_id=job.job_id, body=body))
+            owner = job.input or files
+            assert owner is not None, f"job {job.job_id} names neither an input nor output files"
+            srv.add_job(owner.bucket, job_xml(job_id=job.job_id, body=body))
 
 
 def job_xml(job_id: str, body: bytes) -> str:
@@ -168,13 +175,14 @@ def make_job_xml(job_id: str = "j6842765cf84611ecb8546d80f2baf56f", *, keys: Ite
                  template: str = "output/smartcover-${Number}.jpg", bucket: str = "test-123456789",
                  region: str = "ap-chongqing", input_key: str = "input/demo.mp4", state: str = "Success",
                  tag: str = "SmartCover", code: str = "Success", message: str = "", prefix: str = "",
-                 creation_time: str = "2022-06-30T15:29:42+0800", run_id: Optional[str] = None,
+                 creation_time: str = "2022-06-30T15:29:42+0800", run_id: str | None = None,
                  start_time: str = "2022-06-30T15:29:43+0800", end_time: str = "2022-06-30T15:29:48+0800",
-                 md5: Optional[Mapping[str, str]] = None) -> str:
+                 md5: Mapping[str, str] | None = None) -> str:
     """A ``<JobsDetail>`` element in CI's layout (as in the official samples) with the given values;
     ``md5`` maps object names to the MD5 (hex) CI reports in ``Md5Info``."""
     keys = tuple(keys)
-    md5_info = "".join(f"<Md5Info><Md5>{v}</Md5><ObjectName>{_x(k)}</ObjectName></Md5Info>" for k, v in (md5 or {}).items()) or "<Md5Info/>"
+    md5_info = "".join(f"<Md5Info><Md5>{v}</Md5><ObjectName>{_x(k)}</ObjectName></Md5Info>"
+                       for k, v in (md5 or {}).items()) or "<Md5Info/>"
     names = "".join(f"<ObjectName>{_x(k)}</ObjectName>" for k in keys)
     workflow = (f"<Workflow><Name>SmartCover_1581665960537</Name><RunId>{run_id}</RunId>"
                 f"<WorkflowId>web6ac56c1ef54dbfa44d7f4103203be9</WorkflowId><WorkflowName>workflow-test</WorkflowName></Workflow>"
@@ -191,7 +199,7 @@ def make_job_xml(job_id: str = "j6842765cf84611ecb8546d80f2baf56f", *, keys: Ite
             f"<StartTime>{start_time}</StartTime><State>{state}</State><Tag>{tag}</Tag>{workflow}</JobsDetail>")
 
 
-def folder_callback(job_id: str, folder: str, covers: "int | Iterable[int]" = 3, **kw: Any) -> bytes:
+def folder_callback(job_id: str, folder: str, covers: int | Iterable[int] = 3, **kw: Any) -> bytes:
     """A callback body for one job whose input is ``<folder>/demo.mp4`` and whose covers are
     ``output/<folder>/smartcover-<i>.jpg`` for ``i`` in ``covers`` (an int ``n``: ``range(n)``);
     ``kw`` goes to :func:`make_job_xml`. Jobs of different folders render ``${InputName}`` alike."""
@@ -201,7 +209,7 @@ def folder_callback(job_id: str, folder: str, covers: "int | Iterable[int]" = 3,
                                       input_key=f"{folder}/demo.mp4", **kw))
 
 
-def deliver(app: Any, body: bytes, rid: str = "r") -> "tuple[int, dict]":
+def deliver(app: Any, body: bytes, rid: str = "r") -> tuple[int, dict[str, Any]]:
     """POST ``body`` to ``app`` as a Function URL event with requestId ``rid``; asserts the answer
     is a valid SCF integration response and returns ``(statusCode, parsed body)``."""
     from smartcover.scf.response import is_valid
@@ -213,4 +221,4 @@ def deliver(app: Any, body: bytes, rid: str = "r") -> "tuple[int, dict]":
 
 def make_callback(*jobs_xml: str, event_name: str = "TaskFinish") -> bytes:
     """A complete XML callback body from ``<JobsDetail>`` elements."""
-    return f"<Response><EventName>{event_name}</EventName>{''.join(jobs_xml)}</Response>".encode("utf-8")
+    return f"<Response><EventName>{event_name}</EventName>{''.join(jobs_xml)}</Response>".encode()

@@ -22,16 +22,25 @@ from datetime import timezone
 
 from defusedxml import ElementTree as SafeET
 
-from .cijob import create_jobs  # noqa: F401 - CI endpoints in one place for the router
-from .ciqueue import describe_queues, update_queue  # noqa: F401
+from .cijob import create_jobs as create_jobs  # CI endpoints in one place for the router (explicit re-exports)
+from .ciqueue import describe_queues as describe_queues
+from .ciqueue import update_queue as update_queue
 from .protocol import COSError, Request, Response, sub, xml_bytes
 from .store import JOB_STATES, decode_token, encode_token, parse_ci_time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Collection, Iterable
+    from datetime import datetime
+
+    from .server import LocalCOS
+    from .store import Job
 
 MAX_PAGE = 100
 _TIMES = ("CreationTime", "StartTime", "EndTime")
 
 
-def record(job_xml: str, quirks) -> ET.Element:
+def record(job_xml: str, quirks: Collection[str]) -> ET.Element:
     """The ``<JobsDetail>`` element CI answers for a stored job, after the platform modes."""
     el = SafeET.fromstring(job_xml)
     if "ci-no-workflow" in quirks:
@@ -47,23 +56,23 @@ def record(job_xml: str, quirks) -> ET.Element:
             sub(op, "TemplateName", "smartcover-template")
     if "ci-dash-times" in quirks and (el.findtext("State") or "").strip() != "Success":
         for name in ("StartTime", "EndTime"):
-            node = el.find(name)
-            if node is None:
-                node = sub(el, name, "-")
-            node.text = "-"
+            stamp = el.find(name)
+            if stamp is None:
+                stamp = sub(el, name, "-")
+            stamp.text = "-"
     if "ci-times-offset" in quirks:
         for name in _TIMES:
-            node = el.find(name)
-            text = (node.text or "").strip() if node is not None else ""
-            if text and text != "-":
+            stamp = el.find(name)
+            text = (stamp.text or "").strip() if stamp is not None else ""
+            if stamp is not None and text and text != "-":
                 try:
-                    node.text = parse_ci_time(text).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+                    stamp.text = parse_ci_time(text).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
                 except ValueError:
                     pass  # leave what was stored
     return el
 
 
-def _answer(app, jobs, extra=()) -> Response:
+def _answer(app: LocalCOS, jobs: Iterable[Job], extra: Iterable[tuple[str, str | None]] = ()) -> Response:
     root = ET.Element("Response")
     quirks = set(getattr(app, "quirks", ()) or ())
     for job in jobs:
@@ -73,17 +82,17 @@ def _answer(app, jobs, extra=()) -> Response:
     return Response(200, xml_bytes(root), {"Content-Type": "application/xml"})
 
 
-def get_jobs(app, req: Request) -> Response:
+def get_jobs(app: LocalCOS, req: Request) -> Response:
     """GET /jobs/<id>[,<id>...]: <Response> with one <JobsDetail> per known id (exact match) and one
     <NonExistJobIds> per unknown id."""
     ids = [j.strip() for j in req.path[len("/jobs/"):].split(",") if j.strip()]
     if not ids:
         raise COSError(400, "InvalidArgument", "No job id given.")
-    found, missing = app.store.get_jobs(req.bucket, ids)
+    found, missing = app.store.get_jobs(req.bucket_name, ids)
     return _answer(app, found, [("NonExistJobIds", j) for j in missing])
 
 
-def _time(req: Request, name: str):
+def _time(req: Request, name: str) -> datetime | None:
     text = req.query.get(name) or ""
     try:
         return parse_ci_time(text) if text else None
@@ -91,7 +100,7 @@ def _time(req: Request, name: str):
         raise COSError(400, "InvalidArgument", f"{name} must look like 2022-06-30T15:29:42+0800.") from None
 
 
-def list_jobs(app, req: Request) -> Response:
+def list_jobs(app: LocalCOS, req: Request) -> Response:
     """GET /jobs?tag=&queueId=&startCreationTime=&endCreationTime=&orderByTime=&states=&size=&nextToken=
 
     Filters by tag (required), queue, state ('All' or comma-separated states), creation time window
@@ -115,20 +124,20 @@ def list_jobs(app, req: Request) -> Response:
     if order not in ("Desc", "Asc") or not 1 <= size <= MAX_PAGE or (states and not states <= set(JOB_STATES)):
         raise COSError(400, "InvalidArgument", "orderByTime, states or size is invalid.")
     token = q.get("nextToken") or ""
-    jobs, last = app.store.list_jobs(req.bucket, tag, q.get("queueId") or "", states,
+    jobs, last = app.store.list_jobs(req.bucket_name, tag, q.get("queueId") or "", states,
                                      _time(req, "startCreationTime"), _time(req, "endCreationTime"),
                                      descending=order == "Desc", size=size,
                                      after=decode_token(token) if token else None)
     return _answer(app, jobs, [("NextToken", encode_token(last) if last else None)])
 
 
-def get_workflow_execution(app, req: Request) -> Response:
+def get_workflow_execution(app: LocalCOS, req: Request) -> Response:
     """GET /workflowexecution/<RunId> (436/80046): the instance built from the stored jobs whose
     ``Workflow.RunId`` is RunId (their stored record, whatever the platform modes), one ``Tasks``
     entry per job (Type = the job's Tag, JobId, State, times). An unknown RunId answers 404
     NoSuchWorkflowExecution (CI does not document that answer; a 4xx either way)."""
     run_id = req.path[len("/workflowexecution/"):].strip()
-    jobs = [j for j in app.store.all_jobs(req.bucket)
+    jobs = [j for j in app.store.all_jobs(req.bucket_name)
             if (SafeET.fromstring(j.xml).findtext("Workflow/RunId") or "").strip() == run_id] if run_id else []
     if not jobs:
         raise COSError(404, "NoSuchWorkflowExecution", "The workflow execution does not exist.")

@@ -34,6 +34,12 @@ from urllib.parse import urlsplit
 from .protocol import COSError, Request, Response, sub, xml_bytes, xml_parse
 from .store import format_ci_time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .server import LocalCOS
+
 FORMATS = ("jpg", "png", "webp")
 
 
@@ -57,7 +63,7 @@ def _text(root: ET.Element, path: str) -> str:
     return (root.findtext(path) or "").strip()
 
 
-def create_jobs(app, req: Request) -> Response:
+def create_jobs(app: LocalCOS, req: Request) -> Response:
     """POST /jobs: validate a SmartCover job request, answer it Submitted and start its run."""
     try:
         root = xml_parse(req.body)
@@ -86,20 +92,20 @@ def create_jobs(app, req: Request) -> Response:
 
         if private_host(callback):
             raise COSError(400, "InvalidArgument", "CallBack cannot be a private-network address.")
-    queues = app.queues.all(req.bucket)
+    queues = app.queues.all(req.bucket_name)
     queue_id = _text(root, "QueueId") or (queues[0]["QueueId"] if queues else "p" + uuid.uuid4().hex)
     now = format_ci_time(app.clock())
-    job = {
+    job: dict[str, Any] = {
         "Code": "", "CreationTime": now, "EndTime": "-",
-        "Input": {"BucketId": req.bucket, "Object": key, "Region": req.region},
+        "Input": {"BucketId": req.bucket_name, "Object": key, "Region": req.region},
         "JobId": "j" + uuid.uuid4().hex, "Message": "",
         "Output": {"Bucket": out_bucket, "Object": template, "Region": out_region},
         "SmartCover": {k: v for k, v in sc.items() if v},
         "UserData": _text(root, "Operation/UserData"),
         "QueueId": queue_id, "StartTime": "-", "State": "Submitted", "Tag": "SmartCover", "Files": [],
     }
-    app.add_job(req.bucket, job_xml(job))
-    thread = threading.Thread(target=_run, args=(app, req.bucket, job, callback, fmt), daemon=True,
+    app.add_job(req.bucket_name, job_xml(job))
+    thread = threading.Thread(target=_run, args=(app, req.bucket_name, job, callback, fmt), daemon=True,
                               name=f"localcos-job-{job['JobId']}")
     app.job_threads.append(thread)
     thread.start()
@@ -108,7 +114,7 @@ def create_jobs(app, req: Request) -> Response:
     return Response(200, xml_bytes(out), {"Content-Type": "application/xml"})
 
 
-def _run(app, bucket: str, job: dict, callback: str, fmt: str) -> None:
+def _run(app: LocalCOS, bucket: str, job: dict[str, Any], callback: str, fmt: str) -> None:
     job = dict(job, StartTime=format_ci_time(app.clock()))
     if app.get(bucket, job["Input"]["Object"]) is None:
         job.update(State="Failed", Code="InvalidInput", Message="The input object does not exist.")
@@ -116,7 +122,8 @@ def _run(app, bucket: str, job: dict, callback: str, fmt: str) -> None:
         try:
             for i in range(int(job["SmartCover"]["Count"])):
                 key = job["Output"]["Object"].replace("${Number}", str(i)).replace("${number}", str(i))
-                stored = app.put(job["Output"]["Bucket"], key, cover_bytes(key), content_type=f"image/{job['SmartCover']['Format']}")
+                stored = app.put(job["Output"]["Bucket"], key, cover_bytes(key),
+                                 content_type=f"image/{job['SmartCover']['Format']}")
                 job["Files"].append((key, stored.etag.strip('"')))
             job.update(State="Success", Code="Success")
         except COSError as err:  # e.g. the output bucket does not exist
@@ -134,9 +141,9 @@ def _run(app, bucket: str, job: dict, callback: str, fmt: str) -> None:
         app.callbacks.append(_deliver(url, job, fmt))
 
 
-def _deliver(url: str, job: dict, fmt: str) -> dict:
+def _deliver(url: str, job: dict[str, Any], fmt: str) -> dict[str, Any]:
     body = callback_body(job, fmt)
-    entry = {"url": url, "jobId": job["JobId"], "format": fmt, "body": body, "status": None, "error": None}
+    entry: dict[str, Any] = {"url": url, "jobId": job["JobId"], "format": fmt, "body": body, "status": None, "error": None}
     if not loopback(url):
         entry["error"] = "not delivered: localcos sends callbacks to loopback addresses only"
         return entry
@@ -152,7 +159,7 @@ def _deliver(url: str, job: dict, fmt: str) -> dict:
     return entry
 
 
-def job_xml(job: dict) -> str:
+def job_xml(job: dict[str, Any]) -> str:
     """The ``<JobsDetail>`` of ``job`` in the layout of the official samples."""
     el = ET.Element("JobsDetail")
     sub(el, "Code", job["Code"])
@@ -193,10 +200,10 @@ def job_xml(job: dict) -> str:
     return ET.tostring(el, encoding="unicode")
 
 
-def callback_body(job: dict, fmt: str = "XML") -> bytes:
+def callback_body(job: dict[str, Any], fmt: str = "XML") -> bytes:
     """The TaskFinish notification for ``job``: XML as the official samples 1-2, or JSON as sample 3."""
     if fmt == "XML":
-        return f"<Response><EventName>TaskFinish</EventName>{job_xml(job)}</Response>".encode("utf-8")
+        return f"<Response><EventName>TaskFinish</EventName>{job_xml(job)}</Response>".encode()
     detail = {"Code": job["Code"], "CreationTime": job["CreationTime"], "EndTime": job["EndTime"],
               "Input": dict(job["Input"]), "JobId": job["JobId"], "Message": job["Message"],
               "Operation": {"MediaInfo": {"Stream": {}}, "Output": dict(job["Output"]),

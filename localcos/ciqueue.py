@@ -21,6 +21,14 @@ from urllib.parse import urlsplit
 from .protocol import COSError, Request, Response, sub, xml_bytes, xml_parse
 from .store import format_ci_time
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+    from typing import Any
+
+    from .server import LocalCOS
+
 NOTIFY_FIELDS = ("Url", "Type", "Event", "State", "ResultFormat")
 EVENTS = {"TaskFinish", "WorkflowFinish"}
 
@@ -28,13 +36,13 @@ EVENTS = {"TaskFinish", "WorkflowFinish"}
 class Queues:
     """Media queues per bucket: ``{bucket: {queue_id: dict}}`` with CI's field names; thread-safe."""
 
-    def __init__(self, clock) -> None:
+    def __init__(self, clock: Callable[[], datetime]) -> None:
         self._lock = threading.Lock()
-        self._queues: dict = {}
+        self._queues: dict[str, dict[str, dict[str, Any]]] = {}
         self._clock = clock
 
     def add(self, bucket: str, queue_id: str = "", name: str = "", state: str = "Active",
-            notify: dict | None = None) -> str:
+            notify: dict[str, str] | None = None) -> str:
         """Create queue ``queue_id`` (default a new ``p<hex>`` id) in ``bucket``, named ``name``
         (default ``queue-<first 8 of the id>``); ``notify`` holds NotifyConfig fields (default
         State Off). Returns the id."""
@@ -48,18 +56,18 @@ class Queues:
                 "NotifyConfig": dict({"State": "Off"}, **(notify or {})), "BucketId": bucket, "Category": "Transcoding"}
         return queue_id
 
-    def get(self, bucket: str, queue_id: str) -> dict | None:
+    def get(self, bucket: str, queue_id: str) -> dict[str, Any] | None:
         """A copy of one queue, or None."""
         with self._lock:
             found = self._queues.get(bucket, {}).get(queue_id)
             return None if found is None else dict(found, NotifyConfig=dict(found["NotifyConfig"]))
 
-    def all(self, bucket: str) -> list:
+    def all(self, bucket: str) -> list[dict[str, Any]]:
         """Copies of the bucket's queues in creation order."""
         with self._lock:
             return [dict(q, NotifyConfig=dict(q["NotifyConfig"])) for q in self._queues.get(bucket, {}).values()]
 
-    def update(self, bucket: str, queue_id: str, name: str, state: str, notify: dict) -> dict:
+    def update(self, bucket: str, queue_id: str, name: str, state: str, notify: dict[str, str]) -> dict[str, Any]:
         """Replace name, state and NotifyConfig; raises COSError 404 for an unknown queue."""
         with self._lock:
             found = self._queues.get(bucket, {}).get(queue_id)
@@ -81,7 +89,7 @@ def private_host(url: str) -> bool:
     return ip.is_private or ip.is_loopback or ip.is_link_local
 
 
-def queue_element(parent: ET.Element, tag: str, queue: dict) -> None:
+def queue_element(parent: ET.Element, tag: str, queue: dict[str, Any]) -> None:
     """Append ``<tag>`` with the queue's fields in CI's order (436/54045 response)."""
     el = sub(parent, tag)
     for name in ("QueueId", "Name", "State", "MaxSize", "MaxConcurrent", "UpdateTime", "CreateTime"):
@@ -94,7 +102,7 @@ def queue_element(parent: ET.Element, tag: str, queue: dict) -> None:
     sub(el, "Category", queue["Category"])
 
 
-def _all(app, bucket: str) -> list:
+def _all(app: LocalCOS, bucket: str) -> list[dict[str, Any]]:
     """The bucket's queues: those created (``app.queues``) in creation order, then, sorted, a
     default queue for every other QueueId the store knows (declared or of a registered job)."""
     queues = app.queues.all(bucket)
@@ -102,11 +110,13 @@ def _all(app, bucket: str) -> list:
     for queue_id in app.store.queues(bucket):
         if queue_id not in known:
             app.queues.add(bucket, queue_id)
-            queues.append(app.queues.get(bucket, queue_id))
+            added = app.queues.get(bucket, queue_id)
+            if added is not None:  # just added
+                queues.append(added)
     return queues
 
 
-def describe_queues(app, req: Request) -> Response:
+def describe_queues(app: LocalCOS, req: Request) -> Response:
     """GET /queue?queueIds=&state=&pageNumber=&pageSize=: ``<Response>`` with RequestId,
     TotalCount, PageNumber, PageSize, one ``<QueueList>`` per queue and one ``<NonExistPIDs>``
     per asked id that does not exist."""
@@ -119,7 +129,7 @@ def describe_queues(app, req: Request) -> Response:
         number, size = 0, 0
     if state not in ("All", "Active", "Paused") or number < 1 or not 1 <= size <= 100:
         raise COSError(400, "InvalidArgument", "state, pageNumber or pageSize is invalid.")
-    queues = _all(app, req.bucket)
+    queues = _all(app, req.bucket_name)
     known = {x["QueueId"] for x in queues}
     found = [x for x in queues if (not ids or x["QueueId"] in ids) and state in ("All", x["State"])]
     root = ET.Element("Response")
@@ -134,7 +144,7 @@ def describe_queues(app, req: Request) -> Response:
     return Response(200, xml_bytes(root), {"Content-Type": "application/xml"})
 
 
-def update_queue(app, req: Request) -> Response:
+def update_queue(app: LocalCOS, req: Request) -> Response:
     """PUT /queue/<queueId> with ``<Request><Name/><State/><NotifyConfig>...</NotifyConfig></Request>``:
     ``<Response><RequestId/><Queue>...</Queue></Response>`` (the queue after the update)."""
     queue_id = req.path[len("/queue/"):]
@@ -156,15 +166,16 @@ def update_queue(app, req: Request) -> Response:
     if notify["State"] == "On":
         events = set((notify.get("Event") or "").split(","))
         if notify.get("Type") not in ("Url", "TDMQ") or not events or not events <= EVENTS:
-            raise COSError(400, "InvalidArgument", "NotifyConfig needs Type Url or TDMQ and Event TaskFinish and/or WorkflowFinish.")
+            raise COSError(400, "InvalidArgument",
+                           "NotifyConfig needs Type Url or TDMQ and Event TaskFinish and/or WorkflowFinish.")
         if notify["Type"] == "Url":
             url = notify.get("Url") or ""
             if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
                 raise COSError(400, "InvalidArgument", "NotifyConfig.Url must be an http(s) URL.")
             if private_host(url):
                 raise COSError(400, "InvalidArgument", "NotifyConfig.Url cannot be a private-network address.")
-    _all(app, req.bucket)  # a queue known only from a job's QueueId exists too
-    queue = app.queues.update(req.bucket, queue_id, name, state, notify)
+    _all(app, req.bucket_name)  # a queue known only from a job's QueueId exists too
+    queue = app.queues.update(req.bucket_name, queue_id, name, state, notify)
     out = ET.Element("Response")
     sub(out, "RequestId", req.request_id)
     if "queue-update-bare" not in app.quirks:

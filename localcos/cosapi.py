@@ -11,9 +11,14 @@ import re
 import xml.etree.ElementTree as ET
 from urllib.parse import parse_qsl, quote, unquote
 
-from .protocol import (COSError, Request, Response, header_to_text, http_date, iso_date, sub,
-                       text_to_header, xml_bytes, xml_parse)
+from .protocol import COSError, Request, Response, header_to_text, http_date, iso_date, sub, text_to_header, xml_bytes, xml_parse
 from .store import StoredObject, validate_tags
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from .server import LocalCOS
 
 _COPY_SOURCE = re.compile(r"(?:https?://)?([^./]+)\.cos\.([^./]+)\.myqcloud\.com/(.+)")
 MAX_BATCH = 1000
@@ -37,11 +42,11 @@ def _check_md5(req: Request, required: bool = False) -> None:
         raise COSError(400, "BadDigest", "The Content-MD5 you specified did not match what we received.")
 
 
-def _meta(req: Request) -> dict:
+def _meta(req: Request) -> dict[str, str]:
     return {k: header_to_text(v) for k, v in req.headers.items() if k.startswith("x-cos-meta-")}
 
 
-def _header_tags(req: Request) -> dict:
+def _header_tags(req: Request) -> dict[str, str]:
     """Tags from an `x-cos-tagging: k1=v1&k2=v2` header (URL-encoded), validated."""
     return validate_tags(parse_qsl(req.headers.get("x-cos-tagging", ""), keep_blank_values=True))
 
@@ -53,11 +58,11 @@ def _directive(req: Request, name: str) -> str:
     return value
 
 
-def _quirks(app) -> set:
+def _quirks(app: LocalCOS) -> set[str]:
     return getattr(app, "quirks", None) or set()
 
 
-def _missing(app, req: Request) -> COSError:
+def _missing(app: LocalCOS, req: Request) -> COSError:
     """The error for a key that does not exist: 404 NoSuchKey, or in mode ``missing-key-403`` the
     403 AccessDenied S3 answers a caller without list permission (``cos:GetBucket``)."""
     if "missing-key-403" in _quirks(app):
@@ -65,14 +70,14 @@ def _missing(app, req: Request) -> COSError:
     return COSError(404, "NoSuchKey", "The specified key does not exist.")
 
 
-def _require(app, req: Request) -> StoredObject:
-    obj = app.store.get(req.bucket, req.key)
+def _require(app: LocalCOS, req: Request) -> StoredObject:
+    obj = app.store.get(req.bucket_name, req.object_key)
     if obj is None:
         raise _missing(app, req)
     return obj
 
 
-def _overwrite_refusal(app, err: COSError) -> COSError:
+def _overwrite_refusal(app: LocalCOS, err: COSError) -> COSError:
     """A forbid-overwrite refusal: 409 FileAlreadyExists, or 412 PreconditionFailed in mode
     ``forbid-overwrite-412`` (COS does not state which, 436/10881)."""
     if err.status == 409 and "forbid-overwrite-412" in _quirks(app):
@@ -80,7 +85,7 @@ def _overwrite_refusal(app, err: COSError) -> COSError:
     return err
 
 
-def object_headers(obj: StoredObject, quirks=()) -> dict:
+def object_headers(obj: StoredObject, quirks: Collection[str] = ()) -> dict[str, str]:
     """Response headers describing an object (HEAD/GET Object, 436/7745). ``x-cos-tagging-count``
     (not on COS's HEAD page; listed by Tencent's C++ SDK) is sent for a tagged object unless the
     mode ``head-no-tagging-count`` is on."""
@@ -93,11 +98,11 @@ def object_headers(obj: StoredObject, quirks=()) -> dict:
     return headers
 
 
-def put_object(app, req: Request) -> Response:
+def put_object(app: LocalCOS, req: Request) -> Response:
     """PUT Object (436/7749): Content-Type, x-cos-meta-*, x-cos-tagging, x-cos-forbid-overwrite, Content-MD5."""
     _check_md5(req)
     try:
-        obj = app.store.put(req.bucket, req.key, req.body,
+        obj = app.store.put(req.bucket_name, req.object_key, req.body,
                             content_type=req.headers.get("content-type") or "application/octet-stream",
                             metadata=_meta(req), tags=_header_tags(req),
                             forbid_overwrite=_flag(req, "x-cos-forbid-overwrite"),
@@ -107,20 +112,20 @@ def put_object(app, req: Request) -> Response:
     return Response(200, b"", {"ETag": obj.etag, "x-cos-hash-crc64ecma": obj.crc64})
 
 
-def get_object(app, req: Request) -> Response:
+def get_object(app: LocalCOS, req: Request) -> Response:
     """GET/HEAD Object (436/7745): the body (HEAD: none is sent) and its headers; 404 NoSuchKey
     (403 AccessDenied in mode ``missing-key-403``)."""
     obj = _require(app, req)
     return Response(200, obj.body, object_headers(obj, _quirks(app)))
 
 
-def delete_object(app, req: Request) -> Response:
+def delete_object(app: LocalCOS, req: Request) -> Response:
     """DELETE Object: 204 whether or not the key existed."""
-    app.store.delete(req.bucket, [req.key])
+    app.store.delete(req.bucket_name, [req.object_key])
     return Response(204)
 
 
-def copy_object(app, req: Request) -> Response:
+def copy_object(app: LocalCOS, req: Request) -> Response:
     """PUT Object - Copy (436/10881).
 
     `x-cos-copy-source: <bucket>.cos.<region>.myqcloud.com/<percent-encoded key>`;
@@ -138,13 +143,13 @@ def copy_object(app, req: Request) -> Response:
     src_bucket, src_region, src_key = match.group(1), match.group(2), unquote(match.group(3))
     meta_dir = _directive(req, "x-cos-metadata-directive")
     tag_dir = _directive(req, "x-cos-tagging-directive")
-    if (src_bucket, src_key) == (req.bucket, req.key) and meta_dir == "Copy":
+    if (src_bucket, src_key) == (req.bucket_name, req.key) and meta_dir == "Copy":
         raise COSError(400, "InvalidRequest", "This copy request is illegal because it is trying to copy "
                        "an object to itself without changing the object's metadata.")
     app.store.check_bucket(src_bucket, src_region)
     replaced = meta_dir == "Replaced"
     try:
-        obj = app.store.copy(src_bucket, src_key, req.bucket, req.key,
+        obj = app.store.copy(src_bucket, src_key, req.bucket_name, req.object_key,
                              content_type=(req.headers.get("content-type") or "application/octet-stream") if replaced else None,
                              metadata=_meta(req) if replaced else None,
                              tags=_header_tags(req) if tag_dir == "Replaced" else None,
@@ -161,7 +166,7 @@ def copy_object(app, req: Request) -> Response:
     return _xml(root)
 
 
-def get_tagging(app, req: Request) -> Response:
+def get_tagging(app: LocalCOS, req: Request) -> Response:
     """GET Object tagging (436/35710): <Tagging><TagSet><Tag><Key/><Value/></Tag>...</TagSet></Tagging>;
     a missing key answers as GET Object does."""
     obj = _require(app, req)
@@ -174,24 +179,24 @@ def get_tagging(app, req: Request) -> Response:
     return _xml(root)
 
 
-def put_tagging(app, req: Request) -> Response:
+def put_tagging(app: LocalCOS, req: Request) -> Response:
     """PUT Object tagging (436/35709): replaces the whole set; 400 InvalidTag/MalformedXML; 404 NoSuchKey."""
     _check_md5(req)
     root = xml_parse(req.body)
     if root.tag != "Tagging":
         raise COSError(400, "MalformedXML", "The root element must be Tagging.")
     pairs = [(t.findtext("Key") or "", t.findtext("Value") or "") for t in root.iterfind("TagSet/Tag")]
-    app.store.set_tags(req.bucket, req.key, dict(validate_tags(pairs)))
+    app.store.set_tags(req.bucket_name, req.object_key, dict(validate_tags(pairs)))
     return Response(200)
 
 
-def delete_tagging(app, req: Request) -> Response:
+def delete_tagging(app: LocalCOS, req: Request) -> Response:
     """DELETE Object tagging: 204; 404 NoSuchKey."""
-    app.store.set_tags(req.bucket, req.key, {})
+    app.store.set_tags(req.bucket_name, req.object_key, {})
     return Response(204)
 
 
-def delete_objects(app, req: Request) -> Response:
+def delete_objects(app: LocalCOS, req: Request) -> Response:
     """Batch delete, POST /?delete (436/8289).
 
     Needs Content-MD5 (400 BadDigest on mismatch); <Delete><Quiet/><Object><Key/></Object>...</Delete>
@@ -204,7 +209,9 @@ def delete_objects(app, req: Request) -> Response:
     if root.tag != "Delete" or not 1 <= len(keys) <= MAX_BATCH:
         raise COSError(400, "MalformedXML", f"A Delete element must list 1 to {MAX_BATCH} objects.")
     quiet = (root.findtext("Quiet") or "").strip().lower() == "true"
-    deleted, errors, faulted = [], [], 0
+    deleted: list[str] = []
+    errors: list[tuple[str, str, str]] = []
+    faulted = 0
     for key in keys:
         fault = app.faults.take("DeleteObjects", key, req.method, per_key=True) if key else None
         if not key:
@@ -214,7 +221,7 @@ def delete_objects(app, req: Request) -> Response:
             errors.append((key, fault.error_code()[1], fault.message or "Injected fault."))
         else:
             deleted.append(key)
-    app.store.delete(req.bucket, deleted)
+    app.store.delete(req.bucket_name, deleted)
     if faulted:
         req.fault = f"key_errors:{faulted}"
     result = ET.Element("DeleteResult")
@@ -228,7 +235,7 @@ def delete_objects(app, req: Request) -> Response:
     return _xml(result)
 
 
-def list_objects(app, req: Request) -> Response:
+def list_objects(app: LocalCOS, req: Request) -> Response:
     """GET Bucket / List Objects V1 (436/7734): prefix, delimiter, marker, max-keys (0..1000, default
     1000), encoding-type=url (keys/prefixes/markers percent-encoded in the answer)."""
     q = req.query
@@ -243,9 +250,9 @@ def list_objects(app, req: Request) -> Response:
         raise COSError(400, "InvalidArgument", "encoding-type must be url.")
     enc = (lambda s: quote(s, safe="/")) if encoding else (lambda s: s)
     prefix, delimiter, marker = q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", "")
-    contents, prefixes, truncated, next_marker = app.store.list(req.bucket, prefix, delimiter, marker, max_keys)
+    contents, prefixes, truncated, next_marker = app.store.list(req.bucket_name, prefix, delimiter, marker, max_keys)
     root = ET.Element("ListBucketResult")
-    sub(root, "Name", req.bucket)
+    sub(root, "Name", req.bucket_name)
     if encoding:
         sub(root, "EncodingType", encoding)
     sub(root, "Prefix", enc(prefix))
@@ -268,7 +275,7 @@ def list_objects(app, req: Request) -> Response:
     return _xml(root)
 
 
-def get_versioning(app, req: Request) -> Response:
+def get_versioning(app: LocalCOS, req: Request) -> Response:
     """GET Bucket versioning (436/19889): ``<VersioningConfiguration>`` with ``<Status>Enabled</Status>``
     in mode ``bucket-versioning``, else empty (versioning never enabled)."""
     root = ET.Element("VersioningConfiguration")
@@ -277,6 +284,6 @@ def get_versioning(app, req: Request) -> Response:
     return _xml(root)
 
 
-def head_bucket(app, req: Request) -> Response:
+def head_bucket(app: LocalCOS, req: Request) -> Response:
     """HEAD Bucket: 200 when the bucket exists (checked by the router)."""
     return Response(200)

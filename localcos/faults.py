@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Fault:
     (fault campaigns use it to count faults by kind).
     """
 
-    op: str | frozenset | set | tuple | None = None
+    op: str | frozenset[str] | set[str] | tuple[str, ...] | None = None
     key: str | None = None
     method: str | None = None
     status: int | None = None
@@ -51,7 +52,7 @@ class Fault:
     reset_after: bool = False
     copy_error_body: bool = False
     empty_body: bool = False
-    headers: tuple = ()
+    headers: tuple[tuple[str, str], ...] = ()
     skip: int = 0
     times: int | None = 1
     label: str | None = None
@@ -82,16 +83,16 @@ class Fault:
         if self.headers:
             parts.append("headers:" + ",".join(n for n, _ in self.headers))
         if self.status is not None or self.code is not None:
-            parts.append("status:%d" % self.error_code()[0])
+            parts.append(f"status:{self.error_code()[0]:d}")
         return ",".join(parts) or "noop"
 
 
 class FaultSet:
     """Thread-safe ordered list of live rules with their skip/fire counters."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._rules: list[list] = []  # [fault, matched_count]
+        self._rules: list[list[Any]] = []  # [fault, matched_count]
 
     def add(self, fault: Fault) -> None:
         """Append a rule."""
@@ -109,7 +110,7 @@ class FaultSet:
         key glob; per-key matching only considers those."""
         with self._lock:
             for rule in self._rules:
-                fault = rule[0]
+                fault: Fault = rule[0]
                 keyed_batch = fault.key is not None and op == "DeleteObjects"
                 if keyed_batch != per_key or not fault.matches(op, key, method):
                     continue

@@ -41,8 +41,8 @@ class Request:
     method: str
     host: str
     path: str
-    query: dict
-    headers: dict
+    query: dict[str, str]
+    headers: dict[str, str]
     body: bytes
     request_id: str = ""
     service: str = "cos"
@@ -52,6 +52,20 @@ class Request:
     key: str | None = None
     fault: str | None = None
 
+    @property
+    def bucket_name(self) -> str:
+        """`bucket`, for the handlers of operations on a bucket (the router has set it)."""
+        if self.bucket is None:
+            raise COSError(400, "InvalidRequest", "The request names no bucket.")
+        return self.bucket
+
+    @property
+    def object_key(self) -> str:
+        """`key`, for the handlers of operations on an object (the router has set it)."""
+        if self.key is None:
+            raise COSError(400, "InvalidRequest", "The request names no object key.")
+        return self.key
+
 
 @dataclass
 class Response:
@@ -59,7 +73,7 @@ class Response:
 
     status: int = 200
     body: bytes = b""
-    headers: dict = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,8 +90,8 @@ class RequestRecord:
     service: str
     op: str
     key: str | None
-    query: dict
-    headers: dict
+    query: dict[str, str]
+    headers: dict[str, str]
     status: int
     fault: str | None
 
@@ -98,7 +112,8 @@ def error_body(code: str, message: str, resource: str, request_id: str) -> bytes
 
 def xml_bytes(root: ET.Element) -> bytes:
     """Serialise an element tree with COS's XML declaration."""
-    return XML_DECL + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    text: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)  # bytes for an encoding other than "unicode"
+    return XML_DECL + text
 
 
 def xml_parse(body: bytes) -> ET.Element:
@@ -109,7 +124,7 @@ def xml_parse(body: bytes) -> ET.Element:
         raise COSError(400, "MalformedXML", f"The XML you provided was not well-formed: {exc}") from None
 
 
-def sub(parent: ET.Element, tag: str, text=None) -> ET.Element:
+def sub(parent: ET.Element, tag: str, text: object = None) -> ET.Element:
     """Append a child element `tag` with optional text (converted with str) and return it."""
     child = ET.SubElement(parent, tag)
     if text is not None:

@@ -10,6 +10,10 @@ Every name below is a documented alternative; the product must be safe under eac
 """
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 QUIRKS = {
     # -- COS object API ---------------------------------------------------------------------------
     "head-no-tagging-count": "HEAD/GET Object never send x-cos-tagging-count (not on COS's HEAD page, 436/7745)",
@@ -32,7 +36,7 @@ QUIRKS = {
 }
 
 
-def check(names) -> set:
+def check(names: Iterable[str] | None) -> set[str]:
     """``names`` as a set, after checking each is in :data:`QUIRKS`. Raises ValueError."""
     out = set(names or ())
     unknown = sorted(out - set(QUIRKS))

@@ -16,6 +16,10 @@ import re
 from . import ciapi, cosapi
 from .protocol import COSError, Request
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .store import Store
+
 _HOST = re.compile(r"([a-z0-9][a-z0-9-]*)\.(cos|ci)\.([a-z0-9-]+)\.myqcloud\.com(?::\d+)?", re.I)
 _JOBS = re.compile(r"/jobs(?:/[^/]+)?|/workflowexecution/[^/]+|/queue")
 _QUEUE = re.compile(r"/queue(?:/[^/]+)?")
@@ -32,8 +36,8 @@ HANDLERS = {
     "DescribeWorkflowExecution": ciapi.get_workflow_execution,
     "DescribeMediaQueues": ciapi.describe_queues, "UpdateMediaQueue": ciapi.update_queue,
 }
-WRITE_OPS = frozenset({"CreateMediaJobs", "UpdateMediaQueue", "PutObject", "PutObjectCopy", "PutObjectTagging", "DeleteObjectTagging",
-                       "DeleteObject", "DeleteObjects", "PutBucket", "DeleteBucket",
+WRITE_OPS = frozenset({"CreateMediaJobs", "UpdateMediaQueue", "PutObject", "PutObjectCopy", "PutObjectTagging",
+                       "DeleteObjectTagging", "DeleteObject", "DeleteObjects", "PutBucket", "DeleteBucket",
                        "PutBucketTagging", "DeleteBucketTagging"})
 
 
@@ -42,7 +46,7 @@ def is_write(op: str, method: str) -> bool:
     return op in WRITE_OPS or (op == "Unsupported" and method in ("PUT", "POST", "DELETE"))
 
 
-def _bucket_op(method: str, params: set) -> str:
+def _bucket_op(method: str, params: set[str]) -> str:
     extra = params - _LIST_PARAMS
     if method == "GET" and not extra:
         return "ListObjects"
@@ -53,7 +57,7 @@ def _bucket_op(method: str, params: set) -> str:
     return table.get((method, tuple(sorted(params))), "Unsupported")
 
 
-def _object_op(req: Request, params: set) -> str:
+def _object_op(req: Request, params: set[str]) -> str:
     params = {p for p in params if p != "versionId" and not p.startswith("response-")}
     if params == {"tagging"}:
         return {"GET": "GetObjectTagging", "PUT": "PutObjectTagging",
@@ -65,7 +69,7 @@ def _object_op(req: Request, params: set) -> str:
     return {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(req.method, "Unsupported")
 
 
-def _wants_ci(req: Request, store) -> bool:
+def _wants_ci(req: Request, store: Store, bucket: str) -> bool:
     if req.method == "POST" and req.path == "/jobs":
         return True  # CreateMediaJobs; COS has no POST on an object key
     ci_path = (req.method == "GET" and _JOBS.fullmatch(req.path)) or \
@@ -77,12 +81,12 @@ def _wants_ci(req: Request, store) -> bool:
     if req.method == "PUT":
         return False  # a PUT Object of a key queue/... stays one
     try:
-        return store.get(req.bucket, req.path[1:]) is None
+        return store.get(bucket, req.path[1:]) is None
     except COSError:
         return True
 
 
-def classify(req: Request, store) -> None:
+def classify(req: Request, store: Store) -> None:
     """Fill req.service ('cos'|'ci'|'ssm'), req.op, req.bucket, req.region and req.key.
 
     Unrecognised hosts leave op 'Unknown' (answered 501); unsupported operations get op
@@ -99,8 +103,9 @@ def classify(req: Request, store) -> None:
     match = _HOST.fullmatch(req.host.strip())
     if not match:
         return
-    req.bucket, service, req.region = match.group(1), match.group(2).lower(), match.group(3)
-    if service == "ci" or _wants_ci(req, store):
+    bucket, service, req.region = match.group(1), match.group(2).lower(), match.group(3)
+    req.bucket = bucket
+    if service == "ci" or _wants_ci(req, store, bucket):
         req.service = "ci"
         if req.method == "GET" and req.path == "/jobs":
             req.op = "ListMediaJobs"

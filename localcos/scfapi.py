@@ -237,7 +237,7 @@ class LocalSCF:
                         "environment": json.dumps(self.env), "environ": ";".join(f"{k}={v}" for k, v in self.env.items())}
         self._port_wanted = port
         self._lock = threading.Lock()
-        self._queue: "queue.Queue" = queue.Queue()
+        self._queue: queue.Queue = queue.Queue()
         self._tasks = itertools.count(1)
         self._running: dict = {}
         self._delayed = 0
@@ -251,7 +251,7 @@ class LocalSCF:
         self._mp = multiprocessing.get_context("spawn")
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> "LocalSCF":
+    def start(self) -> LocalSCF:
         """Start the worker processes (each imports the handler) and the HTTP server."""
         self._slots = [self._spawn() for _ in range(self.workers)]
         httpd = _Server(("127.0.0.1", self._port_wanted), _Handler)
@@ -283,7 +283,7 @@ class LocalSCF:
                 slot.proc.kill()
                 slot.proc.join(timeout=2)
 
-    def __enter__(self) -> "LocalSCF":
+    def __enter__(self) -> LocalSCF:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -12,15 +12,20 @@ import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import router, ssm
 from .ciqueue import Queues
 from .faults import Fault, FaultSet
-from .quirks import check as check_quirks
 from .protocol import COSError, Request, RequestRecord, Response, error_body, new_request_id
+from .quirks import check as check_quirks
 from .signature import Authenticator
-from .store import StoredObject, Store
+from .store import Store, StoredObject
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from datetime import datetime
 
 log = logging.getLogger("localcos")
 DEFAULT_CREDENTIALS = {"AKIDLOCALTEST": "local-secret-key"}
@@ -29,11 +34,12 @@ DEFAULT_CREDENTIALS = {"AKIDLOCALTEST": "local-secret-key"}
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "LocalCOS/1.0"
+    server: _Server
 
-    def version_string(self):
+    def version_string(self) -> str:
         return self.server_version
 
-    def setup(self):
+    def setup(self) -> None:
         """Per connection: no Nagle delay; remember the socket so stop() can close it."""
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -41,7 +47,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.conns.add(self.connection)
             self.server.localcos._accepted += 1
 
-    def finish(self):
+    def finish(self) -> None:
         """Forget the socket; tolerate a connection we already reset."""
         with self.server.conn_lock:
             self.server.conns.discard(self.connection)
@@ -50,10 +56,10 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def log_message(self, fmt, *args):
+    def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("%s - " + fmt, self.address_string(), *args)
 
-    def send_error(self, code, message=None, explain=None):
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Protocol-level errors (bad request line, ...) as COS error XML, then close."""
         self.close_connection = True
         body = error_body("InvalidRequest" if code < 500 else "InternalError", message or "Bad request",
@@ -68,7 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -80,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def _serve(self):
+    def _serve(self) -> None:
         app: LocalCOS = self.server.localcos
         try:
             body = self._read_body()
@@ -102,24 +108,24 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("localcos: unexpected error on %s %s", self.command, self.path)
             resp, reset = app._error(req, COSError(500, "InternalError", "Internal error.")), False
-        app._close_record(slot, req, 0 if reset else resp.status)  # before the client can see an answer
-        if reset:
+        app._close_record(slot, req, 0 if reset or resp is None else resp.status)  # before the client can see an answer
+        if reset or resp is None:  # no answer without a reset
             self._reset()
         else:
             self._send(req, resp)
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_OPTIONS = do_PATCH = _serve
 
-    def _send(self, req: Request, resp: Response):
+    def _send(self, req: Request, resp: Response) -> None:
         self.send_response(resp.status)
         headers = {"x-cos-request-id": req.request_id, **resp.headers, "Content-Length": str(len(resp.body))}
         for name, value in headers.items():
             self.send_header(name, value)
         # One write for head and body: two small writes stall ~40 ms on Nagle + delayed ACK.
-        self._headers_buffer.append(b"\r\n" + (b"" if self.command == "HEAD" else resp.body))
+        self._headers_buffer.append(b"\r\n" + (b"" if self.command == "HEAD" else resp.body))  # type: ignore[attr-defined]  # private, not in the stubs
         self.flush_headers()
 
-    def _reset(self):
+    def _reset(self) -> None:
         """Abort the connection with a TCP RST (SO_LINGER 0), sending nothing."""
         self.close_connection = True
         try:
@@ -131,11 +137,14 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # listen backlog; the default 5 stalls concurrent benchmark clients
+    localcos: LocalCOS
+    conns: set[socket.socket]
+    conn_lock: threading.Lock
 
-    def server_bind(self):
+    def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); skip it.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        self.server_name, self.server_port = self.server_address[:2]  # type: ignore[assignment]  # AF_INET: (str, int)
 
 
 class LocalCOS:
@@ -149,11 +158,12 @@ class LocalCOS:
     datetime that writes record as Last-Modified (see `clock`). Use `start()`/`stop()` or `with LocalCOS(...) as srv:`.
     """
 
-    def __init__(self, credentials: dict | None = None, tokens: dict | None = None,
-                 latency: float = 0.0, port: int = 0, quirks=(), clock=None):
+    def __init__(self, credentials: dict[str, str] | None = None, tokens: dict[str, str] | None = None,
+                 latency: float = 0.0, port: int = 0, quirks: Iterable[str] = (),
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.latency = latency
         self._clock = clock
-        self.quirks: set = check_quirks(quirks)
+        self.quirks: set[str] = check_quirks(quirks)
         self._port_wanted = port
         self._store = Store()
         if clock is not None:
@@ -161,19 +171,19 @@ class LocalCOS:
         self._auth = Authenticator(DEFAULT_CREDENTIALS if credentials is None else credentials, tokens)
         self._faults = FaultSet()
         self._records_lock = threading.Lock()
-        self._records: list = []
+        self._records: list[list[RequestRecord | None]] = []
         self._in_flight = 0
         self._accepted = 0
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self.queues = Queues(lambda: self._store.clock())
         """CI media queues (:class:`localcos.ciqueue.Queues`); :meth:`add_queue` creates one."""
-        self.callbacks: list = []
+        self.callbacks: list[dict[str, Any]] = []
         """Callbacks CI job runs sent or held back: dicts url, jobId, format, body, status, error."""
-        self.job_threads: list = []
+        self.job_threads: list[threading.Thread] = []
 
     # ---- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> "LocalCOS":
+    def start(self) -> LocalCOS:
         """Bind 127.0.0.1:<port> and serve in a daemon thread; returns self. Idempotent."""
         if self._httpd is None:
             httpd = _Server(("127.0.0.1", self._port_wanted), _Handler)
@@ -196,13 +206,14 @@ class LocalCOS:
                     conn.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-        self._thread.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         self.wait_jobs(5)
 
-    def __enter__(self) -> "LocalCOS":
+    def __enter__(self) -> LocalCOS:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     @property
@@ -218,13 +229,13 @@ class LocalCOS:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def clock(self):
+    def clock(self) -> Callable[[], datetime]:
         """Callable giving the aware datetime that writes record as Last-Modified (whole seconds).
         Settable: ``srv.clock = lambda: later`` makes every later write look written then."""
         return self._store.clock
 
     @clock.setter
-    def clock(self, fn) -> None:
+    def clock(self, fn: Callable[[], datetime]) -> None:
         self._clock = fn
         self._store.clock = fn
 
@@ -233,8 +244,8 @@ class LocalCOS:
         """Create bucket `bucket` (e.g. 'test-123456789') in `region` (e.g. 'ap-chongqing')."""
         self._store.create_bucket(bucket, region)
 
-    def put(self, bucket: str, key: str, body: bytes, tags: dict | None = None,
-            content_type: str = "application/octet-stream", metadata: dict | None = None) -> StoredObject:
+    def put(self, bucket: str, key: str, body: bytes, tags: dict[str, str] | None = None,
+            content_type: str = "application/octet-stream", metadata: dict[str, str] | None = None) -> StoredObject:
         """Store an object directly (no HTTP, not recorded). `metadata` names are 'x-cos-meta-*'.
         Raises COSError NoSuchBucket / InvalidTag, ValueError for a metadata name without the prefix."""
         if any(not k.lower().startswith("x-cos-meta-") for k in metadata or {}):
@@ -253,17 +264,17 @@ class LocalCOS:
         """Sorted keys of `bucket` starting with `prefix`."""
         return self._store.keys(bucket, prefix)
 
-    def tags(self, bucket: str, key: str) -> dict:
+    def tags(self, bucket: str, key: str) -> dict[str, str]:
         """Tags of an object; raises COSError NoSuchKey if it does not exist."""
         return self._store.require(bucket, key).tags
 
-    def add_job(self, bucket: str, job_xml: str) -> list[str]:
+    def add_job(self, bucket: str, job_xml: str | bytes) -> list[str]:
         """Register CI media job(s) from `<JobsDetail>` text (a `<Response>` with several is accepted
         too); id, tag, state and creation time come from JobId, Tag, State, CreationTime. Returns ids."""
         return self._store.add_job(bucket, job_xml)
 
     def add_queue(self, bucket: str, queue_id: str = "", name: str = "", state: str = "Active",
-                  notify: dict | None = None) -> str:
+                  notify: dict[str, str] | None = None) -> str:
         """Create CI media queue `queue_id` (default a new `p<hex>` id) in `bucket`, named `name`
         (default `queue-<first 8 of the id>`), with NotifyConfig fields `notify` (default State Off).
         GET /queue lists it, and also the QueueId of every registered job (as a default queue).
@@ -290,30 +301,31 @@ class LocalCOS:
         """Require `token` for `ak` from now on and lift any expiry."""
         self._auth.set_token(ak, token)
 
-    def watch(self, fn) -> None:
+    def watch(self, fn: Callable[[LocalCOS, str, tuple[str, ...]], None]) -> None:
         """Call `fn(srv, bucket, keys)` after every change of an object (PUT, copy, delete of each
         key of a batch, tag changes; also `put()`), while the state lock is held, so `fn` sees every
         intermediate state, one at a time, before the client gets an answer. It may read state
         (`get`, `keys`, `tags`, `snapshot`) but must be quick and must not make requests; an
         exception it raises is logged and swallowed. Used to check invariants "at every moment"."""
-        def hook(bucket, keys, _fn=fn):
+        def hook(bucket: str, keys: tuple[str, ...], _fn: Callable[[LocalCOS, str, tuple[str, ...]], None] = fn) -> None:
             _fn(self, bucket, keys)
-        hook.target = fn
+        hook.target = fn  # type: ignore[attr-defined]  # read back by unwatch
         self._store.watch(hook)
 
-    def unwatch(self, fn) -> None:
+    def unwatch(self, fn: Callable[[LocalCOS, str, tuple[str, ...]], None]) -> None:
         """Stop calling a function registered with `watch` (no error if it is not registered)."""
         for hook in [h for h in list(self._store._watchers) if getattr(h, "target", None) is fn]:
             self._store.unwatch(hook)
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[tuple[str, str], StoredObject]:
         """Every stored object, taken atomically: {(bucket, key): StoredObject}."""
         return self._store.objects()
 
     def reset(self) -> None:
         """Forget all state - buckets, objects, CI jobs, SSM secrets, watchers, fault rules and
         recorded requests and quirks - keeping the port, credentials, tokens and clock (restarted
-        when it has a `restart()`), so one server can serve many independent runs. Call it when no request is in flight (see `wait_idle`)."""
+        when it has a `restart()`), so one server can serve many independent runs. Call it when no
+        request is in flight (see `wait_idle`)."""
         self._store = Store()
         if self._clock is not None:
             self._store.clock = self._clock
@@ -371,14 +383,14 @@ class LocalCOS:
         with self._records_lock:
             self._records = []
 
-    def _open_record(self) -> list:
-        slot = [None]
+    def _open_record(self) -> list[RequestRecord | None]:
+        slot: list[RequestRecord | None] = [None]
         with self._records_lock:
             self._records.append(slot)
             self._in_flight += 1
         return slot
 
-    def _close_record(self, slot: list, req: Request, status: int) -> None:
+    def _close_record(self, slot: list[RequestRecord | None], req: Request, status: int) -> None:
         slot[0] = RequestRecord(req.method, req.host, req.bucket, req.service, req.op, req.key,
                                 dict(req.query), dict(req.headers), status, req.fault)
         with self._records_lock:
@@ -395,14 +407,14 @@ class LocalCOS:
         """Run one request; returns (response, reset-instead-of-answering)."""
         if self.latency:
             time.sleep(self.latency)
-        fault = None
+        fault: Fault | None = None
         try:
             router.classify(req, self._store)
             if req.service != "ssm":
                 if req.op == "Unknown":
                     raise COSError(501, "NotImplemented", "Unknown host; use <bucket>.cos|ci.<region>.myqcloud.com.")
                 self._auth.verify(req)
-                self._store.check_bucket(req.bucket, req.region)
+                self._store.check_bucket(req.bucket_name, req.region)
             fault = self._faults.take(req.op, req.key, req.method)
             if fault is not None:
                 req.fault = fault.describe()
@@ -421,7 +433,7 @@ class LocalCOS:
             resp.headers.update(dict(fault.headers))
         return resp, bool(fault is not None and fault.reset_after)
 
-    def _apply_fault(self, req: Request, fault: Fault):
+    def _apply_fault(self, req: Request, fault: Fault) -> tuple[Response | None, bool] | None:
         if fault.delay:
             time.sleep(fault.delay)
         if fault.reset:

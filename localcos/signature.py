@@ -34,7 +34,7 @@ def _enc_header(raw: str) -> str:
         return _enc(raw)
 
 
-def parse_authorization(value: str) -> dict:
+def parse_authorization(value: str) -> dict[str, str]:
     """Split a COS Authorization header into its q-* fields; raises COSError 403 AccessDenied if malformed."""
     fields = dict(part.partition("=")[::2] for part in value.split("&") if part)
     if any(name not in fields for name in _REQUIRED) or fields["q-sign-algorithm"] != "sha1":
@@ -42,12 +42,12 @@ def parse_authorization(value: str) -> dict:
     return fields
 
 
-def string_to_sign(req: Request, fields: dict) -> str:
+def string_to_sign(req: Request, fields: dict[str, str]) -> str:
     """Recompute StringToSign from the actual request and the lists named in the Authorization."""
     params = {_enc(k).lower(): _enc(v) for k, v in req.query.items()}
     headers = {_enc(k).lower(): _enc_header(v) for k, v in req.headers.items()}
 
-    def canon(names: str, values: dict) -> str:
+    def canon(names: str, values: dict[str, str]) -> str:
         wanted = sorted(n for n in names.split(";") if n)
         return "&".join(f"{n}={values.get(n, '')}" for n in wanted)
 
@@ -69,11 +69,11 @@ class Authenticator:
     Thread-safe; tokens can be expired and renewed while the server runs.
     """
 
-    def __init__(self, credentials: dict, tokens: dict | None = None):
+    def __init__(self, credentials: dict[str, str], tokens: dict[str, str] | None = None) -> None:
         self._lock = threading.Lock()
         self._keys = dict(credentials)
         self._tokens = dict(tokens or {})
-        self._expired: set = set()
+        self._expired: set[str] = set()
 
     def expire_token(self, ak: str) -> None:
         """From now on every request signed by `ak` answers 400 ExpiredToken."""

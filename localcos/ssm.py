@@ -11,8 +11,14 @@ import json
 
 from .protocol import Request, Response
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-def json_answer(payload: dict, request_id: str, status: int = 200) -> Response:
+    from .server import LocalCOS
+
+
+def json_answer(payload: dict[str, Any], request_id: str, status: int = 200) -> Response:
     """Wrap `payload` in {"Response": {..., "RequestId": request_id}} as a JSON response."""
     body = json.dumps({"Response": {**payload, "RequestId": request_id}}).encode()
     return Response(status, body, {"Content-Type": "application/json"})
@@ -23,7 +29,7 @@ def json_error(code: str, message: str, request_id: str, status: int = 200) -> R
     return json_answer({"Error": {"Code": code, "Message": message}}, request_id, status)
 
 
-def handle(app, req: Request) -> Response:
+def handle(app: LocalCOS, req: Request) -> Response:
     """Serve one API 3.0 request; only action GetSecretValue exists (others: InvalidAction)."""
     if req.op != "GetSecretValue":
         return json_error("InvalidAction", f"The action {req.op} is not supported.", req.request_id)

@@ -6,6 +6,7 @@ as `COSError` carrying the COS error code a real service would answer (436/7730)
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import itertools
 import logging
@@ -18,6 +19,10 @@ from datetime import datetime, timedelta, timezone
 import crcmod
 
 from .protocol import COSError, utcnow, xml_parse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable
 
 log = logging.getLogger("localcos")
 _crc64 = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xFFFFFFFFFFFFFFFF, rev=True)
@@ -32,7 +37,7 @@ def crc64ecma(data: bytes) -> str:
     return str(_crc64(data))
 
 
-def validate_tags(pairs) -> dict:
+def validate_tags(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Check (key, value) pairs against the COS object tag rules (436/35709) and return them as a dict.
 
     The stricter reading of COS's two tag pages (436/35665, 436/42998): at most 10 tags; key
@@ -43,7 +48,7 @@ def validate_tags(pairs) -> dict:
     pairs = list(pairs)
     if len(pairs) > MAX_TAGS:
         raise COSError(400, "InvalidTag", f"Object tags cannot be greater than {MAX_TAGS}")
-    tags: dict = {}
+    tags: dict[str, str] = {}
     for key, value in pairs:
         key, value = key or "", value or ""
         if not 1 <= len(key.encode()) <= 127 or not _TAG_TEXT.fullmatch(key):
@@ -85,8 +90,8 @@ class StoredObject:
     crc64: str
     size: int
     content_type: str
-    metadata: dict
-    tags: dict
+    metadata: dict[str, str]
+    tags: dict[str, str]
     last_modified: datetime
 
 
@@ -103,29 +108,33 @@ class Job:
     xml: str
 
     @property
-    def order(self) -> tuple:
+    def order(self) -> tuple[float, int]:
         """Sort key: (creation time as epoch seconds, registration sequence)."""
         return (self.created.timestamp(), self.seq)
 
 
+def _copy(obj: StoredObject) -> StoredObject:
+    return replace(obj, metadata=dict(obj.metadata), tags=dict(obj.tags))
+
+
 def _copy_out(obj: StoredObject | None) -> StoredObject | None:
-    return None if obj is None else replace(obj, metadata=dict(obj.metadata), tags=dict(obj.tags))
+    return None if obj is None else _copy(obj)
 
 
 class Store:
     """All server state behind one lock. Bucket names map to their region."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.RLock()
         self._buckets: dict[str, str] = {}
         self._objects: dict[str, dict[str, StoredObject]] = {}
         self._jobs: dict[str, dict[str, Job]] = {}
-        self._queues: dict[str, set] = {}
+        self._queues: dict[str, set[str]] = {}
         self._secrets: dict[str, dict[str, str]] = {}
-        self._noncurrent: dict[tuple, list] = {}
+        self._noncurrent: dict[tuple[str, str], list[StoredObject]] = {}
         self._seq = itertools.count()
-        self._watchers: list = []
-        self.clock = utcnow
+        self._watchers: list[Callable[[str, tuple[str, ...]], None]] = []
+        self.clock: Callable[[], datetime] = utcnow
         """Callable giving the aware UTC datetime that writes record as Last-Modified (settable:
         tests pin it inside a job's run, or move it on to act as a later writer)."""
 
@@ -145,7 +154,7 @@ class Store:
             raise COSError(404, "NoSuchBucket", "The specified bucket does not exist.")
 
     # ---- change hooks --------------------------------------------------------------------------
-    def watch(self, fn) -> None:
+    def watch(self, fn: Callable[[str, tuple[str, ...]], None]) -> None:
         """Call `fn(bucket, keys)` after every change of objects (put, copy, delete, tags), while the
         state lock is still held: `fn` sees each state exactly once, before any other change. It may
         read the store (the lock is re-entrant) but must be quick and must not raise; an exception
@@ -153,31 +162,31 @@ class Store:
         with self._lock:
             self._watchers.append(fn)
 
-    def unwatch(self, fn) -> None:
+    def unwatch(self, fn: Callable[[str, tuple[str, ...]], None]) -> None:
         """Stop calling `fn` (no error if it is not registered)."""
         with self._lock:
             if fn in self._watchers:
                 self._watchers.remove(fn)
 
-    def _changed(self, bucket: str, keys) -> None:
+    def _changed(self, bucket: str, keys: Iterable[str]) -> None:
         for fn in list(self._watchers):
             try:
                 fn(bucket, tuple(keys))
             except Exception:  # a watcher's bug must not turn into a COS error answer
                 log.exception("localcos: watcher %r failed", fn)
 
-    def objects(self) -> dict:
+    def objects(self) -> dict[tuple[str, str], StoredObject]:
         """Snapshot of every object: {(bucket, key): StoredObject}, taken atomically."""
         with self._lock:
-            return {(b, k): _copy_out(o) for b, objs in self._objects.items() for k, o in objs.items()}
+            return {(b, k): _copy(o) for b, objs in self._objects.items() for k, o in objs.items()}
 
     # ---- objects -------------------------------------------------------------------------------
-    def _objs(self, bucket: str) -> dict:
+    def _objs(self, bucket: str) -> dict[str, StoredObject]:
         self.check_bucket(bucket)
         return self._objects[bucket]
 
     def put(self, bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream",
-            metadata: dict | None = None, tags: dict | None = None,
+            metadata: dict[str, str] | None = None, tags: dict[str, str] | None = None,
             forbid_overwrite: bool = False, versioned: bool = False) -> StoredObject:
         """Store an object (PUT Object, 436/7749). Raises COSError NoSuchBucket, InvalidTag, or 409
         FileAlreadyExists when `forbid_overwrite` and the key exists (checked atomically).
@@ -185,7 +194,7 @@ class Store:
         object is kept as a noncurrent version (see `noncurrent`)."""
         body = bytes(body)
         tags = validate_tags((tags or {}).items())
-        obj = StoredObject(key=key, body=body, etag='"%s"' % hashlib.md5(body).hexdigest(),
+        obj = StoredObject(key=key, body=body, etag=f'"{hashlib.md5(body).hexdigest()}"',
                            crc64=crc64ecma(body), size=len(body), content_type=content_type,
                            metadata={k.lower(): v for k, v in (metadata or {}).items()},
                            tags=tags, last_modified=self.clock().replace(microsecond=0))
@@ -194,9 +203,9 @@ class Store:
             self._replace(bucket, key, objs, forbid_overwrite, versioned)
             objs[key] = obj
             self._changed(bucket, (key,))
-        return _copy_out(obj)
+        return _copy(obj)
 
-    def _replace(self, bucket: str, key: str, objs: dict, forbid_overwrite: bool, versioned: bool) -> None:
+    def _replace(self, bucket: str, key: str, objs: dict[str, StoredObject], forbid_overwrite: bool, versioned: bool) -> None:
         """Before a write of `key` (lock held): refuse it, or keep the object it replaces."""
         if key not in objs:
             return
@@ -205,10 +214,10 @@ class Store:
         elif forbid_overwrite:
             raise COSError(409, "FileAlreadyExists", "The object already exists.")
 
-    def noncurrent(self, bucket: str, key: str) -> list:
+    def noncurrent(self, bucket: str, key: str) -> builtins.list[StoredObject]:
         """Noncurrent versions of `key` (oldest first) kept by `versioned` writes."""
         with self._lock:
-            return [_copy_out(o) for o in self._noncurrent.get((bucket, key), [])]
+            return [_copy(o) for o in self._noncurrent.get((bucket, key), [])]
 
     def get(self, bucket: str, key: str) -> StoredObject | None:
         """The object or None. Raises COSError NoSuchBucket."""
@@ -222,7 +231,7 @@ class Store:
             raise COSError(404, "NoSuchKey", "The specified key does not exist.")
         return obj
 
-    def delete(self, bucket: str, keys) -> None:
+    def delete(self, bucket: str, keys: Iterable[str]) -> None:
         """Delete every key in `keys` (missing keys are ignored, as COS answers 204 for them)."""
         with self._lock:
             objs = self._objs(bucket)
@@ -231,7 +240,7 @@ class Store:
                     self._changed(bucket, (key,))
 
     def copy(self, src_bucket: str, src_key: str, bucket: str, key: str, content_type: str | None = None,
-             metadata: dict | None = None, tags: dict | None = None,
+             metadata: dict[str, str] | None = None, tags: dict[str, str] | None = None,
              forbid_overwrite: bool = False, if_match: str | None = None,
              if_none_match: str | None = None, versioned: bool = False) -> StoredObject:
         """PUT Object - Copy (436/10881) in one atomic step. `content_type`/`metadata`/`tags` None
@@ -253,9 +262,9 @@ class Store:
                           tags=src.tags if tags is None else validate_tags(tags.items()))
             objs[key] = obj
             self._changed(bucket, (key,))
-        return _copy_out(obj)
+        return _copy(obj)
 
-    def set_tags(self, bucket: str, key: str, tags: dict) -> None:
+    def set_tags(self, bucket: str, key: str, tags: dict[str, str]) -> None:
         """Replace the whole tag set of an object (436/35709). Raises COSError NoSuchKey/InvalidTag."""
         tags = validate_tags(tags.items())
         with self._lock:
@@ -263,19 +272,21 @@ class Store:
             self._objects[bucket][key] = replace(obj, tags=tags)
             self._changed(bucket, (key,))
 
-    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+    def keys(self, bucket: str, prefix: str = "") -> builtins.list[str]:
         """Sorted keys starting with `prefix`."""
         with self._lock:
             return sorted(k for k in self._objs(bucket) if k.startswith(prefix))
 
     def list(self, bucket: str, prefix: str = "", delimiter: str = "", marker: str = "",
-             max_keys: int = 1000):
+             max_keys: int = 1000) -> tuple[builtins.list[StoredObject], builtins.list[str], bool, str]:
         """GET Bucket (List Objects V1, 436/7734): keys > `marker` under `prefix`, rolled up at
         `delimiter`. Returns (objects, common_prefixes, is_truncated, next_marker)."""
         with self._lock:
             objs = self._objs(bucket)
             names = sorted(k for k in objs if k.startswith(prefix) and k > marker)
-            contents, prefixes, last, truncated = [], [], "", False
+            contents: builtins.list[StoredObject] = []
+            prefixes: builtins.list[str] = []
+            last, truncated = "", False
             for name in names:
                 cut = name.find(delimiter, len(prefix)) if delimiter else -1
                 common = name[:cut + len(delimiter)] if cut >= 0 else None
@@ -285,14 +296,14 @@ class Store:
                     truncated = True
                     break
                 if common is None:
-                    contents.append(_copy_out(objs[name]))
+                    contents.append(_copy(objs[name]))
                 else:
                     prefixes.append(common)
                 last = common or name
         return contents, prefixes, truncated, (last if truncated else "")
 
     # ---- CI jobs -------------------------------------------------------------------------------
-    def add_job(self, bucket: str, job_xml: str) -> list[str]:
+    def add_job(self, bucket: str, job_xml: str | bytes) -> builtins.list[str]:
         """Register CI media jobs from a <JobsDetail> element (or a <Response> holding several, as in a
         callback body). Re-registering a JobId replaces it. Returns the job ids. Raises ValueError
         for a job without JobId/Tag/State/CreationTime, COSError NoSuchBucket for an unknown bucket."""
@@ -314,7 +325,7 @@ class Store:
                 self._jobs[bucket][job.job_id] = job
         return [job.job_id for job in jobs]
 
-    def get_jobs(self, bucket: str, job_ids) -> tuple[list[Job], list[str]]:
+    def get_jobs(self, bucket: str, job_ids: Iterable[str]) -> tuple[builtins.list[Job], builtins.list[str]]:
         """Look jobs up by exact id (436/54010). Returns (found jobs, unknown ids), in request order."""
         with self._lock:
             self.check_bucket(bucket)
@@ -322,7 +333,7 @@ class Store:
             found = [table[j] for j in job_ids if j in table]
             return found, [j for j in job_ids if j not in table]
 
-    def all_jobs(self, bucket: str) -> list[Job]:
+    def all_jobs(self, bucket: str) -> builtins.list[Job]:
         """Every registered job of `bucket`, in registration order."""
         with self._lock:
             self.check_bucket(bucket)
@@ -335,15 +346,16 @@ class Store:
             self.check_bucket(bucket)
             self._queues.setdefault(bucket, set()).add(queue_id)
 
-    def queues(self, bucket: str) -> list[str]:
+    def queues(self, bucket: str) -> builtins.list[str]:
         """Sorted ids of the bucket's media queues (declared ones and those of registered jobs)."""
         with self._lock:
             self.check_bucket(bucket)
             ids = set(self._queues.get(bucket, ())) | {j.queue_id for j in self._jobs[bucket].values() if j.queue_id}
         return sorted(ids)
 
-    def list_jobs(self, bucket: str, tag: str, queue_id: str = "", states=None, start=None, end=None,
-                  descending: bool = True, size: int = 10, after: tuple | None = None):
+    def list_jobs(self, bucket: str, tag: str, queue_id: str = "", states: Collection[str] | None = None,
+                  start: datetime | None = None, end: datetime | None = None, descending: bool = True, size: int = 10,
+                  after: tuple[float, int] | None = None) -> tuple[builtins.list[Job], tuple[float, int] | None]:
         """Filter and page jobs (436/54011). `states` None means all; `start`/`end` are aware datetimes
         bounding CreationTime inclusively; `after` is the `Job.order` of the last job already returned.
         Returns (jobs, order-of-last-job or None when this is the last page)."""
@@ -367,7 +379,7 @@ class Store:
             versions.pop(version, None)
             versions[version] = value
 
-    def get_secret(self, name: str, version: str | None):
+    def get_secret(self, name: str, version: str | None) -> tuple[str, str] | None:
         """(version, value) of secret `name`; `version` None/''/'SSM_Current' = latest. None if unknown."""
         with self._lock:
             versions = self._secrets.get(name) or {}
@@ -376,12 +388,13 @@ class Store:
             return (version, versions[version]) if version in versions else None
 
 
-def encode_token(order: tuple) -> str:
+def encode_token(order: tuple[float, int]) -> str:
     """Opaque NextToken for a CI job list page boundary."""
-    return base64.urlsafe_b64encode(("%r:%d" % order).encode()).decode()
+    ts, seq = order
+    return base64.urlsafe_b64encode(f"{ts!r}:{seq:d}".encode()).decode()
 
 
-def decode_token(token: str) -> tuple:
+def decode_token(token: str) -> tuple[float, int]:
     """Inverse of `encode_token`; raises COSError 400 InvalidArgument for a token we did not issue."""
     try:
         ts, seq = base64.urlsafe_b64decode(token.encode()).decode().split(":")

@@ -66,7 +66,7 @@ def main() -> int:
     shapes = [("function_url", False), ("apigw", False), ("function_url", True)]
     ok = True
     try:
-        for n, (name, (shape, b64)) in enumerate(zip(devkit.SAMPLES, shapes), 1):
+        for n, (name, (shape, b64)) in enumerate(zip(devkit.SAMPLES, shapes, strict=True), 1):
             srv.store.delete(BUCKET, srv.keys(BUCKET))  # each sample starts from a fresh bucket
             devkit.seed(srv, devkit.sample(name))
             kind = {"function_url": "Function URL", "apigw": "API Gateway"}[shape] + (" (Base64 body)" if b64 else "")
@@ -78,7 +78,8 @@ def main() -> int:
         print("\n=== the JSON callback delivered again (CI may repeat a delivery) ===")
         ok &= send(srv, "demo-again", devkit.http_event(devkit.sample("smartcover-workflow.json")))["statusCode"] == 200
         print("\n=== a callback with a wrong token ===")
-        ok &= send(srv, "demo-bad-token", devkit.http_event(devkit.sample("smartcover-workflow.json"), token="not-the-token"))["statusCode"] == 401
+        bad = devkit.http_event(devkit.sample("smartcover-workflow.json"), token="not-the-token")
+        ok &= send(srv, "demo-bad-token", bad)["statusCode"] == 401
     finally:
         srv.stop()
     print("\ndemo " + ("finished: every answer was as expected" if ok else "FAILED: an answer was not as expected"))

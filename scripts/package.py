@@ -52,7 +52,6 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -82,7 +81,7 @@ def _canon(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def closure(requirements: Path) -> Dict[str, str]:
+def closure(requirements: Path) -> dict[str, str]:
     """``{distribution name: installed version}`` for the requirements file and everything it needs
     at SCF's runtime (markers evaluated for CPython 3.10 on Linux x86_64; extras not followed)."""
     Requirement = _requirement_parser()
@@ -91,7 +90,7 @@ def closure(requirements: Path) -> Dict[str, str]:
         line = line.split("#", 1)[0].strip()
         if line:
             todo.append(Requirement(line))
-    out: Dict[str, str] = {}
+    out: dict[str, str] = {}
     while todo:
         req = todo.pop()
         if req.marker is not None and not req.marker.evaluate(RUNTIME):
@@ -107,7 +106,7 @@ def closure(requirements: Path) -> Dict[str, str]:
     return dict(sorted(out.items()))
 
 
-def find_runtime_python(explicit: Optional[str]) -> Optional[str]:
+def find_runtime_python(explicit: str | None) -> str | None:
     """A Python 3.10 interpreter (SCF's runtime) for bytecode and verification, or ``None``."""
     candidates = [explicit] if explicit else [shutil.which("python3.10") or "",
                                              *sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.10*/bin/python3.10")))]
@@ -135,7 +134,7 @@ def copy_handler(dest: Path) -> None:
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "tests", "test_*"))
 
 
-def install_wheels(dest: Path, pins: Dict[str, str]) -> None:
+def install_wheels(dest: Path, pins: dict[str, str]) -> None:
     """``pip install --target`` the wheels for SCF's runtime, without resolving again."""
     specs = [f"{name}=={version}" for name, version in pins.items() if name not in LEFT_OUT and name not in FROM_SDIST]
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
@@ -189,9 +188,9 @@ def make_zip(src: Path, out: Path) -> None:
             zf.writestr(info, path.read_bytes(), compresslevel=9)
 
 
-def sizes(out: Path) -> List[Tuple[str, int, int]]:
+def sizes(out: Path) -> list[tuple[str, int, int]]:
     """(top-level entry, zipped bytes, unpacked bytes), largest zipped first."""
-    parts: Dict[str, List[int]] = {}
+    parts: dict[str, list[int]] = {}
     with zipfile.ZipFile(out) as zf:
         for info in zf.infolist():
             part = parts.setdefault(info.filename.split("/", 1)[0], [0, 0])
@@ -209,8 +208,9 @@ bad = index.main_handler(json.loads(sys.argv[2]), json.loads(sys.argv[4]))
 early = sorted(m for m in ("qcloud_cos", "requests", "urllib3", "Crypto") if m in sys.modules)
 good = index.main_handler(json.loads(sys.argv[3]), json.loads(sys.argv[4]))
 stdlib = os.path.dirname(os.__file__)
+inside = (os.path.realpath(root), os.path.realpath(stdlib))
 outside = sorted({name for name, mod in list(sys.modules.items())
-                  if getattr(mod, "__file__", None) and not os.path.realpath(mod.__file__).startswith((os.path.realpath(root), os.path.realpath(stdlib)))})
+                  if getattr(mod, "__file__", None) and not os.path.realpath(mod.__file__).startswith(inside)})
 print("VERIFY " + json.dumps({"python": sys.version.split()[0], "refused": bad["statusCode"], "importedBeforeAuth": early,
                               "status": good["statusCode"], "body": json.loads(good["body"]), "outside": outside,
                               "crypto": "Crypto" in sys.modules}))
@@ -237,7 +237,8 @@ def verify(out: Path, python: str) -> dict:
             run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, cwd=tmp)
         lines = [ln for ln in run.stdout.splitlines() if ln.startswith("VERIFY ")]
         if run.returncode != 0 or not lines:
-            raise SystemExit(f"verify: the packaged handler failed (exit {run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+            raise SystemExit(f"verify: the packaged handler failed (exit {run.returncode}):\n"
+                             f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
         result = json.loads(lines[-1][7:])
         covers = [c["outcome"] for j in result["body"].get("jobs", []) for c in j.get("covers", [])]
         problems = []
@@ -254,7 +255,7 @@ def verify(out: Path, python: str) -> dict:
         srv.stop()
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Build, zip and (by default) verify; print the size and the largest parts."""
     p = argparse.ArgumentParser(description="Build build/package and build/smartcover-scf.zip for SCF (Python 3.10).")
     p.add_argument("--compile-with", metavar="PYTHON", help="Python 3.10 interpreter for bytecode and verification")

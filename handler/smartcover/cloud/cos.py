@@ -34,15 +34,16 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar, overload
 from urllib.parse import quote
-from xml.etree.ElementTree import ParseError
+from xml.etree.ElementTree import Element, ParseError
 
+import requests
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
-import requests
 from qcloud_cos import CosConfig, CosS3Auth, CosS3Client
 from qcloud_cos.cos_exception import CosClientError
 
@@ -52,6 +53,9 @@ from ..core.errors import ConfigError
 from ..core.model import ObjectRef
 from ..core.tags import Tags, encode_tagging
 from .transport import LeanSession
+
+if TYPE_CHECKING:
+    import urllib.request
 
 logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)  # outcomes are logged by the handler
 _EXPIRED = {"ExpiredToken", "TokenExpired", "InvalidToken"}
@@ -97,7 +101,7 @@ class ObjectInfo:
     crc64: str
     size: int
     tag_count: int
-    last_modified: Optional[datetime] = None
+    last_modified: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -132,14 +136,14 @@ class Cos:
         if not env.get(cfg.SECRET_ID) or not env.get(cfg.SECRET_KEY):
             raise ConfigError(f"{cfg.SECRET_ID}/{cfg.SECRET_KEY} are not set: give the function an execution role")
         self._lock = threading.Lock()
-        self._clients: Dict[str, CosS3Client] = {}
+        self._clients: dict[str, CosS3Client] = {}
         self._generation = 0
         self.requests_made = 0
         self.retries_made = 0
         self.rebuilds = 0
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _client(self, region: str) -> Tuple[CosS3Client, int]:
+    def _client(self, region: str) -> tuple[CosS3Client, int]:
         with self._lock:
             client = self._clients.get(region)
             if client is None:
@@ -170,9 +174,19 @@ class Cos:
             self.rebuilds += 1
             return True
 
-    def _send(self, op: str, method: str, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None,
-              headers: Optional[Dict[str, str]] = None, data: Optional[bytes] = None, ci: bool = False,
-              read: Optional[Callable[[Any], T]] = None, reserve_s: float = 0.0) -> Any:
+    @overload
+    def _send(self, op: str, method: str, bucket: str, region: str, path: str, params: dict[str, str] | None = None,
+              headers: dict[str, str] | None = None, data: bytes | None = None, ci: bool = False,
+              read: None = None, reserve_s: float = 0.0) -> requests.Response: ...
+
+    @overload
+    def _send(self, op: str, method: str, bucket: str, region: str, path: str, params: dict[str, str] | None = None,
+              headers: dict[str, str] | None = None, data: bytes | None = None, ci: bool = False, *,
+              read: Callable[[requests.Response], T], reserve_s: float = 0.0) -> T | requests.Response: ...
+
+    def _send(self, op: str, method: str, bucket: str, region: str, path: str, params: dict[str, str] | None = None,
+              headers: dict[str, str] | None = None, data: bytes | None = None, ci: bool = False,
+              read: Callable[[requests.Response], T] | None = None, reserve_s: float = 0.0) -> T | requests.Response:
         """Send one signed request, with retries fitted to the deadline (see the module docstring).
 
         ``reserve_s`` seconds before the deadline are kept for the requests that must follow this
@@ -216,9 +230,23 @@ class Cos:
                 with self._lock:
                     self.retries_made += 1
 
+    def _read(self, op: str, method: str, bucket: str, region: str, path: str, read: Callable[[requests.Response], T],
+              params: dict[str, str] | None = None, headers: dict[str, str] | None = None, data: bytes | None = None,
+              ci: bool = False, reserve_s: float = 0.0) -> T:
+        """As :meth:`_send` with ``read``, for requests where a 404 is a fault, not a missing object
+        (:meth:`_send` returns the 404 answer of a GET/HEAD on the object API: raised here).
+
+        Raises:
+            CosFault: as :meth:`_send`, and a 404 (not retryable).
+        """
+        out = self._send(op, method, bucket, region, path, params, headers, data, ci, read=read, reserve_s=reserve_s)
+        if isinstance(out, requests.Response):
+            _raise_for(op, out)
+        return out
+
     def _once(self, client: CosS3Client, op: str, method: str, bucket: str, region: str, path: str,
-              params: Optional[Dict[str, str]], headers: Optional[Dict[str, str]], data: Optional[bytes], ci: bool,
-              timeouts: Tuple[float, float], attempt: int):
+              params: dict[str, str] | None, headers: dict[str, str] | None, data: bytes | None, ci: bool,
+              timeouts: tuple[float, float], attempt: int) -> requests.Response:
         conf = client.get_conf()
         params = dict(params or {})
         hdrs = dict(headers or {})
@@ -239,35 +267,36 @@ class Cos:
         with self._lock:
             self.requests_made += 1
         try:
-            return client.send_request(method=method, url=url, bucket=send_bucket, timeout=timeouts,
-                                       auth=CosS3Auth(conf, path, params=params), headers=hdrs, params=params,
-                                       cos_request=False, ci_request=ci, **kwargs)
+            resp: requests.Response = client.send_request(  # the SDK is untyped: this is its requests.Response
+                method=method, url=url, bucket=send_bucket, timeout=timeouts, auth=CosS3Auth(conf, path, params=params),
+                headers=hdrs, params=params, cos_request=False, ci_request=ci, **kwargs)
+            return resp
         except CosClientError as exc:
             raise CosFault(op, f"network error or timeout ({_short(exc)})", True) from None
 
     # -- object API ---------------------------------------------------------------------------
-    def head(self, ref: ObjectRef, reserve_s: float = 0.0) -> Optional[ObjectInfo]:
+    def head(self, ref: ObjectRef, reserve_s: float = 0.0) -> ObjectInfo | None:
         """HEAD Object (COS doc 436/7745). ``None`` when the key does not exist. ``reserve_s``: as
         :meth:`_send` (also for the other methods that take it).
 
         Raises:
             CosFault: as :meth:`_send`; a 200 without an ETag is an unreadable (retryable) answer.
         """
-        def read(resp) -> ObjectInfo:
+        def read(resp: requests.Response) -> ObjectInfo:
             h = resp.headers
             if not h.get("ETag"):
                 raise CosFault("HeadObject", "answer without ETag", True, resp.status_code)
             return ObjectInfo(etag=h.get("ETag", ""), crc64=h.get("x-cos-hash-crc64ecma", ""),
                               size=_int(h.get("Content-Length")), tag_count=_int(h.get("x-cos-tagging-count")),
-                              last_modified=_http_date(h.get("Last-Modified")))
+                              last_modified=http_date(h.get("Last-Modified")))
 
         out = self._send("HeadObject", "HEAD", ref.bucket, ref.region, ref.key, read=read, reserve_s=reserve_s)
         return out if isinstance(out, ObjectInfo) else None
 
-    def get_tags(self, ref: ObjectRef, reserve_s: float = 0.0) -> Optional[Tags]:
+    def get_tags(self, ref: ObjectRef, reserve_s: float = 0.0) -> Tags | None:
         """GET Object tagging (COS doc 436/35710). ``None`` when the key does not exist."""
-        def read(resp) -> Tags:
-            root = _xml("GetObjectTagging", resp.content)
+        def read(resp: requests.Response) -> Tags:
+            root = parse_xml("GetObjectTagging", resp.content)
             return tuple((t.findtext("Key") or "", t.findtext("Value") or "") for t in root.iter() if _local(t.tag) == "Tag")
 
         out = self._send("GetObjectTagging", "GET", ref.bucket, ref.region, ref.key, params={"tagging": ""}, read=read,
@@ -311,17 +340,17 @@ class Cos:
         if if_match:
             headers["x-cos-copy-source-If-Match"] = if_match
 
-        def read(resp) -> CopyResult:
-            root = _xml("PutObjectCopy", resp.content)
+        def read(resp: requests.Response) -> CopyResult:
+            root = parse_xml("PutObjectCopy", resp.content)
             if _local(root.tag) != "CopyObjectResult" or not root.findtext("ETag"):
                 code = root.findtext("Code") or "no CopyObjectResult"
                 raise CosFault("PutObjectCopy", f"HTTP 200 with error body ({code})", True, resp.status_code, code)
             return CopyResult(etag=root.findtext("ETag") or "", crc64=root.findtext("CRC64") or "")
 
-        return self._send("PutObjectCopy", "PUT", target.bucket, target.region, target.key, headers=headers, read=read,
+        return self._read("PutObjectCopy", "PUT", target.bucket, target.region, target.key, headers=headers, read=read,
                           reserve_s=reserve_s)
 
-    def delete_many(self, bucket: str, region: str, keys: Iterable[str]) -> Dict[str, str]:
+    def delete_many(self, bucket: str, region: str, keys: Iterable[str]) -> dict[str, str]:
         """Batch delete (COS doc 436/8289), quiet mode, up to 1000 keys a request.
 
         Returns ``{key: error code}`` for keys COS could not delete (missing keys count as deleted).
@@ -330,24 +359,24 @@ class Cos:
             CosFault: as :meth:`_send`; an empty answer is unreadable (retryable): quiet mode still
             answers ``<DeleteResult/>``, so an empty body does not tell what was deleted.
         """
-        def read(resp) -> Dict[str, str]:
-            root = _xml("DeleteObjects", resp.content)
+        def read(resp: requests.Response) -> dict[str, str]:
+            root = parse_xml("DeleteObjects", resp.content)
             if _local(root.tag) != "DeleteResult":
                 raise CosFault("DeleteObjects", "answer is not a DeleteResult", True, resp.status_code)
             return {err.findtext("Key") or "": err.findtext("Code") or "Error" for err in root.iter() if _local(err.tag) == "Error"}
 
         keys = list(keys)
-        failed: Dict[str, str] = {}
+        failed: dict[str, str] = {}
         for start in range(0, len(keys), 1000):
             chunk = keys[start:start + 1000]
             body = ("<Delete><Quiet>true</Quiet>" + "".join(f"<Object><Key>{_esc(k)}</Key></Object>" for k in chunk)
                     + "</Delete>").encode("utf-8")
-            failed.update(self._send("DeleteObjects", "POST", bucket, region, "/", params={"delete": ""},
+            failed.update(self._read("DeleteObjects", "POST", bucket, region, "/", params={"delete": ""},
                                      headers={"Content-Type": "application/xml", "Content-MD5": _md5(body)},
                                      data=body, read=read))
         return failed
 
-    def put_object(self, ref: ObjectRef, body: bytes, content_type: str, headers: Optional[Dict[str, str]] = None) -> str:
+    def put_object(self, ref: ObjectRef, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> str:
         """PUT Object (COS doc 436/7749); returns the ETag. ``headers`` adds request headers such as
         ``x-cos-tagging`` or ``x-cos-forbid-overwrite: true`` (then a taken key raises
         :class:`CosFault` with ``status`` 409)."""
@@ -357,21 +386,21 @@ class Cos:
             raise CosFault("PutObject", "bucket does not exist", False, 404, "NoSuchBucket")
         return resp.headers.get("ETag", "")
 
-    def get_body(self, ref: ObjectRef) -> Optional[bytes]:
+    def get_body(self, ref: ObjectRef) -> bytes | None:
         """GET Object (COS doc 436/7753): the object's bytes, or ``None`` when the key does not exist.
         Used for the fan-out's own small JSON objects (cursor, batch results), never for covers."""
         resp = self._send("GetObject", "GET", ref.bucket, ref.region, ref.key)
         return None if resp.status_code == 404 else resp.content
 
-    def list_keys(self, bucket: str, region: str, prefix: str, marker: str = "", max_keys: int = 1000) -> Tuple[list, bool]:
+    def list_keys(self, bucket: str, region: str, prefix: str, marker: str = "", max_keys: int = 1000) -> tuple[list[str], bool]:
         """GET Bucket (List Objects, COS doc 436/7734): up to ``max_keys`` keys after ``marker``
         under ``prefix``, sorted; returns ``(keys, is_truncated)``.
 
         Raises:
             CosFault: as :meth:`_send`; an unreadable listing is retryable.
         """
-        def read(resp) -> Tuple[list, bool]:
-            root = _xml("ListObjects", resp.content)
+        def read(resp: requests.Response) -> tuple[list[str], bool]:
+            root = parse_xml("ListObjects", resp.content)
             keys = [(c.findtext("Key") or "") for c in root.iter() if _local(c.tag) == "Contents"]
             truncated = next(((e.text or "").strip() == "true" for e in root if _local(e.tag) == "IsTruncated"), False)
             return [k for k in keys if k], truncated
@@ -379,10 +408,10 @@ class Cos:
         params = {"prefix": prefix, "max-keys": str(max_keys)}
         if marker:
             params["marker"] = marker
-        return self._send("ListObjects", "GET", bucket, region, "/", params=params, read=read)
+        return self._read("ListObjects", "GET", bucket, region, "/", params=params, read=read)
 
-    def request(self, op: str, method: str, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None,
-                headers: Optional[Dict[str, str]] = None, data: Optional[bytes] = None, ci: bool = False):
+    def request(self, op: str, method: str, bucket: str, region: str, path: str, params: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None, data: bytes | None = None, ci: bool = False) -> requests.Response:
         """One signed request as :meth:`_send` sends it (retries, deadline), for the checks of
         :mod:`doctor` that must see raw answers (headers, status). Returns the ``requests.Response``
         for a status below 300 and for a 404 of GET/HEAD on the object API.
@@ -393,7 +422,7 @@ class Cos:
         return self._send(op, method, bucket, region, path, params=params, headers=headers, data=data, ci=ci)
 
     # -- CI ----------------------------------------------------------------------------------
-    def ci_get(self, bucket: str, region: str, path: str, params: Optional[Dict[str, str]] = None, reserve_s: float = 0.0,
+    def ci_get(self, bucket: str, region: str, path: str, params: dict[str, str] | None = None, reserve_s: float = 0.0,
                op: str = "GetMediaJobs") -> bytes:
         """GET on the CI host of ``bucket`` (e.g. ``/jobs/<JobId>``, CI doc 436/54010); raw XML bytes.
 
@@ -401,15 +430,15 @@ class Cos:
         endpoint override sends the request elsewhere, so the signature stays valid. An empty
         answer is a retryable fault. ``op`` names the CI action in faults (``GetMediaJobs``,
         ``DescribeMediaJobs``, ``DescribeWorkflowExecution``, ``DescribeMediaQueues``)."""
-        def read(resp) -> bytes:
+        def read(resp: requests.Response) -> bytes:
             if not resp.content.strip():
                 raise CosFault(op, "empty answer", True, resp.status_code)
             return resp.content
 
-        return self._send(op, "GET", bucket, region, path, params=params, ci=True, read=read, reserve_s=reserve_s)
+        return self._read(op, "GET", bucket, region, path, params=params, ci=True, read=read, reserve_s=reserve_s)
 
 
-def _raise_for(op: str, resp) -> None:
+def _raise_for(op: str, resp: requests.Response) -> NoReturn:
     """Classify a non-2xx answer and raise it as a :class:`CosFault`.
 
     An answer without an error body (always so for HEAD) is classified by ``x-cos-error-code`` if
@@ -443,7 +472,7 @@ _MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun",
 _HTTP_DATE = re.compile(r"\w{3}, (\d\d) (\w{3}) (\d{4}) (\d\d):(\d\d):(\d\d) GMT")
 
 
-def _http_date(value: Optional[str]) -> Optional[datetime]:
+def http_date(value: str | None) -> datetime | None:
     """An RFC 7231 IMF-fixdate (``Wed, 02 Dec 2026 20:38:48 GMT``) as an aware UTC datetime;
     ``None`` when absent or in another form."""
     m = _HTTP_DATE.fullmatch((value or "").strip())
@@ -456,7 +485,7 @@ def _http_date(value: Optional[str]) -> Optional[datetime]:
         return None
 
 
-def _int(value: Optional[str]) -> int:
+def _int(value: str | None) -> int:
     try:
         return int(value or 0)
     except ValueError:
@@ -477,17 +506,22 @@ def _esc(text: str) -> str:
 
 def _tagging_xml(tags: Tags) -> bytes:
     items = "".join(f"<Tag><Key>{_esc(k)}</Key><Value>{_esc(v)}</Value></Tag>" for k, v in tags)
-    return f"<Tagging><TagSet>{items}</TagSet></Tagging>".encode("utf-8")
+    return f"<Tagging><TagSet>{items}</TagSet></Tagging>".encode()
 
 
-def _xml(op: str, content: bytes):
+def parse_xml(op: str, content: bytes) -> Element:
+    """The root element of the XML answer ``content`` to ``op`` (defusedxml, no DTD).
+
+    Raises:
+        CosFault: the body is not XML (retryable).
+    """
     try:
         return fromstring(content, forbid_dtd=True)
     except (ParseError, DefusedXmlException, ValueError):
         raise CosFault(op, "unparsable response body", True) from None
 
 
-def _error(content: bytes) -> Tuple[str, str]:
+def _error(content: bytes) -> tuple[str, str]:
     if not content or not content.lstrip().startswith(b"<"):
         return "", ""
     try:
@@ -500,7 +534,9 @@ def _error(content: bytes) -> Tuple[str, str]:
 def _short(exc: Exception) -> str:
     """A cause for the answer that names no host, port or URL (those stay in the log)."""
     text = str(exc).lower()
-    return "timeout" if "timed out" in text or "timeout" in text else ("connection reset" if "reset" in text else "connection error")
+    if "timed out" in text or "timeout" in text:
+        return "timeout"
+    return "connection reset" if "reset" in text else "connection error"
 
 
 def in_flight_limit(concurrency: int) -> int:
@@ -516,7 +552,7 @@ def in_flight_limit(concurrency: int) -> int:
     return 2 * concurrency + 10
 
 
-_SESSIONS: Dict[int, "requests.Session"] = {}
+_SESSIONS: dict[int, requests.Session] = {}
 HOSTS = 4 * 10
 """Host connection pools kept (urllib3 PoolManager ``num_pools``): what one run can touch, per job
 (at most 10 a callback, :data:`parse.MAX_JOBS`) the input bucket's COS and CI hosts, the output
@@ -526,17 +562,17 @@ bucket's and the target bucket's COS hosts. Fewer would close and reopen connect
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
     """A cookie policy that accepts and returns no cookie."""
 
-    def set_ok(self, cookie, request) -> bool:  # noqa: D102
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:  # noqa: D102
         return False
 
-    def return_ok(self, cookie, request) -> bool:  # noqa: D102
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:  # noqa: D102
         return False
 
 
 _NO_COOKIES = _NoCookies()
 
 
-def _session(size: int) -> "requests.Session":
+def _session(size: int) -> requests.Session:
     """One HTTP session per process, kept across warm invocations (keep-alive connections).
 
     ``trust_env = False``: requests would otherwise scan proxy variables and read ``~/.netrc`` on

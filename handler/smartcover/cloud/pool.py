@@ -26,14 +26,18 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Deque, List, Optional, Tuple
+    from collections.abc import Callable
+    from typing import Any, ParamSpec, TypeVar
+
+    _T = TypeVar("_T")
+    _P = ParamSpec("_P")
 
 THREAD_PREFIX = "smartcover-worker"
 """Name prefix of the shared worker threads."""
 MAX_THREADS = 128
 """Shared threads at most (started only when a task finds none idle; SCF allows 1024 processes
 and threads per instance, SCF doc 583/11637)."""
-_SHARED: Optional[ThreadPoolExecutor] = None
+_SHARED: ThreadPoolExecutor | None = None
 _LOCK = threading.Lock()
 
 
@@ -91,14 +95,14 @@ class Pool:
     def __init__(self, max_workers: int, thread_name_prefix: str = "") -> None:
         self._limit = max(1, int(max_workers))
         self._lock = threading.Lock()
-        self._pending: Deque[Tuple[Future, contextvars.Context, Callable[..., Any], tuple, dict]] = deque()
-        self._futures: List[Future] = []
+        self._pending: deque[tuple[Future[Any], contextvars.Context, Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = deque()
+        self._futures: list[Future[Any]] = []
         self._runners = 0
         self._closed = False
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
         """As ``ThreadPoolExecutor.submit``; ``fn`` sees the caller's context variables."""
-        future: Future = Future()
+        future: Future[_T] = Future()
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
@@ -141,7 +145,7 @@ class Pool:
         if wait_:
             wait(futures)
 
-    def __enter__(self) -> "Pool":
+    def __enter__(self) -> Pool:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -40,12 +40,14 @@ from urllib.parse import urlencode
 
 import requests
 import urllib3
-from requests.exceptions import ConnectionError as RequestsConnectionError, ConnectTimeout, ReadTimeout
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ConnectTimeout, ReadTimeout
 from requests.structures import CaseInsensitiveDict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Mapping, Optional
+    from collections.abc import Mapping
+    from typing import Any
 
 _NO_BODY = frozenset(("GET", "HEAD"))
 
@@ -56,11 +58,11 @@ class _Prepared:
 
     __slots__ = ("method", "url", "headers", "body")
 
-    def __init__(self, method: str, url: str, headers: CaseInsensitiveDict, body: Optional[bytes]) -> None:
+    def __init__(self, method: str, url: str, headers: CaseInsensitiveDict[str | bytes], body: bytes | None) -> None:
         self.method, self.url, self.headers, self.body = method, url, headers, body
 
 
-class _ResponseHeaders(CaseInsensitiveDict):
+class _ResponseHeaders(CaseInsensitiveDict[str]):
     """Response headers as ``requests`` gives them, with a short ``repr``: the SDK formats every
     response's headers into a debug message whether or not debug logging is on (about 5% of a
     request's CPU); :mod:`cos` turns the SDK's logging down to CRITICAL anyway."""
@@ -87,17 +89,18 @@ class LeanSession(requests.Session):
         self._pool = urllib3.PoolManager(num_pools=num_pools, maxsize=maxsize, block=False,
                                          cert_reqs="CERT_REQUIRED", ca_certs=requests.utils.DEFAULT_CA_BUNDLE_PATH)
 
-    def request(self, method: str, url: str, params: Optional[Mapping[str, str]] = None, data: Any = None,  # type: ignore[override]
-                headers: Optional[Mapping[str, Any]] = None, auth: Any = None, timeout: Any = None,
+    def request(self, method: str, url: str | bytes, params: Mapping[str, str] | None = None, data: Any = None,  # type: ignore[override]
+                headers: Mapping[str, Any] | None = None, auth: Any = None, timeout: Any = None,
                 allow_redirects: bool = True, proxies: Any = None, **kwargs: Any) -> requests.Response:
         """Send one request (see the module docstring); the signature is ``requests``'."""
-        if any(v is not None for v in kwargs.values()) or proxies or not (data is None or isinstance(data, bytes)) or isinstance(url, bytes):
+        if (any(v is not None for v in kwargs.values()) or proxies or not (data is None or isinstance(data, bytes))
+                or isinstance(url, bytes)):
             return super().request(method, url, params=params, data=data, headers=headers, auth=auth, timeout=timeout,
                                    allow_redirects=allow_redirects, proxies=proxies, **kwargs)
         method = method.upper()
         if params:
             url = f"{url}{'&' if '?' in url else '?'}{urlencode([(k, v) for k, v in params.items() if v is not None])}"
-        merged = CaseInsensitiveDict(self.headers)
+        merged: CaseInsensitiveDict[str | bytes] = CaseInsensitiveDict(self.headers)
         for name, value in (headers or {}).items():
             if value is None:
                 merged.pop(name, None)
@@ -116,21 +119,21 @@ class LeanSession(requests.Session):
                                      retries=False, timeout=_timeout(timeout), preload_content=True, decode_content=True,
                                      assert_same_host=False)
         except urllib3.exceptions.NewConnectionError as exc:  # a subclass of ConnectTimeoutError
-            raise RequestsConnectionError(exc, request=prepared) from None
+            raise RequestsConnectionError(exc, request=prepared) from None  # type: ignore[arg-type]  # duck-typed request, kept only as .request
         except urllib3.exceptions.ConnectTimeoutError as exc:
-            raise ConnectTimeout(exc, request=prepared) from None
+            raise ConnectTimeout(exc, request=prepared) from None  # type: ignore[arg-type]  # duck-typed request, kept only as .request
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
-            raise ReadTimeout(exc, request=prepared) from None
+            raise ReadTimeout(exc, request=prepared) from None  # type: ignore[arg-type]  # duck-typed request, kept only as .request
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise RequestsConnectionError(exc, request=prepared) from None
+            raise RequestsConnectionError(exc, request=prepared) from None  # type: ignore[arg-type]  # duck-typed request, kept only as .request
         resp = requests.Response()
         resp.status_code = raw.status
         resp.headers = _ResponseHeaders(raw.headers)
-        resp.reason = raw.reason
+        resp.reason = raw.reason  # type: ignore[assignment]  # None without a reason phrase, as requests' adapter sets it
         resp.url = url
         resp.request = prepared  # type: ignore[assignment]
         resp._content = raw.data
-        resp._content_consumed = True
+        resp._content_consumed = True  # type: ignore[attr-defined]  # requests' private flag (not in its stubs), set as its adapter does
         resp.raw = raw
         return resp
 

@@ -24,14 +24,15 @@ from __future__ import annotations
 import os
 import re
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from typing import Mapping, Optional
-
 from .errors import ConfigError
-from .records import record
+from .records import fields, record
 from .tags import Tags, parse_tagging
 from .templates import TARGET_WILDCARDS, check_template
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
 
 ACTIONS = "SMARTCOVER_ACTIONS"
 TARGET_KEY = "SMARTCOVER_TARGET_KEY"
@@ -112,14 +113,14 @@ def valid_region(name: str) -> bool:
     return bool(_REGION_RE.fullmatch(name))
 
 
-def known_names() -> frozenset:
+def known_names() -> frozenset[str]:
     """Every ``SMARTCOVER_*`` name this version knows: the values of this module's constants
     that start with ``SMARTCOVER_`` (the one list; add a constant to add a variable)."""
     return frozenset(v for k, v in globals().items()
                      if k.isupper() and isinstance(v, str) and v.startswith(PREFIX) and v != PREFIX)
 
 
-def closest(word: str, choices, cutoff: float = 0.6) -> Optional[str]:
+def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The entry of ``choices`` most like ``word`` (:func:`difflib.get_close_matches`), or None."""
     import difflib  # here: only a typo needs it, not every cold start
 
@@ -127,7 +128,7 @@ def closest(word: str, choices, cutoff: float = 0.6) -> Optional[str]:
     return found[0] if found else None
 
 
-def unknown_names(env: Mapping[str, str]) -> tuple:
+def unknown_names(env: Mapping[str, str]) -> tuple[tuple[str, str | None], ...]:
     """``((name, closest known name or None), ...)`` for the ``SMARTCOVER_*`` names of ``env``
     this version does not know, sorted by name."""
     known = known_names()
@@ -135,7 +136,7 @@ def unknown_names(env: Mapping[str, str]) -> tuple:
     return tuple((n, closest(n, known)) for n in odd)
 
 
-def region_problem(name: str, value: str) -> Optional[str]:
+def region_problem(name: str, value: str) -> str | None:
     """Why ``value`` is not a usable region for variable ``name`` (``None`` when it is one of
     :data:`COS_REGIONS` or, far from all of them, has the region form ``ap-xxx``)."""
     if value in COS_REGIONS:
@@ -148,7 +149,7 @@ def region_problem(name: str, value: str) -> Optional[str]:
     return None
 
 
-def bucket_problem(name: str, value: str) -> Optional[str]:
+def bucket_problem(name: str, value: str) -> str | None:
     """Why ``value`` is not a bucket ``name-APPID`` for variable ``name``, or ``None``."""
     if valid_bucket(value):
         return None
@@ -191,50 +192,50 @@ class Config:
     shows whether a token is set, never the token.
     """
 
-    actions: frozenset = frozenset({"tag"})
-    target_key: Optional[str] = None
-    target_bucket: Optional[str] = None
-    target_region: Optional[str] = None
+    actions: frozenset[str] = frozenset({"tag"})
+    target_key: str | None = None
+    target_bucket: str | None = None
+    target_region: str | None = None
     tags: Tags = ()
     preserve_tags: bool = True
     overwrite: bool = False
-    cos_endpoint: Optional[Endpoint] = None
+    cos_endpoint: Endpoint | None = None
     cos_timeout: float = 5.0
     cos_retries: int = 1
     concurrency: int = 10
-    token: Optional[str] = None
-    token_secret: Optional[str] = None
+    token: str | None = None
+    token_secret: str | None = None
     token_ttl: float = 300.0
-    ssm_endpoint: Optional[Endpoint] = None
-    ssm_region: Optional[str] = None
+    ssm_endpoint: Endpoint | None = None
+    ssm_region: str | None = None
     auth_none: bool = False
-    allowed_buckets: Optional[frozenset] = None
-    allowed_regions: Optional[frozenset] = None
+    allowed_buckets: frozenset[str] | None = None
+    allowed_regions: frozenset[str] | None = None
     verify_job: bool = True
     max_body_bytes: int = 256 * 1024
-    manifest_key: Optional[str] = None
+    manifest_key: str | None = None
     dry_run: bool = False
     on_failure: str = "ignore"
     log_level: str = "INFO"
     clock_skew: float = 60.0
-    unknown: tuple = ()
+    unknown: tuple[tuple[str, str | None], ...] = ()
     """``((name, closest known name or None), ...)``: ``SMARTCOVER_*`` names nobody reads (warned at start)."""
-    notices: tuple = ()
+    notices: tuple[str, ...] = ()
     """``(message, ...)``: settings accepted but worth a warning at start (e.g. a region not in the list)."""
-    queue_ids: tuple = ()
+    queue_ids: tuple[str, ...] = ()
     """CI media queue ids reconcile lists jobs of (``SMARTCOVER_QUEUE_IDS``); empty: discovered."""
     fanout_in_flight: int = 32
     fanout_batch: int = 10
     fanout_prefix: str = "smartcover-fanout/"
-    fanout_function: Optional[str] = None
-    fanout_namespace: Optional[str] = None
+    fanout_function: str | None = None
+    fanout_namespace: str | None = None
     fanout_qualifier: str = "$LATEST"
     fanout_resend_after: float = 1200.0
-    scf_endpoint: Optional[Endpoint] = None
+    scf_endpoint: Endpoint | None = None
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={'<set>' if name == 'token' and value else value!r}"
-                          for name, value in zip(self._fields, self))
+                          for name, value in ((name, getattr(self, name)) for name in fields(self)))
         return f"Config({shown})"
 
     @property
@@ -247,7 +248,7 @@ class Config:
         """True when covers are copied to a target key (``copy`` or ``move``)."""
         return bool(self.actions & {"copy", "move"})
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         """The effective configuration for the start log line: no secret values, only whether set."""
         return {
             "actions": sorted(self.actions),
@@ -279,14 +280,16 @@ class Config:
         }
 
     @classmethod
-    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Config":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         """Read and validate the ``SMARTCOVER_*`` variables of ``env`` (default ``os.environ``).
 
         Raises:
             ConfigError: naming the variable and what is wrong with it (never its value when secret).
         """
         env = os.environ if env is None else env
-        get = lambda name: (env.get(name) or "").strip()  # noqa: E731 - tiny local helper
+
+        def get(name: str) -> str:
+            return (env.get(name) or "").strip()
 
         actions = frozenset(a.strip().lower() for a in (get(ACTIONS) or "tag").split(",") if a.strip())
         unknown = actions - {"tag", "copy", "move"}
@@ -311,10 +314,11 @@ class Config:
                                   + (_expanded_hint(TARGET_KEY, target_key) or f" (got {target_key!r})"))
 
         target_bucket = get(TARGET_BUCKET) or None
-        if target_bucket and bucket_problem(TARGET_BUCKET, target_bucket):
-            raise ConfigError(bucket_problem(TARGET_BUCKET, target_bucket))
+        bad_bucket = bucket_problem(TARGET_BUCKET, target_bucket) if target_bucket else None
+        if bad_bucket:
+            raise ConfigError(bad_bucket)
         target_region = get(TARGET_REGION) or None
-        notices = []
+        notices: list[str] = []
         for name, value in ((TARGET_REGION, target_region), (SSM_REGION, get(SSM_REGION))):
             if value:
                 problem = region_problem(name, value)
@@ -364,7 +368,8 @@ class Config:
 
         manifest_key = get(MANIFEST_KEY) or None
         if manifest_key:
-            problem = check_template(manifest_key, TARGET_WILDCARDS - {"Number", "number", "OutputName", "OutputNameAndExt", "OutputPath", "ext"})
+            per_cover = {"Number", "number", "OutputName", "OutputNameAndExt", "OutputPath", "ext"}
+            problem = check_template(manifest_key, TARGET_WILDCARDS - per_cover)
             if problem:
                 raise ConfigError(f"{MANIFEST_KEY}: {problem} (got {manifest_key!r})")
             if looks_shell_expanded(manifest_key):
@@ -376,10 +381,12 @@ class Config:
             if value not in COS_REGIONS:
                 notices.append(f"{name}: {value!r} is not in this version's list of COS regions (COS doc 436/6224)")
         if target_bucket and allowed_buckets is not None and target_bucket not in allowed_buckets:
-            raise ConfigError(f"{TARGET_BUCKET}={target_bucket!r} is not in {ALLOWED_BUCKETS} ({', '.join(sorted(allowed_buckets))}): "
+            raise ConfigError(f"{TARGET_BUCKET}={target_bucket!r} is not in {ALLOWED_BUCKETS} "
+                              f"({', '.join(sorted(allowed_buckets))}): "
                               f"add it there, or the function would refuse every callback (403)")
         if target_region and allowed_regions is not None and target_region not in allowed_regions:
-            raise ConfigError(f"{TARGET_REGION}={target_region!r} is not in {ALLOWED_REGIONS} ({', '.join(sorted(allowed_regions))}): "
+            raise ConfigError(f"{TARGET_REGION}={target_region!r} is not in {ALLOWED_REGIONS} "
+                              f"({', '.join(sorted(allowed_regions))}): "
                               f"add it there, or the function would refuse every callback (403)")
 
         queue_ids = tuple(dict.fromkeys(x.strip() for x in get(QUEUE_IDS).split(",") if x.strip()))
@@ -390,13 +397,16 @@ class Config:
         fanout_prefix = get(FANOUT_PREFIX) or "smartcover-fanout/"
         if (not re.fullmatch(r"(?:[A-Za-z0-9_.=-]+/){1,8}", fanout_prefix) or len(fanout_prefix) > 200
                 or any(seg in (".", "..") for seg in fanout_prefix.split("/"))):
-            raise ConfigError(f"{FANOUT_PREFIX}: use a key prefix such as smartcover-fanout/ (ends with '/', no '.' or '..' segments; got {fanout_prefix[:200]!r})")
+            raise ConfigError(f"{FANOUT_PREFIX}: use a key prefix such as smartcover-fanout/ "
+                              f"(ends with '/', no '.' or '..' segments; got {fanout_prefix[:200]!r})")
         fanout_function = get(FANOUT_FUNCTION) or get(SCF_FUNCTION_NAME) or None
         if fanout_function and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{1,59}", fanout_function):
-            raise ConfigError(f"{FANOUT_FUNCTION}: not an SCF function name (2-60 of letters, digits, _ and -; got {fanout_function[:100]!r})")
+            raise ConfigError(f"{FANOUT_FUNCTION}: not an SCF function name "
+                              f"(2-60 of letters, digits, _ and -; got {fanout_function[:100]!r})")
         fanout_namespace = get(FANOUT_NAMESPACE) or get(SCF_NAMESPACE) or None
         if fanout_namespace and not re.fullmatch(r"[A-Za-z0-9_-]{1,30}", fanout_namespace):
-            raise ConfigError(f"{FANOUT_NAMESPACE}: not an SCF namespace (1-30 of letters, digits, _ and -; got {fanout_namespace[:100]!r})")
+            raise ConfigError(f"{FANOUT_NAMESPACE}: not an SCF namespace "
+                              f"(1-30 of letters, digits, _ and -; got {fanout_namespace[:100]!r})")
         fanout_qualifier = get(FANOUT_QUALIFIER) or "$LATEST"
         if not re.fullmatch(r"\$LATEST|\$DEFAULT|[A-Za-z0-9_-]{1,64}", fanout_qualifier):
             raise ConfigError(f"{FANOUT_QUALIFIER}: use $LATEST, a version number or an alias (got {fanout_qualifier[:100]!r})")
@@ -466,7 +476,7 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
     return value
 
 
-def _names(raw: str, name: str, problem) -> Optional[frozenset]:
+def _names(raw: str, name: str, problem: Callable[[str, str], str | None]) -> frozenset[str] | None:
     """A comma list; ``problem(name, entry)`` says what is wrong with an entry (first one raised)."""
     if not raw:
         return None
@@ -480,7 +490,7 @@ def _names(raw: str, name: str, problem) -> Optional[frozenset]:
     return items
 
 
-def _endpoint(raw: str, name: str) -> Optional[Endpoint]:
+def _endpoint(raw: str, name: str) -> Endpoint | None:
     if not raw:
         return None
     from urllib.parse import urlsplit  # here: only endpoint overrides need it

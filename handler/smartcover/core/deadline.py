@@ -14,7 +14,8 @@ from collections.abc import Mapping
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from typing import Any, Callable, Optional, Tuple
+    from collections.abc import Callable
+    from typing import Any
 
 MARGIN_S = 0.5
 """Kept back at the end of the time limit to build, log and return the answer (at most 1/10 of it)."""
@@ -35,13 +36,13 @@ class Deadline:
     of the limit). ``None`` means no limit known (local runs): one hour. ``clock`` returns seconds.
     """
 
-    def __init__(self, limit_s: Optional[float], margin_s: float = MARGIN_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limit_s: float | None, margin_s: float = MARGIN_S, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         limit = limit_s if limit_s and limit_s > 0 else 3600.0
         self._end = clock() + max(0.0, limit - min(margin_s, limit / 10))
 
     @classmethod
-    def from_context(cls, context: Optional[Mapping[str, Any]]) -> "Deadline":
+    def from_context(cls, context: Mapping[str, Any] | None) -> Deadline:
         """Build from SCF's ``context`` dict (``time_limit_in_ms``, milliseconds)."""
         try:
             ms = float((context or {}).get("time_limit_in_ms") or 0) if isinstance(context, Mapping) else 0.0
@@ -54,7 +55,7 @@ class Deadline:
         return self._end - self._clock()
 
 
-def attempt_timeouts(left_s: float, timeout_s: float) -> Optional[Tuple[float, float]]:
+def attempt_timeouts(left_s: float, timeout_s: float) -> tuple[float, float] | None:
     """The ``(connect, read)`` timeouts (seconds) of one request attempt started with ``left_s``
     seconds before the deadline, when each attempt may take ``timeout_s`` (``SMARTCOVER_COS_TIMEOUT``).
 
@@ -70,13 +71,15 @@ def attempt_timeouts(left_s: float, timeout_s: float) -> Optional[Tuple[float, f
     return connect, usable - connect
 
 
-def backoff(retry: int, rng: Optional[Callable[[float, float], float]] = None) -> float:
+def backoff(retry: int, rng: Callable[[float, float], float] | None = None) -> float:
     """Seconds to pause before retry number ``retry`` (1, 2, ...): 0.2, 0.4, 0.8 ... times a jitter
     factor in [0.5, 1] (so concurrent duplicate deliveries do not retry in lockstep). ``rng``:
     ``random.uniform`` unless given (imported here: only retries need it)."""
     if rng is None:
-        from random import uniform as rng
-    return BACKOFF_BASE_S * (2 ** (max(1, retry) - 1)) * rng(0.5, 1.0)
+        from random import uniform
+
+        rng = uniform
+    return BACKOFF_BASE_S * (2.0 ** (max(1, retry) - 1)) * rng(0.5, 1.0)
 
 
 def fits_after(pause_s: float, left_s: float, timeout_s: float) -> bool:

@@ -27,7 +27,11 @@ from contextvars import ContextVar
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs cold-start time
-    from typing import Any, Dict
+    from typing import Any, TypedDict
+
+    class _State(TypedDict):
+        level: int | None  # None before setup()
+        stream: str  # "stdout", "stderr" or "" (before setup())
 
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 _NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING", ERROR: "ERROR", 50: "CRITICAL"}
@@ -35,10 +39,10 @@ _LEVELS = {name: number for number, name in _NAMES.items()}
 
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="")
 _LOCK = threading.Lock()
-_state = {"level": None, "stream": ""}  # before setup(): WARNING and up, to stderr
+_state: _State = {"level": None, "stream": ""}  # before setup(): WARNING and up, to stderr
 
 
-def line(message: str, level: int, fields: Dict[str, Any], created: float, error: str = "") -> str:
+def line(message: str, level: int, fields: dict[str, Any], created: float, error: str = "") -> str:
     """One log line (without newline): ``time``, ``level``, ``message``, ``requestId``, the fields
     that are not ``None``, and ``error`` (a traceback) when given."""
     out = {
@@ -74,7 +78,7 @@ def dumps(obj: Any) -> str:
     return text
 
 
-def setup(level: str = "INFO", stream: str = "") -> None:
+def setup(level: str | int = "INFO", stream: str = "") -> None:
     """Set the level (``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` or a number) and, when given,
     the stream: ``"stdout"`` (SCF and the default: what CLS collects) or ``"stderr"`` (the CLI,
     whose stdout carries its own output); ``""`` keeps the current choice. The stream is looked up
@@ -84,7 +88,7 @@ def setup(level: str = "INFO", stream: str = "") -> None:
         _state["stream"] = stream or "stdout"
 
 
-def current() -> tuple:
+def current() -> tuple[str, str]:
     """``(level name, stream)`` as set by :func:`setup` (``("NOTSET", "")`` before the first
     setup), so a caller that changes them (the CLI) can restore them."""
     level = _state["level"]
@@ -106,7 +110,7 @@ def always(message: str, level: int = INFO, **fields: Any) -> None:
     _write(message, level, False, fields)
 
 
-def _write(message: str, level: int, exc_info: bool, fields: Dict[str, Any]) -> None:
+def _write(message: str, level: int, exc_info: bool, fields: dict[str, Any]) -> None:
     created = time.time()
     error = ""
     if exc_info:

@@ -18,7 +18,6 @@ from .records import record
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563)
     from datetime import datetime
-    from typing import Optional, Tuple
 
 
 @record
@@ -48,7 +47,7 @@ class Input:
     bucket: str
     object: str
     region: str
-    cos_headers: Tuple[CosHeader, ...] = ()
+    cos_headers: tuple[CosHeader, ...] = ()
 
 
 @record
@@ -65,12 +64,12 @@ class OutputFile:
 
     bucket: str
     region: str
-    object_names: Tuple[str, ...]
+    object_names: tuple[str, ...]
     object_prefix: str = ""
-    md5_info: Tuple[Md5Info, ...] = ()
+    md5_info: tuple[Md5Info, ...] = ()
 
     @property
-    def keys(self) -> Tuple[str, ...]:
+    def keys(self) -> tuple[str, ...]:
         """Full object keys of the outputs, in CI's order."""
         return tuple(self.object_prefix + name for name in self.object_names)
 
@@ -88,11 +87,11 @@ class Output:
 class SmartCover:
     """``Operation.SmartCover`` parameters: Count 1-10, Format jpg/png/webp, Width/Height pixels."""
 
-    count: Optional[int] = None
-    delete_duplicates: Optional[bool] = None
-    format: Optional[str] = None
-    width: Optional[int] = None
-    height: Optional[int] = None
+    count: int | None = None
+    delete_duplicates: bool | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
 
 
 @record
@@ -103,10 +102,10 @@ class MediaInfo:
     the model stays immutable and comparable without modelling every media job type.
     """
 
-    format: Tuple[Tuple[str, str], ...] = ()
-    audio: Tuple[Tuple[str, str], ...] = ()
-    subtitle: Tuple[Tuple[str, str], ...] = ()
-    video: Tuple[Tuple[str, str], ...] = ()
+    format: tuple[tuple[str, str], ...] = ()
+    audio: tuple[tuple[str, str], ...] = ()
+    subtitle: tuple[tuple[str, str], ...] = ()
+    video: tuple[tuple[str, str], ...] = ()
 
 
 @record
@@ -114,9 +113,9 @@ class Operation:
     """``JobsDetail.Operation``."""
 
     media_info: MediaInfo = MediaInfo()
-    output_file: Optional[OutputFile] = None
-    output: Optional[Output] = None
-    smart_cover: Optional[SmartCover] = None
+    output_file: OutputFile | None = None
+    output: Output | None = None
+    smart_cover: SmartCover | None = None
     user_data: str = ""
     template_id: str = ""
     """``Operation.TemplateId``: a job submitted with a template carries it, and CI's job record
@@ -143,12 +142,12 @@ class Job:
     code: str = ""
     message: str = ""
     queue_id: str = ""
-    creation_time: Optional[datetime] = None
-    start_time: Optional[datetime] = None
-    end_time: Optional[datetime] = None
-    input: Optional[Input] = None
+    creation_time: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    input: Input | None = None
     operation: Operation = Operation()
-    workflow: Optional[Workflow] = None
+    workflow: Workflow | None = None
 
 
 @record
@@ -170,7 +169,7 @@ class Callback:
     """
 
     event_name: str
-    jobs: Tuple[Job, ...] = ()
+    jobs: tuple[Job, ...] = ()
     next_token: str = ""
-    non_exist_job_ids: Tuple[str, ...] = ()
-    unreadable: Tuple[Unreadable, ...] = ()
+    non_exist_job_ids: tuple[str, ...] = ()
+    unreadable: tuple[Unreadable, ...] = ()

@@ -12,15 +12,27 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Optional, Tuple
-from xml.etree.ElementTree import ParseError
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as _xml_fromstring
 
 from .errors import BadRequest
-from .model import (Callback, CosHeader, Input, Job, MediaInfo, Md5Info, Operation, Output, OutputFile,
-                    SmartCover, Unreadable, Workflow)
+from .model import (
+    Callback,
+    CosHeader,
+    Input,
+    Job,
+    Md5Info,
+    MediaInfo,
+    Operation,
+    Output,
+    OutputFile,
+    SmartCover,
+    Unreadable,
+    Workflow,
+)
 
 MAX_DEPTH = 24
 MAX_ELEMENTS = 5000
@@ -35,7 +47,7 @@ _BOM = b"\xef\xbb\xbf"
 NO_TIME = ("", "-")
 """Time texts that mean "no time" (CI writes ``-`` for jobs that never ran)."""
 
-Tree = Dict[str, Any]
+Tree = dict[str, Any]
 
 
 def parse_body(body: bytes, require_event: bool = True, tolerant: bool = False, max_jobs: int = MAX_JOBS) -> Callback:
@@ -69,8 +81,9 @@ def utf8_declaration(data: bytes) -> bytes:
     (``utf8``, ``UTF_8``, ``u8``, ``cp65001``...: every name Python's codec registry maps to
     UTF-8) rewritten to ``encoding="UTF-8"``, the spelling expat knows; any other declaration,
     or none, is left as it is (pyexpat then reads what it reads: UTF-16 bytes, ISO-8859-1,
-    US-ASCII, Python's single-byte codecs; it refuses multi-byte ones such as GBK, which answer 400). The parser stays defusedxml. XML 1.0 section 4.3.3 makes encoding names
-    case-insensitive; CI's callbacks declare none (samples in ``tests/events``)."""
+    US-ASCII, Python's single-byte codecs; it refuses multi-byte ones such as GBK, which answer 400).
+    The parser stays defusedxml. XML 1.0 section 4.3.3 makes encoding names case-insensitive;
+    CI's callbacks declare none (samples in ``tests/events``)."""
     m = _DECLARATION.match(data)
     if not m:
         return data
@@ -176,10 +189,10 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def _element(elem) -> Any:
+def _element(elem: Element) -> Any:  # str, dict or _Repeated: the tree as JSON would give it
     if len(elem) == 0:
         return elem.text or ""
-    node: Dict[str, Any] = {}
+    node: dict[str, Any] = {}
     for child in elem:
         name = _local(child.tag)
         value = _element(child)
@@ -194,7 +207,7 @@ def _element(elem) -> Any:
     return node
 
 
-class _Repeated(list):
+class _Repeated(list[Any]):
     """A list made from repeated XML elements (as opposed to a JSON array)."""
 
     _repeated = True
@@ -213,7 +226,7 @@ def _node(tree: Tree, name: str) -> Tree:
     return value
 
 
-def _many(tree: Tree, name: str, drop_empty: bool = False) -> List[Any]:
+def _many(tree: Tree, name: str, drop_empty: bool = False) -> list[Any]:
     value = tree.get(name) if isinstance(tree, dict) else None
     if value is None:
         return []
@@ -246,7 +259,7 @@ def _text(tree: Tree, name: str) -> str:
     return _str(value, name)
 
 
-def _int(tree: Tree, name: str) -> Optional[int]:
+def _int(tree: Tree, name: str) -> int | None:
     value = tree.get(name) if isinstance(tree, dict) else None
     if value in (None, ""):
         return None
@@ -261,7 +274,7 @@ def _int(tree: Tree, name: str) -> Optional[int]:
     return number
 
 
-def _bool(tree: Tree, name: str) -> Optional[bool]:
+def _bool(tree: Tree, name: str) -> bool | None:
     value = tree.get(name) if isinstance(tree, dict) else None
     if value in (None, ""):
         return None
@@ -275,7 +288,7 @@ def _bool(tree: Tree, name: str) -> Optional[bool]:
 _TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(Z|([+-])(\d{2}):?(\d{2}))")
 
 
-def _time(tree: Tree, name: str) -> Optional[datetime]:
+def _time(tree: Tree, name: str) -> datetime | None:
     """CI times such as ``2022-06-30T15:29:42+0800`` (also ``+08:00``, ``Z``, fractions) ->
     timezone-aware ``datetime``; ``None`` for no time: absent, empty, or ``-``, which CI writes for
     StartTime/EndTime of jobs that never ran (CI docs 436/49394, 436/76890). A regex, not
@@ -299,7 +312,7 @@ def _time(tree: Tree, name: str) -> Optional[datetime]:
         raise BadRequest(f"{name} is not a valid time") from None
 
 
-def _flat(value: Any, prefix: str = "") -> Tuple[Tuple[str, str], ...]:
+def _flat(value: Any, prefix: str = "") -> tuple[tuple[str, str], ...]:
     if isinstance(value, dict):
         return tuple(sorted(p for k, v in value.items() for p in _flat(v, f"{prefix}{k}.")))
     if isinstance(value, list):

@@ -11,7 +11,6 @@ dataclasses: every cold callback loads this module).
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Dict, Optional, Tuple
 
 from .config import Config, valid_bucket, valid_region
 from .errors import BadRequest, Forbidden, Unprocessable
@@ -44,13 +43,13 @@ class CoverPlan:
     index: int
     source: ObjectRef
     action: str
-    target: Optional[ObjectRef]
+    target: ObjectRef | None
     tags: Tags
     md5: str = ""
     """The cover's MD5 (hex) from ``OutputFile.Md5Info``, when CI gave one."""
-    written_after: Optional[datetime] = None
+    written_after: datetime | None = None
     """The source must have been written at or after this instant (job StartTime - clock skew)."""
-    written_before: Optional[datetime] = None
+    written_before: datetime | None = None
     """... and at or before this one (job EndTime + clock skew)."""
     may_replace: bool = False
     """``SMARTCOVER_OVERWRITE=always`` may replace an object without identity at ``target``: only
@@ -71,12 +70,12 @@ class CoverPlan:
         return dict(self.tags).get(TAG_JOB, "")
 
 
-def owner(tags: Optional[Tags]) -> str:
+def owner(tags: Tags | None) -> str:
     """The JobId an object's tags name (``smartcover:jobid``), or ``""`` when it has none."""
     return dict(tags or ()).get(TAG_JOB, "")
 
 
-def source_problem(cover: CoverPlan, etag: str, last_modified: Optional[datetime], tags: Optional[Tags]) -> Optional[str]:
+def source_problem(cover: CoverPlan, etag: str, last_modified: datetime | None, tags: Tags | None) -> str | None:
     """Whether the object at ``cover.source`` is the one its job wrote; ``None`` when it is.
 
     The one place that decides provenance (README "Guarantees"): an object whose tags name another
@@ -113,8 +112,8 @@ class JobPlan:
     job: Job
     disposition: str
     reason: str = ""
-    covers: Tuple[CoverPlan, ...] = ()
-    manifest: Optional[ObjectRef] = None
+    covers: tuple[CoverPlan, ...] = ()
+    manifest: ObjectRef | None = None
     failure_tags: Tags = ()
     claim_first: bool = False
     """Take the target keys one at a time, in ascending target-key order, and stop at the first
@@ -130,11 +129,11 @@ class Plan:
     """The whole callback's plan; ``reason`` explains an ignored event."""
 
     event_name: str
-    jobs: Tuple[JobPlan, ...] = ()
+    jobs: tuple[JobPlan, ...] = ()
     reason: str = ""
 
     @property
-    def covers(self) -> Tuple[CoverPlan, ...]:
+    def covers(self) -> tuple[CoverPlan, ...]:
         """All covers of jobs to act on."""
         return tuple(c for j in self.jobs if j.disposition == "act" for c in j.covers)
 
@@ -155,7 +154,8 @@ def plan(callback: Callback, config: Config) -> Plan:
     if len(set(ids)) != len(ids):
         raise Unprocessable("a JobId appears twice in one callback")
     jobs = tuple(_plan_job(job, config) for job in callback.jobs)
-    reads, writes = set(), set()
+    reads: set[ObjectRef] = set()
+    writes: set[ObjectRef | tuple[str, ObjectRef]] = set()
     for j in jobs:
         problem = overlap(j, reads, writes)
         if problem:
@@ -164,7 +164,7 @@ def plan(callback: Callback, config: Config) -> Plan:
     return Plan(callback.event_name, jobs)
 
 
-def footprint(job: JobPlan) -> Tuple[list, list]:
+def footprint(job: JobPlan) -> tuple[list[ObjectRef], list[ObjectRef]]:
     """``(sources, writes)`` of a job plan: the covers' source objects, and every object it may
     write (targets, and the manifest)."""
     sources = [c.source for c in job.covers]
@@ -176,7 +176,7 @@ _SHARED = "shared-target"
 """Marks, in a ``writes`` set, a cover target that a later job may share (see :func:`overlap`)."""
 
 
-def overlap(job: JobPlan, reads: set, writes: set) -> Optional[str]:
+def overlap(job: JobPlan, reads: set[ObjectRef], writes: set[ObjectRef | tuple[str, ObjectRef]]) -> str | None:
     """Say why ``job`` cannot run beside jobs that already claimed ``reads``/``writes``: a key
     twice among its own sources or writes, a write onto any source (one job could overwrite what
     another is about to delete), or a key another job uses. ``None`` when it is disjoint.
@@ -195,7 +195,7 @@ def overlap(job: JobPlan, reads: set, writes: set) -> Optional[str]:
     return None
 
 
-def claim(job: JobPlan, reads: set, writes: set) -> None:
+def claim(job: JobPlan, reads: set[ObjectRef], writes: set[ObjectRef | tuple[str, ObjectRef]]) -> None:
     """Add ``job``'s footprint to ``reads``/``writes`` (see :func:`overlap`)."""
     sources, targets = footprint(job)
     reads.update(sources)
@@ -216,16 +216,16 @@ class Comparison:
     ``unconfirmed``: nodes the callback carries and CI's record does not (e.g. ``Workflow``,
     ``SmartCover`` for a template job): not a disagreement, but not confirmed either."""
 
-    differ: Tuple[str, ...] = ()
-    unconfirmed: Tuple[str, ...] = ()
+    differ: tuple[str, ...] = ()
+    unconfirmed: tuple[str, ...] = ()
 
     @property
-    def problem(self) -> Optional[str]:
+    def problem(self) -> str | None:
         """What differs, or ``None`` when CI confirms every field both carry."""
         return f"CI reports a different {', '.join(self.differ)}" if self.differ else None
 
 
-def _facts(job: Job) -> Dict[str, object]:
+def _facts(job: Job) -> dict[str, object]:
     """The fields verification compares; ``None`` (or ``""``, an empty tuple) means absent."""
     op, inp, wf, sc = job.operation, job.input, job.workflow, job.operation.smart_cover
     ok = job.state == "Success"
@@ -284,13 +284,13 @@ def compare(claimed: Job, record: Job) -> Comparison:
     return Comparison(differ, unconfirmed)
 
 
-def job_differences(claimed: Job, confirmed: Job) -> Optional[str]:
+def job_differences(claimed: Job, confirmed: Job) -> str | None:
     """What differs between a callback's job and CI's record of it, or ``None`` when CI confirms
     every field both carry (see :func:`compare`, which also says what CI's record leaves out)."""
     return compare(claimed, confirmed).problem
 
 
-def uses_run_id(job_plan: "JobPlan", config: Config) -> bool:
+def uses_run_id(job_plan: JobPlan, config: Config) -> bool:
     """Whether the plan derives anything from the job's workflow RunId: the ``smartcover:runid``
     tag, a ``${RunId}`` in ``SMARTCOVER_TARGET_KEY`` or ``SMARTCOVER_MANIFEST_KEY``, or a
     manifest (it records the workflow)."""
@@ -302,7 +302,7 @@ def uses_run_id(job_plan: "JobPlan", config: Config) -> bool:
             or job_plan.manifest is not None)
 
 
-def without_run_id(job_plan: "JobPlan", config: Config) -> "JobPlan":
+def without_run_id(job_plan: JobPlan, config: Config) -> JobPlan:
     """``job_plan`` planned again with the RunId left out (as for a job submitted through the API:
     no ``smartcover:runid`` tag, ``${RunId}`` rendered empty, no RunId in the manifest), for a
     RunId that CI could not confirm.
@@ -358,8 +358,8 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
     covers = []
     seen = set()
     skew = timedelta(seconds=config.clock_skew)
-    window = {"written_after": job.start_time - skew if job.start_time else None,
-              "written_before": job.end_time + skew if job.end_time else None}
+    written_after = job.start_time - skew if job.start_time else None
+    written_before = job.end_time + skew if job.end_time else None
     md5s = {m.object_name.lstrip("/"): m.md5 for m in result.md5_info if m.object_name and m.md5}
     for key in result.keys:
         problem = key_problem(key)
@@ -376,7 +376,7 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
         tags = _cover_tags(job, index, config)
         md5 = md5s.get(key) or md5s.get(key[len(result.object_prefix):]) or ""
         if not config.copies:
-            covers.append(CoverPlan(index, source, "tag", None, tags, md5, **window))
+            covers.append(CoverPlan(index, source, "tag", None, tags, md5, written_after, written_before))
             continue
         parts = split_key(key)
         target_key = render(config.target_key or "", dict(values, Number=str(index), number=str(index),
@@ -390,7 +390,7 @@ def _plan_job(job: Job, config: Config) -> JobPlan:
         if target == source:
             raise Unprocessable(f"job {job.job_id}: target key equals the cover's own key")
         may_replace = config.overwrite and not can_collide(config.target_key) and not pattern.match(target_key)
-        covers.append(CoverPlan(index, source, "move" if config.moves else "copy", target, tags, md5, **window,
+        covers.append(CoverPlan(index, source, "move" if config.moves else "copy", target, tags, md5, written_after, written_before,
                                 may_replace=may_replace))
 
     manifest = None
@@ -440,7 +440,7 @@ def _shown(value: object) -> str:
     return repr(_cut(value))
 
 
-def _job_values(job: Job) -> Dict[str, str]:
+def _job_values(job: Job) -> dict[str, str]:
     parts = split_key(job.input.object) if job.input else {"Path": "", "Name": "", "NameAndExt": ""}
     return {
         "InputPath": parts["Path"],

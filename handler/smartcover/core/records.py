@@ -65,6 +65,9 @@ if TYPE_CHECKING:
     def record(cls: type[_T]) -> type[_T]:
         """See :func:`_record`."""
 
+    def fields(value: object) -> tuple[str, ...]:
+        """The field names of the record ``value`` (or record class), in order, as ``dataclasses.fields``."""
+
     def replace(value: _T, **changes: Any) -> _T:
         """A copy of the record ``value`` with ``changes`` applied, as ``dataclasses.replace``.
 
@@ -73,6 +76,10 @@ if TYPE_CHECKING:
         """
 else:
     record = _record
+
+    def fields(value):
+        """The field names of the record ``value`` (or record class), in order, as ``dataclasses.fields``."""
+        return value._fields
 
     def replace(value, **changes):
         """A copy of the record ``value`` with ``changes`` applied, as ``dataclasses.replace``.

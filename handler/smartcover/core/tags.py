@@ -14,10 +14,10 @@ import re
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from typing import Iterable, Optional, Tuple
+    from collections.abc import Iterable
 
 if TYPE_CHECKING:
-    Tags = Tuple[Tuple[str, str], ...]
+    Tags = tuple[tuple[str, str], ...]
 else:
     Tags = tuple
 """An ordered, immutable tag set: ``(("key", "value"), ...)``."""
@@ -34,7 +34,7 @@ class TagLimitError(ValueError):
     """The merged tag set would exceed COS's 10 tags per object."""
 
 
-def tag_problem(key: str, value: str) -> Optional[str]:
+def tag_problem(key: str, value: str) -> str | None:
     """Say what is wrong with one tag under COS rules (module docstring), or ``None`` if it is valid."""
     if not isinstance(key, str) or not key or len(key.encode("utf-8", "surrogatepass")) > MAX_KEY:
         return f"tag key must be 1-{MAX_KEY} characters (under {MAX_KEY + 1} bytes)"
@@ -69,14 +69,14 @@ def parse_tagging(raw: str) -> Tags:
     return tuple(tags)
 
 
-def encode_tagging(tags: Iterable[Tuple[str, str]]) -> str:
+def encode_tagging(tags: Iterable[tuple[str, str]]) -> str:
     """Encode for the ``x-cos-tagging`` header: ``quote(k)=quote(v)`` joined by ``&``."""
     from urllib.parse import quote
 
     return "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in tags)
 
 
-def fit_value(text: str) -> Optional[str]:
+def fit_value(text: str) -> str | None:
     """Make ``text`` a valid tag value: as is when it fits (Chinese and ``@`` included); else
     ``b64:`` + URL-safe Base64 of its UTF-8 bytes (reversible, all characters allowed); ``None``
     for an empty text (COS allows no empty value) or when even the ``b64:`` form exceeds
@@ -91,7 +91,7 @@ def fit_value(text: str) -> Optional[str]:
     return encoded if len(encoded) <= MAX_VALUE else None
 
 
-def merge(existing: Iterable[Tuple[str, str]], ours: Iterable[Tuple[str, str]]) -> Tags:
+def merge(existing: Iterable[tuple[str, str]], ours: Iterable[tuple[str, str]]) -> Tags:
     """Keep ``existing`` tags and add or update ``ours`` (ours win on the same key).
 
     Raises:

@@ -10,7 +10,7 @@ import re
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from typing import Dict, Mapping, Optional, Set
+    from collections.abc import Mapping, Set
 
 MAX_KEY_BYTES = 850  # COS object key limit (COS doc 436/13324, object key naming).
 _WILDCARD = re.compile(r"\$\{([A-Za-z]+)\}")
@@ -30,10 +30,10 @@ TARGET_WILDCARDS = frozenset({
 """Wildcards allowed in ``SMARTCOVER_TARGET_KEY`` (and, minus per-cover ones, the manifest key)."""
 
 
-_BAD_CHARS: list = []
+_BAD_CHARS: list[re.Pattern[str]] = []
 
 
-def _bad_chars():
+def _bad_chars() -> re.Pattern[str]:
     """The characters :func:`key_problem` refuses, as a compiled pattern (compiled on first use:
     this module loads before authentication)."""
     if not _BAD_CHARS:
@@ -42,7 +42,7 @@ def _bad_chars():
     return _BAD_CHARS[0]
 
 
-def key_problem(key: object) -> Optional[str]:
+def key_problem(key: object) -> str | None:
     """Say why ``key`` must not be acted on, or ``None`` when it is a safe COS object key.
 
     Refused: non-strings, empty keys (the SDK would turn DELETE into a bucket delete), a leading
@@ -71,12 +71,12 @@ def key_problem(key: object) -> Optional[str]:
     return None
 
 
-def check_template(template: str, allowed: Set[str]) -> Optional[str]:
+def check_template(template: str, allowed: Set[str]) -> str | None:
     """Say what is wrong with a key template (unknown or malformed wildcard), or ``None``."""
     names = _WILDCARD.findall(template)
     unknown = sorted(set(names) - set(allowed))
     if unknown:
-        return f"unknown wildcard(s) {', '.join('${%s}' % n for n in unknown)}; use {', '.join(sorted(allowed))}"
+        return f"unknown wildcard(s) {', '.join('${' + n + '}' for n in unknown)}; use {', '.join(sorted(allowed))}"
     if "${" in _WILDCARD.sub("", template):
         return "malformed wildcard: use ${Name}"
     if any(ord(c) < 0x20 for c in template):
@@ -94,7 +94,7 @@ def render(template: str, values: Mapping[str, str]) -> str:
     return re.sub(r"/{2,}", "/", text).lstrip("/")
 
 
-def split_key(key: str) -> Dict[str, str]:
+def split_key(key: str) -> dict[str, str]:
     """Path parts of a key: ``input/demo.mp4`` -> Path ``input``, Name ``demo``, NameAndExt ``demo.mp4``, Ext ``mp4``."""
     path, _, name = key.rpartition("/")
     stem, dot, ext = name.rpartition(".")
@@ -103,7 +103,7 @@ def split_key(key: str) -> Dict[str, str]:
     return {"Path": path, "Name": stem, "NameAndExt": name, "Ext": ext}
 
 
-def output_pattern(template: str, values: Mapping[str, str]) -> "re.Pattern[str]":
+def output_pattern(template: str, values: Mapping[str, str]) -> re.Pattern[str]:
     """Compile a job's ``Output.Object`` template into a regex over full object keys.
 
     ``${Number}``/``${number}`` become the named group ``n`` (decimal, no leading zeros); later
@@ -133,7 +133,7 @@ def output_pattern(template: str, values: Mapping[str, str]) -> "re.Pattern[str]
     return re.compile("".join(parts) + r"\Z")
 
 
-def can_collide(template: Optional[str]) -> bool:
+def can_collide(template: str | None) -> bool:
     """Whether covers of two different jobs can render to the same target key under ``template``:
     only ``${jobid}`` is unique per job (``${RunId}`` is empty for jobs submitted through the API,
     and a rerun or a video of the same name elsewhere has the same ``${Input...}`` values)."""

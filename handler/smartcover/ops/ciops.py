@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..core import config as cfg
 from ..core.config import Config
 from ..core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from qcloud_cos import CosS3Client  # untyped SDK: Any to mypy, named for the reader
 
 NOTIFY_FIELDS = ("State", "Type", "Url", "Event", "ResultFormat")
 """The ``NotifyConfig`` fields ``setup-queue`` sets and shows, in that order."""
@@ -38,7 +42,7 @@ class OpsError(Exception):
     """A step of ``setup-queue`` or ``submit`` could not be done; the message says what to fix."""
 
 
-def client(config: Config, env: Mapping[str, str], region: str):
+def client(config: Config, env: Mapping[str, str], region: str) -> CosS3Client:
     """A ``CosS3Client`` for ``region`` with the environment's credentials (``TENCENTCLOUD_*``) and
     ``SMARTCOVER_COS_ENDPOINT``. Raises :class:`ConfigError` without credentials."""
     from qcloud_cos import CosConfig, CosS3Client
@@ -52,7 +56,7 @@ def client(config: Config, env: Mapping[str, str], region: str):
     return CosS3Client(conf, retry=0)
 
 
-def callback_token(config: Config, env: Mapping[str, str], explicit: Optional[str] = None) -> str:
+def callback_token(config: Config, env: Mapping[str, str], explicit: str | None = None) -> str:
     """The token the callback URL must carry: ``explicit`` if given, ``""`` with
     ``SMARTCOVER_AUTH=none``, ``SMARTCOVER_TOKEN``, or the value of the SSM secret
     ``SMARTCOVER_TOKEN_SECRET``. Raises :class:`OpsError` when none is configured (the function
@@ -64,7 +68,7 @@ def callback_token(config: Config, env: Mapping[str, str], explicit: Optional[st
     if config.token:
         return config.token
     if config.token_secret:
-        from ..scf.auth import SsmSecret
+        from ..cloud.ssm import SsmSecret
         from ..core.errors import SmartCoverError
 
         try:
@@ -120,18 +124,18 @@ class QueueChange:
     queue_id: str
     name: str
     state: str
-    old: Dict[str, str] = field(default_factory=dict)
-    new: Dict[str, str] = field(default_factory=dict)
+    old: dict[str, str] = field(default_factory=dict)
+    new: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
         """True when a field of ``new`` differs from ``old``."""
         return any((self.old.get(k) or "") != (self.new.get(k) or "") for k in NOTIFY_FIELDS)
 
-    def diff(self, show_token: bool = False) -> List[str]:
+    def diff(self, show_token: bool = False) -> list[str]:
         """Lines ``  Field: value`` (unchanged), ``- Field: old`` and ``+ Field: new`` per field of
         :data:`NOTIFY_FIELDS`; the token is masked unless ``show_token``."""
-        def shown(name: str, value: Optional[str]) -> str:
+        def shown(name: str, value: str | None) -> str:
             return masked(value) if name == "Url" and value and not show_token else (value or "")
 
         out = []
@@ -146,7 +150,7 @@ class QueueChange:
         return out
 
 
-def plan_queue(ci, bucket: str, region: str, queue_id: str, url: str, events: str = "TaskFinish",
+def plan_queue(ci: CosS3Client, bucket: str, region: str, queue_id: str, url: str, events: str = "TaskFinish",
                result_format: str = "XML") -> QueueChange:
     """Describe the bucket's media queues and say how ``queue_id``'s NotifyConfig would change.
     Without ``queue_id`` the bucket must have exactly one queue. Raises :class:`OpsError`."""
@@ -167,7 +171,7 @@ def plan_queue(ci, bucket: str, region: str, queue_id: str, url: str, events: st
                        old, new)
 
 
-def apply_queue(ci, change: QueueChange) -> Tuple[Dict[str, str], str]:
+def apply_queue(ci: CosS3Client, change: QueueChange) -> tuple[dict[str, str], str]:
     """Write ``change.new`` with UpdateMediaQueue (Name and State kept) and return
     ``(NotifyConfig CI reports afterwards, where it was read)``: ``"answer"`` (the answer's
     ``Queue`` node, as 436/54046 shows) or ``"describe"`` (CI answered without it, localcos quirk
@@ -189,20 +193,20 @@ def apply_queue(ci, change: QueueChange) -> Tuple[Dict[str, str], str]:
     return now, source
 
 
-def submit_job(ci, bucket: str, region: str, key: str, callback: str, *, count: int = 3, fmt: str = "jpg",
-               output: str = DEFAULT_OUTPUT, output_bucket: Optional[str] = None, output_region: Optional[str] = None,
+def submit_job(ci: CosS3Client, bucket: str, region: str, key: str, callback: str, *, count: int = 3, fmt: str = "jpg",
+               output: str = DEFAULT_OUTPUT, output_bucket: str | None = None, output_region: str | None = None,
                queue_id: str = "", callback_format: str = "XML", user_data: str = "") -> str:
     """Submit a SmartCover job for ``bucket``/``key`` whose callback is ``callback``; return its JobId.
 
     Output: ``output`` (a template with ``${Number}``) in ``output_bucket`` (default ``bucket``).
     Raises :class:`OpsError` when CI's answer has no JobId."""
-    operation: Dict[str, Any] = {
+    operation: dict[str, Any] = {
         "SmartCover": {"Format": fmt, "Count": str(count), "DeleteDuplicates": "false"},
         "Output": {"Region": output_region or region, "Bucket": output_bucket or bucket, "Object": output},
     }
     if user_data:
         operation["UserData"] = user_data
-    jobs: Dict[str, Any] = {"Tag": "SmartCover", "Input": {"Object": key}, "Operation": operation,
+    jobs: dict[str, Any] = {"Tag": "SmartCover", "Input": {"Object": key}, "Operation": operation,
                             "CallBack": callback, "CallBackFormat": callback_format, "CallBackType": "Url"}
     if queue_id:
         jobs["QueueId"] = queue_id
@@ -214,7 +218,7 @@ def submit_job(ci, bucket: str, region: str, key: str, callback: str, *, count: 
     return str(job_id)
 
 
-def job_state(ci, bucket: str, job_id: str) -> Tuple[str, str, str]:
+def job_state(ci: CosS3Client, bucket: str, job_id: str) -> tuple[str, str, str]:
     """``(State, Code, Message)`` of a job from ``GET /jobs/<JobId>``; State ``""`` when unknown."""
     answer = ci.ci_get_media_jobs(Bucket=bucket, JobIDs=job_id)
     details = answer.get("JobsDetail") or []
@@ -226,7 +230,7 @@ def job_state(ci, bucket: str, job_id: str) -> Tuple[str, str, str]:
     return "", "", ""
 
 
-def manifest_key(config: Config, key: str, job_id: str) -> Optional[str]:
+def manifest_key(config: Config, key: str, job_id: str) -> str | None:
     """The key ``SMARTCOVER_MANIFEST_KEY`` gives the manifest of job ``job_id`` for input ``key``
     (job-level wildcards; ``${RunId}`` is empty for jobs submitted through the API), or None."""
     if not config.manifest_key:
@@ -251,7 +255,7 @@ class WaitResult:
     key: str = ""
 
 
-def wait(ci, bucket: str, job_id: str, manifest: Optional[Tuple[Any, str, str]], timeout: float, interval: float,
+def wait(ci: CosS3Client, bucket: str, job_id: str, manifest: tuple[Any, str, str] | None, timeout: float, interval: float,
          progress: Callable[[str], None] = lambda line: None, sleep: Callable[[float], None] = time.sleep,
          clock: Callable[[], float] = time.monotonic) -> WaitResult:
     """Poll the job (and ``manifest`` = ``(client for its region, bucket, key)``, HEAD) every ``interval`` seconds until

@@ -40,15 +40,20 @@ from __future__ import annotations
 
 import math
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any
 
 from ..core import config as cfg
 from ..core.config import Config
 from ..core.deadline import Deadline
 from ..core.errors import BadRequest, SmartCoverError
 from ..core.model import Job, ObjectRef
+
+if TYPE_CHECKING:
+    from ..cloud.cos import Cos, CosFault
+    from ..core.tags import Tags
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 _RANK = {PASS: 0, WARN: 1, FAIL: 2}
@@ -59,7 +64,8 @@ MAX_COVERS = 3
 
 PERMISSION = {
     "HeadObject": "cos:HeadObject", "GetObject": "cos:GetObject", "GetObjectTagging": "cos:GetObjectTagging",
-    "PutObjectTagging": "cos:PutObjectTagging", "PutObject": "cos:PutObject", "PutObjectCopy": "cos:PutObject (target) and cos:GetObject (source)",
+    "PutObjectTagging": "cos:PutObjectTagging", "PutObject": "cos:PutObject",
+    "PutObjectCopy": "cos:PutObject (target) and cos:GetObject (source)",
     "DeleteObjects": "cos:DeleteMultipleObjects and cos:DeleteObject", "GetBucketVersioning": "cos:GetBucketVersioning",
     "ListMediaJobs": "ci:DescribeMediaJobs", "GetMediaJobs": "ci:DescribeMediaJob",
     "DescribeMediaQueues": "ci:DescribeMediaQueues", "DescribeWorkflowExecution": "ci:DescribeMediaWorkflowExecutions",
@@ -79,7 +85,7 @@ class Check:
     meaning: str
     fix: str = ""
 
-    def to_dict(self) -> Dict[str, str]:
+    def to_dict(self) -> dict[str, str]:
         """The row as JSON-ready dict (``fix`` only when set)."""
         out = {"id": self.id, "status": self.status, "observed": self.observed, "meaning": self.meaning}
         if self.fix:
@@ -96,17 +102,17 @@ class Options:
     ``write_prefix``: key prefix for the write checks (none: read-only); ``function_url``: the
     function's URL, to check that a call without a token is refused."""
 
-    bucket: Optional[str] = None
-    region: Optional[str] = None
+    bucket: str | None = None
+    region: str | None = None
     queue_id: str = ""
     job_id: str = ""
     hours: float = 72.0
-    callback: Optional[bytes] = None
-    write_prefix: Optional[str] = None
-    function_url: Optional[str] = None
+    callback: bytes | None = None
+    write_prefix: str | None = None
+    function_url: str | None = None
 
     @classmethod
-    def from_dict(cls, spec: Any) -> "Options":
+    def from_dict(cls, spec: Any) -> Options:
         """From the direct invocation's ``{"doctor": {...}}`` value: keys ``bucket``, ``region``,
         ``queueId``, ``jobId``, ``hours``, ``write`` (prefix), ``functionUrl``.
 
@@ -122,7 +128,7 @@ class Options:
         unknown = sorted(set(spec) - set(names) - {"hours"})
         if unknown:
             raise BadRequest(f"doctor: unknown option(s) {', '.join(map(str, unknown))}")
-        values: Dict[str, Any] = {}
+        values: dict[str, Any] = {}
         for key, attr in names.items():
             value = spec.get(key)
             if value is None:
@@ -135,7 +141,7 @@ class Options:
             raise BadRequest("doctor: hours must be a number from 0 to 720")
         return cls(hours=float(hours), **values).checked()
 
-    def checked(self) -> "Options":
+    def checked(self) -> Options:
         """Self, after checking the shapes. Raises BadRequest."""
         if not self.hours > 0:
             raise BadRequest("doctor: hours must be positive")
@@ -155,7 +161,7 @@ class _Rows:
 
     def __init__(self, bucket: str, region: str) -> None:
         self.bucket, self.region = bucket, region
-        self.checks: List[Check] = []
+        self.checks: list[Check] = []
 
     def add(self, check_id: str, status: str, observed: str, meaning: str, fix: str = "") -> Check:
         """Append a row (``fix`` is dropped for a pass) and return it."""
@@ -163,7 +169,7 @@ class _Rows:
         self.checks.append(row)
         return row
 
-    def report(self) -> "Report":
+    def report(self) -> Report:
         """The finished, immutable report."""
         return Report(self.bucket, self.region, tuple(self.checks))
 
@@ -174,7 +180,7 @@ class Report:
 
     bucket: str = ""
     region: str = ""
-    checks: Tuple[Check, ...] = ()
+    checks: tuple[Check, ...] = ()
 
     @property
     def outcome(self) -> str:
@@ -186,11 +192,11 @@ class Report:
         """True when no row failed."""
         return self.outcome != FAIL
 
-    def get(self, check_id: str) -> Optional[Check]:
+    def get(self, check_id: str) -> Check | None:
         """The row with this id, or None."""
         return next((c for c in self.checks if c.id == check_id), None)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """``{"outcome", "ok", "bucket", "region", "counts", "checks": [...]}``."""
         counts = {s: sum(1 for c in self.checks if c.status == s) for s in (PASS, WARN, FAIL)}
         return {"outcome": self.outcome, "ok": self.ok, "bucket": self.bucket, "region": self.region,
@@ -211,7 +217,7 @@ class Report:
 
 # -- the run -------------------------------------------------------------------------------------
 
-def run(config: Config, env: Mapping[str, str], options: Options = Options(), deadline: Optional[Deadline] = None) -> Report:
+def run(config: Config, env: Mapping[str, str], options: Options = Options(), deadline: Deadline | None = None) -> Report:
     """Run every check that applies and return the report; never raises for what COS or CI answer.
 
     Raises:
@@ -249,33 +255,33 @@ def run(config: Config, env: Mapping[str, str], options: Options = Options(), de
     return report.report()
 
 
-def _fault(exc) -> str:
+def _fault(exc: CosFault) -> str:
     return f"HTTP {exc.status} {exc.code}".strip() if exc.status else exc.detail
 
 
 class _Doctor:
     """The checks that need COS and CI (one instance per run)."""
 
-    def __init__(self, config: Config, env: Mapping[str, str], options: Options, cos, report: _Rows,
+    def __init__(self, config: Config, env: Mapping[str, str], options: Options, cos: Cos, report: _Rows,
                  bucket: str, region: str) -> None:
         self.config, self.env, self.options, self.cos, self.report = config, env, options, cos, report
         self.bucket, self.region = bucket, region
-        self.job: Optional[Job] = None           # CI's record of the sample job
-        self.listed: Optional[Job] = None        # the same job as the list gave it
-        self.output_prefixes: List[Tuple[str, str, str]] = []
+        self.job: Job | None = None           # CI's record of the sample job
+        self.listed: Job | None = None        # the same job as the list gave it
+        self.output_prefixes: list[tuple[str, str, str]] = []
 
     # -- CI ----------------------------------------------------------------------------------
-    def _ci(self, op: str, path: str, params: Optional[Dict[str, str]] = None):
-        """(raw answer bytes, None) or (None, CosFault)."""
+    def _ci(self, op: str, path: str, params: dict[str, str] | None = None) -> tuple[bytes, CosFault | None]:
+        """(raw answer bytes, None) or (b"", CosFault)."""
         from ..cloud.cos import CosFault
 
         try:
             resp = self.cos.request(op, "GET", self.bucket, self.region, path, params=params, ci=True)
             return resp.content, None
         except CosFault as exc:
-            return None, exc
+            return b"", exc
 
-    def _list(self, queue_id: str = ""):
+    def _list(self, queue_id: str = "") -> tuple[bytes, CosFault | None]:
         now = datetime.now(timezone.utc)
         params = {"tag": "SmartCover", "states": "All", "size": "10",
                   "startCreationTime": (now - timedelta(hours=self.options.hours)).strftime(CI_TIME),
@@ -284,7 +290,7 @@ class _Doctor:
             params["queueId"] = queue_id
         return self._ci("ListMediaJobs", "/jobs", params)
 
-    def _parse_jobs(self, raw: bytes) -> Tuple[Tuple[Job, ...], str]:
+    def _parse_jobs(self, raw: bytes) -> tuple[tuple[Job, ...], str]:
         from ..core.parse import parse_body
 
         try:
@@ -295,7 +301,7 @@ class _Doctor:
     def ci(self) -> None:
         """Job list with and without a queue id, queue list, the sample job's record."""
         r = self.report
-        listed: Tuple[Job, ...] = ()
+        listed: tuple[Job, ...] = ()
         raw, exc = self._list()
         needs_queue = False
         if exc is None:
@@ -305,18 +311,22 @@ class _Doctor:
                       "reconcile would stop at this page (502) before doing anything",
                       "report the job list's shape; until then run reconcile with --queue-id on queues without such jobs")
             else:
-                r.add("ci-list", PASS, f"GET /jobs without queueId answered ({len(listed)} SmartCover jobs of the last {self.options.hours:g} h on its first page)",
+                r.add("ci-list", PASS,
+                      f"GET /jobs without queueId answered ({len(listed)} SmartCover jobs of the last "
+                      f"{self.options.hours:g} h on its first page)",
                       "reconcile can list jobs without a queue id")
         elif exc.status == 403:
             r.add("ci-list", FAIL, _fault(exc), "the role may not list CI jobs: reconcile and the timer trigger cannot run",
-                  "allow ci:DescribeMediaJobs with resource \"*\" (interface-level CI actions are refused for a named resource, CI doc 1045/49896)")
+                  "allow ci:DescribeMediaJobs with resource \"*\" "
+                  "(interface-level CI actions are refused for a named resource, CI doc 1045/49896)")
         elif exc.status == 400:
             needs_queue = True
             r.add("ci-list", WARN, f"GET /jobs without queueId refused: {_fault(exc)}",
                   "CI requires queueId on this account: reconcile must list per queue",
                   "set SMARTCOVER_QUEUE_IDS (or let reconcile discover the media queues: needs ci:DescribeMediaQueues)")
         else:
-            r.add("ci-list", FAIL, _fault(exc), "CI's job list could not be read", "run doctor again; check the region and endpoint")
+            r.add("ci-list", FAIL, _fault(exc), "CI's job list could not be read",
+                  "run doctor again; check the region and endpoint")
         queues = self._queues(needs_queue)
         queue_id = self.options.queue_id or (queues[0] if queues else "") or next((j.queue_id for j in listed if j.queue_id), "")
         if queue_id:
@@ -329,7 +339,7 @@ class _Doctor:
             r.add("ci-list-queue", FAIL, "no queue id known", "reconcile cannot list jobs on this account",
                   "set SMARTCOVER_QUEUE_IDS or pass --queue-id; allow ci:DescribeMediaQueues")
 
-    def _list_queue(self, queue_id: str) -> Tuple[Job, ...]:
+    def _list_queue(self, queue_id: str) -> tuple[Job, ...]:
         """The ``ci-list-queue`` row: the job list for one queue; returns its jobs."""
         r = self.report
         raw, exc = self._list(queue_id)
@@ -346,7 +356,7 @@ class _Doctor:
               "reconcile can list jobs per queue")
         return jobs
 
-    def _queues(self, needed: bool) -> List[str]:
+    def _queues(self, needed: bool) -> list[str]:
         configured = _configured_queues(self.config, self.env)
         raw, exc = self._ci("DescribeMediaQueues", "/queue", {"pageNumber": "1", "pageSize": "10"})
         r = self.report
@@ -365,7 +375,7 @@ class _Doctor:
                   "set SMARTCOVER_QUEUE_IDS, or check the endpoint")
         return configured
 
-    def _record(self, listed: Tuple[Job, ...]) -> None:
+    def _record(self, listed: tuple[Job, ...]) -> None:
         r = self.report
         job_id = self.options.job_id
         callback_job = None
@@ -390,13 +400,14 @@ class _Doctor:
                 return
             job_id = pick.job_id
         self.listed = next((j for j in listed if j.job_id == job_id), None)
-        raw, exc = self._ci("GetMediaJobs", f"/jobs/{job_id}")
-        if exc is not None:
-            fix = ("allow ci:DescribeMediaJob with resource \"*\" (interface-level CI actions are refused for a named resource, CI doc 1045/49896)"
-                   if exc.status == 403 else "run doctor again")
-            r.add("ci-job", FAIL, f"GET /jobs/{job_id}: {_fault(exc)}",
-                  "with SMARTCOVER_VERIFY_JOB=true every callback would be answered 502/503 before any write" if self.config.verify_job
-                  else "CI's record cannot be read (verification is off)", fix)
+        raw, fault = self._ci("GetMediaJobs", f"/jobs/{job_id}")
+        if fault is not None:
+            fix = ("allow ci:DescribeMediaJob with resource \"*\" "
+                   "(interface-level CI actions are refused for a named resource, CI doc 1045/49896)"
+                   if fault.status == 403 else "run doctor again")
+            r.add("ci-job", FAIL, f"GET /jobs/{job_id}: {_fault(fault)}",
+                  "with SMARTCOVER_VERIFY_JOB=true every callback would be answered 502/503 before any write"
+                  if self.config.verify_job else "CI's record cannot be read (verification is off)", fix)
             return
         from ..core.parse import xml_tree
 
@@ -417,7 +428,8 @@ class _Doctor:
                   "verification would refuse every callback of such a job", "report the record's shape (see the record:* rows)")
         else:
             self.job = jobs[0]
-            r.add("ci-job", PASS, f"GET /jobs/{job_id} answered ({self.job.state})", "CI's record can be read: verification can run")
+            r.add("ci-job", PASS, f"GET /jobs/{job_id} answered ({self.job.state})",
+                  "CI's record can be read: verification can run")
         self._fields(detail)
         if self.job is None:
             return
@@ -434,14 +446,15 @@ class _Doctor:
                 r.add("ci-compare", PASS, f"{what} agrees with CI's record", "verification confirms such callbacks")
         else:
             r.add("ci-compare", WARN, "the job is not in the listing window and no callback was given",
-                  "CI's record was not compared with what verification receives", "pass --callback FILE (a body CI sent for this job)")
+                  "CI's record was not compared with what verification receives",
+                  "pass --callback FILE (a body CI sent for this job)")
         wf = (callback_job.workflow if callback_job else None) or self.job.workflow
         self._workflow(wf.run_id if wf else "")
 
-    def _fields(self, d: Dict[str, Any]) -> None:
+    def _fields(self, d: dict[str, Any]) -> None:
         """One ``record:<field>`` row per field verification or the plan reads."""
         r = self.report
-        op = d.get("Operation") if isinstance(d.get("Operation"), dict) else {}
+        op = _dict(d.get("Operation"))
         for name in ("JobId", "Tag", "State", "Code"):
             value = d.get(name)
             if isinstance(value, str) and value.strip():
@@ -450,14 +463,16 @@ class _Doctor:
             else:
                 r.add(f"record:{name}", FAIL if name != "Code" else WARN, "absent", f"{name} cannot be confirmed from CI's record",
                       "report the record's shape")
-        inp = d.get("Input") if isinstance(d.get("Input"), dict) else {}
+        inp = _dict(d.get("Input"))
         if inp.get("Object") and inp.get("BucketId"):
-            r.add("record:Input", PASS, f"{inp.get('BucketId')}/{inp.get('Object')}", "the input video (${Input*}, tags) can be confirmed")
+            r.add("record:Input", PASS, f"{inp.get('BucketId')}/{inp.get('Object')}",
+                  "the input video (${Input*}, tags) can be confirmed")
         else:
             r.add("record:Input", WARN, "absent", "the input video is taken from the callback alone", "report the record's shape")
-        out = op.get("Output") if isinstance(op.get("Output"), dict) else {}
+        out = _dict(op.get("Output"))
         r.add("record:Output", PASS if out.get("Object") else WARN, out.get("Object") or "absent",
-              "the Output template (${Number}) can be confirmed" if out.get("Object") else "the Output template is taken from the callback alone",
+              "the Output template (${Number}) can be confirmed" if out.get("Object")
+              else "the Output template is taken from the callback alone",
               "report the record's shape")
         files = (op.get("MediaResult") or {}).get("OutputFile") if isinstance(op.get("MediaResult"), dict) else None
         if isinstance(files, dict) and files.get("ObjectName"):
@@ -471,12 +486,14 @@ class _Doctor:
                 r.add("record:Md5Info", WARN, "empty", "provenance rests on Last-Modified and tags only (no MD5 to compare)",
                       "nothing to change; a cover rewritten in place during the job's run is not detected")
         elif str(d.get("State") or "").strip() != "Success":
-            r.add("record:OutputFile", PASS, "absent (the job did not succeed)", "a job that did not succeed has no covers to confirm")
+            r.add("record:OutputFile", PASS, "absent (the job did not succeed)",
+                  "a job that did not succeed has no covers to confirm")
         else:
             r.add("record:OutputFile", FAIL, "absent", "the covers' keys cannot be confirmed: verification refuses such callbacks",
                   "report the record's shape")
         if isinstance(op.get("SmartCover"), dict):
-            r.add("record:SmartCover", PASS, f"Format {op['SmartCover'].get('Format') or '(none)'}", "Format (${ext}) can be confirmed")
+            r.add("record:SmartCover", PASS, f"Format {op['SmartCover'].get('Format') or '(none)'}",
+                  "Format (${ext}) can be confirmed")
         elif op.get("TemplateId"):
             r.add("record:SmartCover", WARN, f"no SmartCover node; TemplateId {op.get('TemplateId')}",
                   "a template job: Format cannot be confirmed from the record; ${ext} comes from the covers' keys",
@@ -512,7 +529,8 @@ class _Doctor:
         raw, exc = self._ci("DescribeWorkflowExecution", f"/workflowexecution/{run_id}")
         if exc is None:
             found = b"<RunId>" + run_id.encode() + b"</RunId>" in raw
-            r.add("ci-workflow", PASS if found else WARN, f"GET /workflowexecution/{run_id} answered" + ("" if found else " without that RunId"),
+            r.add("ci-workflow", PASS if found else WARN,
+                  f"GET /workflowexecution/{run_id} answered" + ("" if found else " without that RunId"),
                   "a callback's RunId can be confirmed by CI's workflow instance query" if found else "the RunId is not confirmed",
                   "report the answer's shape")
         elif exc.status == 403:
@@ -523,7 +541,7 @@ class _Doctor:
                   "run doctor again; check the region")
 
     # -- covers ------------------------------------------------------------------------------
-    def _head(self, ref: ObjectRef):
+    def _head(self, ref: ObjectRef) -> tuple[int, dict[str, str]]:
         """(status, headers) of HEAD Object; status 403 etc. for a refusal."""
         from ..cloud.cos import CosFault
 
@@ -538,7 +556,7 @@ class _Doctor:
         r = self.report
         job = self.job
         files = job.operation.output_file if job else None
-        if files is None or not files.keys:
+        if job is None or files is None or not files.keys:
             if job is not None:
                 r.add("cover-head", WARN, "the job names no covers", "the covers' headers were not checked",
                       "pass --job-id of a successful SmartCover job")
@@ -550,7 +568,8 @@ class _Doctor:
         refused = [(ref, h) for ref, status, h in heads if status not in (200, 404)]
         if refused and not present:
             ref, h = refused[0]
-            r.add("cover-head", FAIL, f"HEAD {ref}: {h.get('error')}", "the function cannot read the covers: every callback fails (502)",
+            r.add("cover-head", FAIL, f"HEAD {ref}: {h.get('error')}",
+                  "the function cannot read the covers: every callback fails (502)",
                   "allow cos:HeadObject (and cos:GetBucket for missing keys) on the output prefix")
             return
         if not present:
@@ -573,13 +592,15 @@ class _Doctor:
             r.add("cover-head", PASS, observed, "the function reads tags with GET tagging whatever x-cos-tagging-count says"
                   + ("" if h.get("x-cos-hash-crc64ecma") else "; copies are verified by ETag (no CRC64)"))
         if tag_fault is None:
-            r.add("cover-tagging", PASS, f"GET tagging of {ref} answered ({len(tags or ())} tags)", "the function can read the covers' tags")
+            r.add("cover-tagging", PASS, f"GET tagging of {ref} answered ({len(tags or ())} tags)",
+                  "the function can read the covers' tags")
         else:
-            r.add("cover-tagging", FAIL, f"GET tagging of {ref}: {tag_fault}", "the function cannot read the covers' tags: every callback fails (502)",
+            r.add("cover-tagging", FAIL, f"GET tagging of {ref}: {tag_fault}",
+                  "the function cannot read the covers' tags: every callback fails (502)",
                   "allow cos:GetObjectTagging on the output prefix")
-        self._provenance(present, len(files.keys))
+        self._provenance(job, present, len(files.keys))
 
-    def _read_tags(self, ref: ObjectRef):
+    def _read_tags(self, ref: ObjectRef) -> tuple[Tags | None, str | None]:
         """(tags or None, None) or (None, what COS answered)."""
         from ..cloud.cos import CosFault
 
@@ -588,20 +609,21 @@ class _Doctor:
         except CosFault as exc:
             return None, _fault(exc)
 
-    def _provenance(self, present, covers: int) -> None:
-        from ..cloud.cos import _http_date
+    def _provenance(self, job: Job, present: list[tuple[ObjectRef, dict[str, str]]], covers: int) -> None:
+        from ..cloud.cos import http_date
 
-        r, job, skew = self.report, self.job, self.config.clock_skew
+        r, skew = self.report, self.config.clock_skew
         start, end = job.start_time, job.end_time
         if start is None and end is None:
-            r.add("provenance", WARN, "CI's record gives no StartTime/EndTime", "the Last-Modified bound is not checked for such jobs",
+            r.add("provenance", WARN, "CI's record gives no StartTime/EndTime",
+                  "the Last-Modified bound is not checked for such jobs",
                   "nothing to change")
             return
         worst, notes = 0.0, []
         md5 = {m.object_name: m.md5 for m in (job.operation.output_file.md5_info if job.operation.output_file else ())}
         bad_md5 = []
         for ref, h in present:
-            when = _http_date(h.get("last-modified"))
+            when = http_date(h.get("last-modified"))
             if when is None:
                 continue
             if end is not None and when > end:
@@ -660,7 +682,8 @@ class _Doctor:
                                 "failed jobs' input videos can be tagged (SMARTCOVER_ON_FAILURE=tag)")
             except CosFault as exc:
                 self.report.add("input-tagging", FAIL, f"GET tagging of {ref}: {_fault(exc)}",
-                                "failed jobs' input videos cannot be tagged", "allow cos:GetObjectTagging and cos:PutObjectTagging on the input prefix")
+                                "failed jobs' input videos cannot be tagged",
+                                "allow cos:GetObjectTagging and cos:PutObjectTagging on the input prefix")
 
     def _missing(self, ref: ObjectRef, prefix: str) -> None:
         """HEAD and GET tagging of a key that does not exist: 404 (with list permission) or 403."""
@@ -686,7 +709,7 @@ class _Doctor:
 
     def versioning(self) -> None:
         """GET Bucket versioning of each bucket the function writes."""
-        from ..cloud.cos import CosFault, _xml
+        from ..cloud.cos import CosFault, parse_xml
 
         buckets = {(b, rg) for b, rg, _ in self.output_prefixes} or {(self.bucket, self.region)}
         if self.config.copies and self.config.target_bucket:
@@ -695,14 +718,16 @@ class _Doctor:
             cid = f"versioning:{bucket}"
             try:
                 resp = self.cos.request("GetBucketVersioning", "GET", bucket, region, "/", params={"versioning": ""})
-                status = (_xml("GetBucketVersioning", resp.content).findtext("Status") or "").strip() if resp.content.strip() else ""
+                status = ((parse_xml("GetBucketVersioning", resp.content).findtext("Status") or "").strip()
+                          if resp.content.strip() else "")
             except CosFault as exc:
                 self.report.add(cid, WARN, _fault(exc), "whether forbid-overwrite is honoured on this bucket is unknown",
                                 "allow cos:GetBucketVersioning, or check the bucket's versioning in the console")
                 continue
             if status in ("Enabled", "Suspended"):
                 self.report.add(cid, WARN, f"versioning {status}",
-                                "COS does not honour x-cos-forbid-overwrite here: a copy can replace another object at a target key, "
+                                "COS does not honour x-cos-forbid-overwrite here: "
+                                "a copy can replace another object at a target key, "
                                 "which then survives only as a noncurrent version",
                                 "use a target bucket without versioning, or keep ${jobid} in SMARTCOVER_TARGET_KEY")
             else:
@@ -733,15 +758,18 @@ class _Doctor:
         from ..cloud.cos import CosFault, SourceChanged, TargetExists
         from ..core.tags import encode_tagging
 
-        made: List[str] = []
+        made: list[str] = []
+        scratch_tags: Tags = (("smartcover:doctor", "1"),)
         try:
             self.cos.put_object(src, b"smartcover doctor scratch object", "image/jpeg",
-                                headers={"x-cos-forbid-overwrite": "true", "x-cos-tagging": encode_tagging((("smartcover:doctor", "1"),))})
+                                headers={"x-cos-forbid-overwrite": "true",
+                                         "x-cos-tagging": encode_tagging(scratch_tags)})
             made.append(src.key)
             r.add("write-put", PASS, f"PUT {src} answered", "the role can write under the prefix")
             status, h = self._head(src)
             if status == 200:
-                r.add("write-head-tagging-count", PASS, f"HEAD of a tagged object: x-cos-tagging-count {_tag_count(h, ((0, 0),))}",
+                r.add("write-head-tagging-count", PASS,
+                      f"HEAD of a tagged object: x-cos-tagging-count {_tag_count(h, scratch_tags)}",
                       "the function reads tags with GET tagging whatever x-cos-tagging-count says")
         except CosFault as exc:
             r.add("write-put", FAIL, f"PUT {src}: {_fault(exc)}", "the role cannot write under the prefix",
@@ -784,7 +812,7 @@ class _Doctor:
                       "allow cos:PutObjectTagging under the prefix")
             self._tag_limits(dst)
 
-    def _remove_scratch(self, r: _Rows, bucket: str, region: str, keys: Tuple[str, ...]) -> None:
+    def _remove_scratch(self, r: _Rows, bucket: str, region: str, keys: tuple[str, ...]) -> None:
         """Batch-delete both scratch keys whatever the checks before reached (a write whose answer
         was lost may still have been performed; deleting a missing key is no error, 436/8289), once
         more after a fault, then HEAD them: only a key still there is reported as left. On a
@@ -852,12 +880,13 @@ def _check_auth(report: _Rows, config: Config, env: Mapping[str, str]) -> None:
 
 
 def _check_ssm(report: _Rows, config: Config, env: Mapping[str, str]) -> None:
-    from ..scf.auth import SsmSecret
+    from ..cloud.ssm import SsmSecret
 
     try:
         value = SsmSecret(config.token_secret or "", config.ssm_region, config.ssm_endpoint, 0.0, env=env).get()
         if len(value) < 16:
-            report.add("ssm", WARN, "read; shorter than 16 characters", "a short token is easier to guess", "rotate to a longer value")
+            report.add("ssm", WARN, "read; shorter than 16 characters", "a short token is easier to guess",
+                       "rotate to a longer value")
         else:
             report.add("ssm", PASS, "GetSecretValue answered (value not shown)", "the function can read the callback token")
     except SmartCoverError as exc:
@@ -871,7 +900,8 @@ def _check_function_url(report: _Rows, url: str, config: Config) -> None:
     import requests
 
     try:
-        resp = requests.post(url, data=b"<Response><EventName>WorkflowFinish</EventName></Response>", headers={"Content-Type": "application/xml"}, timeout=10, allow_redirects=False)
+        resp = requests.post(url, data=b"<Response><EventName>WorkflowFinish</EventName></Response>",
+                             headers={"Content-Type": "application/xml"}, timeout=10, allow_redirects=False)
     except requests.RequestException as exc:
         report.add("function-url", FAIL, f"unreachable ({type(exc).__name__})", "CI cannot reach the function either",
                    "check the URL and that the Function URL is enabled for the internet (netConfig.enableExtranet)")
@@ -880,7 +910,8 @@ def _check_function_url(report: _Rows, url: str, config: Config) -> None:
         report.add("function-url", PASS, "a call without a token answers 401", "only callers with the token get through")
     elif 200 <= resp.status_code < 300:
         report.add("function-url", FAIL, f"a call without a token answers {resp.status_code}",
-                   "anyone who knows the URL can send callbacks", f"set {cfg.TOKEN_SECRET} (or {cfg.TOKEN}); remove SMARTCOVER_AUTH=none")
+                   "anyone who knows the URL can send callbacks",
+                   f"set {cfg.TOKEN_SECRET} (or {cfg.TOKEN}); remove SMARTCOVER_AUTH=none")
     else:
         report.add("function-url", WARN, f"a call without a token answers {resp.status_code}",
                    "the URL does not answer like the function (a gateway in front? CAM auth?)",
@@ -889,22 +920,27 @@ def _check_function_url(report: _Rows, url: str, config: Config) -> None:
 
 # -- helpers -------------------------------------------------------------------------------------
 
-def _configured_queues(config: Config, env: Mapping[str, str]) -> List[str]:
+def _dict(value: object) -> dict[str, Any]:
+    """``value`` when it is a dict (a node of CI's record as :func:`parse.xml_tree` gives it), else ``{}``."""
+    return value if isinstance(value, dict) else {}
+
+
+def _configured_queues(config: Config, env: Mapping[str, str]) -> list[str]:
     """``SMARTCOVER_QUEUE_IDS`` as configured (config.py validates it)."""
     return list(config.queue_ids)
 
 
-def _queue_ids(raw: bytes) -> List[str]:
-    from ..cloud.cos import CosFault, _xml
+def _queue_ids(raw: bytes) -> list[str]:
+    from ..cloud.cos import CosFault, parse_xml
 
     try:
-        root = _xml("DescribeMediaQueues", raw)
+        root = parse_xml("DescribeMediaQueues", raw)
     except CosFault:
         return []
     return [q.findtext("QueueId") or "" for q in root.iter() if q.tag.rpartition("}")[2] == "QueueList" and q.findtext("QueueId")]
 
 
-def _tag_count(headers: Mapping[str, str], tags) -> str:
+def _tag_count(headers: Mapping[str, str], tags: Tags | None) -> str:
     """How HEAD showed ``x-cos-tagging-count`` for an object with ``tags`` (None: unknown)."""
     count = headers.get("x-cos-tagging-count")
     if count is not None:

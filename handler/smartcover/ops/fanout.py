@@ -47,18 +47,33 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any
 
 from ..core import config as cfg
 from ..core import log
 from ..core.config import Config
 from ..core.deadline import Deadline
-from ..core.records import replace
 from ..core.errors import BadRequest, ConfigError, SmartCoverError
-from .reconcile import PAGE_RESERVE_S, ListingFailed, Summary, Window, record_failure, list_queues, follow_up, plan_jobs, target_of
+from ..core.records import replace
+from .reconcile import (
+    PAGE_RESERVE_S,
+    ListingFailed,
+    Summary,
+    Window,
+    follow_up,
+    list_queues,
+    plan_jobs,
+    record_failure,
+    target_of,
+)
 from .reconcile import list_page as read_page
+
+if TYPE_CHECKING:
+    from ..core.model import Job, ObjectRef
+    from ..flow.session import Session
 
 BATCH_KEY = "smartcoverBatch"
 BATCH_VERSION = 1
@@ -91,15 +106,15 @@ class Batch:
     number: int
     bucket: str
     region: str
-    job_ids: Tuple[str, ...]
+    job_ids: tuple[str, ...]
 
-    def to_event(self) -> dict:
+    def to_event(self) -> dict[str, Any]:
         """The event dict (see the class docstring)."""
         return {BATCH_KEY: {"version": BATCH_VERSION, "run": self.run, "batch": self.number, "bucket": self.bucket,
                             "region": self.region, "jobIds": list(self.job_ids)}}
 
     @classmethod
-    def from_event(cls, event: Any) -> "Batch":
+    def from_event(cls, event: Any) -> Batch:
         """Validate a batch event.
 
         Raises:
@@ -115,7 +130,8 @@ class Batch:
             raise BadRequest(f"{BATCH_KEY}: run is malformed")
         if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < 10 ** 7:
             raise BadRequest(f"{BATCH_KEY}: batch must be a whole number")
-        if not isinstance(bucket, str) or not cfg.valid_bucket(bucket) or not isinstance(region, str) or not cfg.valid_region(region):
+        if (not isinstance(bucket, str) or not cfg.valid_bucket(bucket)
+                or not isinstance(region, str) or not cfg.valid_region(region)):
             raise BadRequest(f"{BATCH_KEY}: bucket or region is malformed")
         if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_BATCH:
             raise BadRequest(f"{BATCH_KEY}: jobIds must list 1-{MAX_BATCH} job ids")
@@ -139,14 +155,14 @@ def cursor_key(prefix: str) -> str:
     return f"{prefix}cursor.json"
 
 
-def _counts(summary: Summary) -> dict:
+def _counts(summary: Summary) -> dict[str, int]:
     refused = sum(1 for f in summary.failures if f["outcome"] == "refused")
     return {"done": summary.done, "alreadyDone": summary.already_done, "refused": refused,
             "failed": summary.failed - refused, "skipped": summary.skipped}
 
 
 # -- the batch worker ----------------------------------------------------------------------------
-def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: Deadline) -> Tuple[int, dict]:
+def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: Deadline) -> tuple[int, dict[str, Any]]:
     """Follow up the batch's jobs exactly as callbacks for them; write the result object; return
     ``(status, body)`` with ``body = {"status", "outcome", "run", "batch", "jobs": {counts},
     "failures", "final", "cosRequests"}``. ``final`` is False when a job needs a retry (5xx): the
@@ -167,7 +183,9 @@ def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: De
     epoch = datetime.fromtimestamp(0, timezone.utc)
     summary = Summary(Window(batch.bucket, batch.region, epoch, epoch))
     cos = session.cos()
-    records, unknown, unreadable = [], [], ""
+    records: list[Job] = []
+    unknown: list[str] = []
+    unreadable = ""
     for start in range(0, len(batch.job_ids), CI_IDS_PER_QUERY):
         ids = batch.job_ids[start:start + CI_IDS_PER_QUERY]
         try:
@@ -193,7 +211,7 @@ def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: De
     summary.seen = len(batch.job_ids)
     follow_up(summary, records, config, session, set(), set())
     final = not any(s >= 500 for s in summary.statuses)
-    body = {"status": summary.status, "outcome": "done" if summary.ok else "incomplete", "run": batch.run,
+    body: dict[str, Any] = {"status": summary.status, "outcome": "done" if summary.ok else "incomplete", "run": batch.run,
             "batch": batch.number, "jobIds": list(batch.job_ids), "jobs": _counts(summary),
             "failures": summary.failures[:MAX_FAILURES], "final": final}
     try:
@@ -244,7 +262,7 @@ class Invoker:
         self._client = scf_client.ScfClient(cred, region, ClientProfile(httpProfile=http))
         self.sent = 0
 
-    def send(self, event: dict) -> str:
+    def send(self, event: dict[str, Any]) -> str:
         """Invoke asynchronously with ``event``; returns SCF's FunctionRequestId.
 
         Raises:
@@ -260,17 +278,19 @@ class Invoker:
             result = self._client.Invoke(req).Result
         except TencentCloudSDKException as exc:
             code = exc.get_code() or "ClientError"
-            retryable = code.startswith(("LimitExceeded", "InternalError", "RequestLimitExceeded", "ResourceUnavailable",
-                                         "FailedOperation")) or code in ("ClientNetworkError", "ServerNetworkError", "ConnectionError",
-                                                                        "ReadTimeout", "ConnectTimeout")
+            retryable = (code.startswith(("LimitExceeded", "InternalError", "RequestLimitExceeded", "ResourceUnavailable",
+                                          "FailedOperation"))
+                         or code in ("ClientNetworkError", "ServerNetworkError", "ConnectionError", "ReadTimeout",
+                                     "ConnectTimeout"))
             raise InvokeFault(code, exc.get_message() or "", retryable) from None
         except Exception as exc:  # noqa: BLE001 - transport errors from requests inside the SDK
             raise InvokeFault(type(exc).__name__, "network error", True) from None
         self.sent += 1
-        return getattr(result, "FunctionRequestId", "") or ""
+        request_id: str = getattr(result, "FunctionRequestId", "") or ""  # the SDK is untyped: a str
+        return request_id
 
 
-Progress = Callable[[dict], None]
+Progress = Callable[[dict[str, Any]], None]
 
 
 def _new_run(now: float) -> str:
@@ -279,7 +299,7 @@ def _new_run(now: float) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now)) + "-" + os.urandom(3).hex()
 
 
-def _new_cursor(window: Window, now: float) -> dict:
+def _new_cursor(window: Window, now: float) -> dict[str, Any]:
     return {"cursorVersion": 1, "run": _new_run(now), "state": "listing", "createdAt": _iso(now),
             "window": {"bucket": window.bucket, "region": window.region, "since": window.start.isoformat(),
                        "until": window.end.isoformat(), "queueId": window.queue_id},
@@ -294,7 +314,7 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _window_of(cursor: dict) -> Window:
+def _window_of(cursor: dict[str, Any]) -> Window:
     from .reconcile import parse_time
 
     w = cursor["window"]
@@ -302,7 +322,7 @@ def _window_of(cursor: dict) -> Window:
 
 
 def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline: Deadline, *, poll_s: float = 1.0,
-               progress: Optional[Progress] = None, clock: Callable[[], float] = time.time) -> dict:
+               progress: Progress | None = None, clock: Callable[[], float] = time.time) -> dict[str, Any]:
     """List ``window``'s jobs and fan them out (see the module docstring); resume an unfinished
     run of the same bucket and prefix first. Returns the answer::
 
@@ -332,26 +352,24 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
     stop, stop_status = "", 0
     try:
         raw = cos.get_body(ckey)
-        cursor = json.loads(raw) if raw else None
-        if cursor is not None and not isinstance(cursor, dict):
-            cursor = None
+        saved = json.loads(raw) if raw else None
     except (CosFault, ValueError) as exc:
         return {"status": 503, "outcome": "stopped", "stopped": f"cursor unreadable: {exc}", "cursorKey": ckey.key}
-    resumed = bool(cursor) and cursor.get("state") != "complete"
-    if not resumed:
-        cursor = _new_cursor(window, clock())
+    resumed = isinstance(saved, dict) and bool(saved) and saved.get("state") != "complete"
+    cursor: dict[str, Any] = saved if resumed and isinstance(saved, dict) else _new_cursor(window, clock())
+    if resumed:
+        window = _window_of(cursor)
+    else:
         queues = list_queues(cos, window, config, deadline)
         cursor["listing"].update(queues=list(queues.ids) or [""], queueSource=queues.source, queue=0)
         if queues.detail:
             cursor["listing"]["queueDetail"] = queues.detail
-    else:
-        window = _window_of(cursor)
     run = cursor["run"]
     invoker = Invoker(config, env, env.get(cfg.SCF_REGION) or window.region)
     states = "Success" + (",Failed,Cancel" if config.on_failure == "tag" else "")
     scratch = Summary(window)
-    reads: set = set()
-    writes: set = set()
+    reads: set[ObjectRef] = set()
+    writes: set[ObjectRef | tuple[str, ObjectRef]] = set()
     counts, outstanding, queued = cursor["counts"], cursor["outstanding"], cursor["queued"]
     log.event("fan-out start", run=run, resumed=resumed, bucket=window.bucket, since=window.start.isoformat(),
               until=window.end.isoformat(), inFlight=config.fanout_in_flight, batch=config.fanout_batch)
@@ -359,7 +377,7 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
     def save() -> None:
         cos.put_object(ckey, json.dumps(cursor, sort_keys=True).encode("utf-8"), "application/json")
 
-    def note_failures(items: list) -> None:
+    def note_failures(items: list[dict[str, Any]]) -> None:
         room = MAX_FAILURES - len(cursor["failures"])
         cursor["failures"].extend(items[:max(0, room)])
         cursor["failuresOmitted"] += max(0, len(items) - max(0, room))
@@ -380,7 +398,7 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
             return
         refs = [ObjectRef(window.bucket, window.region, result_key(prefix, run, int(n))) for n in ready]
         bodies = [f.result() for f in [pool.submit(cos.get_body, r) for r in refs]] if len(refs) > 1 else [cos.get_body(refs[0])]
-        for n, raw in zip(ready, bodies):
+        for n, raw in zip(ready, bodies, strict=True):
             try:
                 result = json.loads(raw) if raw else None
             except ValueError:
@@ -397,7 +415,7 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
             counts["batchesReported"] += 1
             del outstanding[n]
 
-    def send(entry: dict, number: int) -> bool:
+    def send(entry: dict[str, Any], number: int) -> bool:
         nonlocal stop, stop_status
         batch = Batch(run, number, window.bucket, window.region, tuple(entry["jobIds"]))
         for attempt in range(INVOKE_ATTEMPTS):
@@ -414,7 +432,7 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
         entry["sentAt"] = clock()
         return True
 
-    seen_ids: set = set()
+    seen_ids: set[str] = set()
 
     def list_page() -> None:
         """List the next page of the current queue (CI lists per queue, see :func:`reconcile.list_queues`)."""
@@ -523,7 +541,7 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
     return answer
 
 
-def _report(cursor: dict) -> dict:
+def _report(cursor: dict[str, Any]) -> dict[str, Any]:
     """The completion report (written once to ``<prefix><run>/summary.json``)."""
     c, w = cursor["counts"], cursor["window"]
     return {"reportVersion": REPORT_VERSION, "runId": cursor["run"], "bucket": w["bucket"], "region": w["region"],
@@ -536,7 +554,8 @@ def _report(cursor: dict) -> dict:
             "failuresOmitted": cursor["failuresOmitted"]}
 
 
-def _answer(cursor: dict, window: Window, session, invoker: Invoker, resumed: bool, stop: str, stop_status: int) -> dict:
+def _answer(cursor: dict[str, Any], window: Window, session: Session, invoker: Invoker, resumed: bool, stop: str,
+            stop_status: int) -> dict[str, Any]:
     c = cursor["counts"]
     complete = cursor["state"] == "complete"
     if complete:
@@ -544,14 +563,16 @@ def _answer(cursor: dict, window: Window, session, invoker: Invoker, resumed: bo
         status = (max(statuses + [502]) if not statuses else max(statuses)) if (c["failed"] or c["refused"]) else 200
     else:
         status = stop_status or 503
-    out = {"status": status, "outcome": "complete" if complete else ("stopped" if stop_status and stop_status != 503 else "in-progress"),
+    outcome = "complete" if complete else ("stopped" if stop_status and stop_status != 503 else "in-progress")
+    out: dict[str, Any] = {"status": status, "outcome": outcome,
            "run": cursor["run"], "resumed": resumed, "bucket": window.bucket, "region": window.region,
            "since": window.start.isoformat(), "until": window.end.isoformat(),
            "cursorKey": cursor_key(session.config.fanout_prefix),
            "jobs": {"listed": c["jobsListed"], "done": c["done"], "alreadyDone": c["alreadyDone"], "refused": c["refused"],
                     "failed": c["failed"], "skipped": c["skipped"]},
            "batches": {"sent": c["batchesSent"], "resent": c["batchesResent"], "lost": c["batchesLost"],
-                       "reported": c["batchesReported"], "outstanding": len(cursor["outstanding"]), "queued": len(cursor["queued"])},
+                       "reported": c["batchesReported"], "outstanding": len(cursor["outstanding"]),
+                       "queued": len(cursor["queued"])},
            "cosRequests": session.requests_made, "invokes": invoker.sent}
     if window.queue_id:
         out["queueId"] = window.queue_id

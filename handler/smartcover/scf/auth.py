@@ -10,89 +10,24 @@ picked up without a redeploy. Secrets are never logged or echoed.
 """
 from __future__ import annotations
 
-import os
-import threading
-import time
+from ..cloud.ssm import SsmSecret
+from ..core import config as cfg
+from ..core.errors import Unauthorized
+from .events import Request
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from typing import Callable, Mapping, Optional
+    from collections.abc import Mapping
 
-from ..core import config as cfg
-from ..core.errors import Unauthorized, Unavailable
-from .events import Request
+__all__ = ["TOKEN_HEADER", "TOKEN_PARAM", "Authenticator", "SsmSecret", "presented_token"]
 
 TOKEN_PARAM = "token"
 TOKEN_HEADER = "x-smartcover-token"
-_REFRESH_FLOOR = 30.0
 
 
 def presented_token(request: Request) -> str:
     """The token a request carries: ``?token=`` first, else the ``X-SmartCover-Token`` header."""
     return request.param(TOKEN_PARAM) or request.header(TOKEN_HEADER)
-
-
-class SsmSecret:
-    """A secret string read from SSM with the execution role's temporary credentials.
-
-    ``name`` is ``SecretName`` or ``SecretName@VersionId``; without a version, ``SSM_Current``
-    is asked for (SSM doc: GetSecretValue; the tencentcloud-sdk-python-ssm client is imported
-    only when first needed, so it costs nothing to deployments that do not use it).
-    """
-
-    def __init__(self, name: str, region: Optional[str], endpoint: Optional[cfg.Endpoint], ttl: float,
-                 env: Optional[Mapping[str, str]] = None, clock: Callable[[], float] = time.monotonic) -> None:
-        self._name, _, version = name.partition("@")
-        self._version = version or "SSM_Current"
-        self._region = region
-        self._endpoint = endpoint
-        self._ttl = ttl
-        self._env = os.environ if env is None else env
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._value: Optional[str] = None
-        self._fetched = float("-inf")
-
-    def get(self, stale: bool = False) -> str:
-        """Return the secret, fetching it when absent, older than the TTL, or (``stale=True``)
-        older than 30 s.
-
-        Raises:
-            Unavailable: SSM could not be reached or refused (worth a retry).
-        """
-        with self._lock:
-            age = self._clock() - self._fetched
-            if self._value is None or age >= self._ttl or (stale and age >= _REFRESH_FLOOR):
-                self._value = self._fetch()
-                self._fetched = self._clock()
-            return self._value
-
-    def _fetch(self) -> str:
-        from tencentcloud.common import credential
-        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-        from tencentcloud.common.profile.client_profile import ClientProfile
-        from tencentcloud.common.profile.http_profile import HttpProfile
-        from tencentcloud.ssm.v20190923 import models, ssm_client
-
-        try:
-            cred = credential.Credential(self._env.get(cfg.SECRET_ID, ""), self._env.get(cfg.SECRET_KEY, ""),
-                                         self._env.get(cfg.SESSION_TOKEN) or None)
-            http = HttpProfile(reqTimeout=3)
-            if self._endpoint:
-                http.endpoint = f"{self._endpoint.host}:{self._endpoint.port}"
-                http.scheme = self._endpoint.scheme
-            client = ssm_client.SsmClient(cred, self._region or "ap-guangzhou", ClientProfile(httpProfile=http))
-            req = models.GetSecretValueRequest()
-            req.SecretName = self._name
-            req.VersionId = self._version
-            value = client.GetSecretValue(req).SecretString
-        except TencentCloudSDKException as exc:
-            raise Unavailable(f"could not read the callback token from SSM ({exc.get_code()})") from None
-        except Exception as exc:  # transport errors from requests inside the SDK
-            raise Unavailable(f"could not read the callback token from SSM ({type(exc).__name__})") from None
-        if not value:
-            raise Unavailable("the SSM secret holding the callback token is empty")
-        return value
 
 
 class Authenticator:
@@ -103,7 +38,7 @@ class Authenticator:
         Unavailable: the SSM secret could not be read.
     """
 
-    def __init__(self, config: cfg.Config, secret: Optional[SsmSecret] = None, env: Optional[Mapping[str, str]] = None) -> None:
+    def __init__(self, config: cfg.Config, secret: SsmSecret | None = None, env: Mapping[str, str] | None = None) -> None:
         self._config = config
         self._secret = secret
         if config.token_secret and secret is None:

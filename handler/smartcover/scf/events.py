@@ -38,12 +38,13 @@ from __future__ import annotations
 import json
 from types import MappingProxyType
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from typing import Any, Dict, Mapping, Optional, Tuple
-
 from ..core.errors import BadRequest, PayloadTooLarge
 from ..core.records import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
+    from collections.abc import Mapping
+    from typing import Any
 
 HTTP_APIGW = "apigw"
 HTTP_FUNCTION_URL = "function_url"
@@ -93,14 +94,14 @@ class Request:
     method: str = "POST"
     path: str = "/"
     headers: Mapping[str, str] = MappingProxyType({})
-    query: Mapping[str, Tuple[str, ...]] = MappingProxyType({})
+    query: Mapping[str, tuple[str, ...]] = MappingProxyType({})
     body: bytes = b""
-    tree: Optional[Dict[str, Any]] = None
+    tree: dict[str, Any] | None = None
     source_ip: str = ""
     request_id: str = ""
-    messages: Tuple[Message, ...] = ()
-    timer: Optional[Timer] = None
-    doctor: Optional[Dict[str, Any]] = None
+    messages: tuple[Message, ...] = ()
+    timer: Timer | None = None
+    doctor: dict[str, Any] | None = None
 
     @property
     def is_http(self) -> bool:
@@ -118,7 +119,7 @@ class Request:
         return values[0] if values else ""
 
 
-def from_event(event: Any, context: Optional[Mapping[str, Any]], max_body: int) -> Request:
+def from_event(event: Any, context: Mapping[str, Any] | None, max_body: int) -> Request:
     """Normalise an SCF ``event``.
 
     Raises:
@@ -155,7 +156,7 @@ def from_event(event: Any, context: Optional[Mapping[str, Any]], max_body: int) 
     raise BadRequest("event is neither an HTTP event nor a callback")
 
 
-def _timer(event: Dict[str, Any], max_body: int, request_id: str) -> Request:
+def _timer(event: dict[str, Any], max_body: int, request_id: str) -> Request:
     message = event.get("Message")
     if message is None:
         message = ""
@@ -166,7 +167,7 @@ def _timer(event: Dict[str, Any], max_body: int, request_id: str) -> Request:
                    timer=Timer(str(event.get("TriggerName") or ""), str(event.get("Time") or ""), message))
 
 
-def _queue(records: list, max_body: int, request_id: str) -> Request:
+def _queue(records: list[Any], max_body: int, request_id: str) -> Request:
     if not records:
         raise BadRequest("event is neither an HTTP event nor a callback")
     if len(records) > MAX_MESSAGES:
@@ -192,14 +193,14 @@ def _queue(records: list, max_body: int, request_id: str) -> Request:
     return Request(shape=QUEUE, messages=tuple(messages), request_id=request_id)
 
 
-def _message_body(data: Dict[str, Any], max_body: int) -> bytes:
+def _message_body(data: dict[str, Any], max_body: int) -> bytes:
     body = data.get("msgBody")
     if not isinstance(body, str):
         raise BadRequest("msgBody must be a string")
     return _sized(body, max_body)
 
 
-def _http(event: Dict[str, Any], max_body: int, request_id: str) -> Request:
+def _http(event: dict[str, Any], max_body: int, request_id: str) -> Request:
     ctx = event.get("requestContext")
     shape = HTTP_APIGW if isinstance(ctx, dict) else HTTP_FUNCTION_URL
     if isinstance(ctx, dict) and ctx.get("requestId"):
@@ -237,7 +238,7 @@ def _http(event: Dict[str, Any], max_body: int, request_id: str) -> Request:
     )
 
 
-def _sized(body: Any, max_body: int) -> bytes:
+def _sized(body: str | bytes, max_body: int) -> bytes:
     if isinstance(body, str):
         if len(body) > max_body:  # a character is at least one byte
             raise PayloadTooLarge(f"body larger than {max_body} bytes")
@@ -247,7 +248,7 @@ def _sized(body: Any, max_body: int) -> bytes:
     return body
 
 
-def _headers(raw: Any) -> Dict[str, str]:
+def _headers(raw: Any) -> dict[str, str]:
     if not isinstance(raw, dict):
         return {}
     out = {}
@@ -258,8 +259,8 @@ def _headers(raw: Any) -> Dict[str, str]:
     return out
 
 
-def _query(*sources: Any) -> Dict[str, Tuple[str, ...]]:
-    out: Dict[str, Tuple[str, ...]] = {}
+def _query(*sources: Any) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
     for raw in sources:
         if not isinstance(raw, dict):
             continue
@@ -274,7 +275,7 @@ def _query(*sources: Any) -> Dict[str, Tuple[str, ...]]:
     return out
 
 
-def _check_size(event: dict, what: str, max_body: int) -> None:
+def _check_size(event: dict[str, Any], what: str, max_body: int) -> None:
     """Refuse a direct-invocation ``event`` whose JSON form exceeds ``max_body`` bytes (413) or
     that is nested too deeply to serialise (400)."""
     try:

@@ -36,25 +36,25 @@ from ..core import log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs cold-start time
-    from typing import Any, Dict, Optional
+    from typing import Any
 
 RECONCILE_COUNTS = ("done", "alreadyDone", "refused", "failed", "skipped", "planned")
 """Job counts of a summary answer (reconcile, a fan-out lister or batch): ``jobs`` is a dict."""
 
 
-def _add(counts: Dict[str, int], key: Any, n: int = 1) -> None:
+def _add(counts: dict[str, int], key: Any, n: int = 1) -> None:
     key = str(key)
     counts[key] = counts.get(key, 0) + n
 
 
-def count(body: Dict[str, Any]) -> tuple:
+def count(body: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
     """``(job outcomes, cover outcomes)`` of an answer's body: two ``{outcome: n}`` dicts.
 
     Reads the callback answer (``jobs[].outcome``, ``jobs[].covers[].outcome``), the queue
     batch (the same inside each of ``messages[]``) and the summaries of reconcile and fan-out
     (``jobs`` is a dict of counts: :data:`RECONCILE_COUNTS`). Never raises on an unexpected shape."""
-    jobs: Dict[str, int] = {}
-    covers: Dict[str, int] = {}
+    jobs: dict[str, int] = {}
+    covers: dict[str, int] = {}
     entries = body.get("messages")
     for entry in entries if isinstance(entries, list) else (body,):
         listed = entry.get("jobs") if isinstance(entry, dict) else None
@@ -74,8 +74,8 @@ def count(body: Dict[str, Any]) -> tuple:
     return jobs, covers
 
 
-def record(status: int, body: Dict[str, Any], ms: float, cold: bool, shape: Optional[str] = None,
-           retried: bool = False) -> Dict[str, Any]:
+def record(status: int, body: dict[str, Any], ms: float, cold: bool, shape: str | None = None,
+           retried: bool = False) -> dict[str, Any]:
     """The fields of the ``metrics`` line (see the module docstring) for one invocation that
     answered ``status`` with ``body`` after ``ms`` milliseconds. Pure: no I/O."""
     jobs, covers = count(body)
@@ -97,7 +97,7 @@ def record(status: int, body: Dict[str, Any], ms: float, cold: bool, shape: Opti
     }
 
 
-def emit(status: int, body: Dict[str, Any], ms: float, cold: bool, shape: Optional[str] = None,
+def emit(status: int, body: dict[str, Any], ms: float, cold: bool, shape: str | None = None,
          retried: bool = False, request_id: str = "") -> None:
     """Log the ``metrics`` line (``INFO``; ``ERROR`` for a 5xx), whatever ``SMARTCOVER_LOG_LEVEL``;
     ``request_id`` is the SCF request id (also when called outside the invocation's context)."""

@@ -9,19 +9,19 @@ from ..core.log import dumps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only (PEP 563): importing typing costs cold-start time
-    from typing import Any, Dict
+    from typing import Any
 
 HEADERS = {"Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store"}
 
 
-def respond(status: int, body: Dict[str, Any]) -> Dict[str, Any]:
+def respond(status: int, body: dict[str, Any]) -> dict[str, Any]:
     """Build an integration response with ``body`` serialised as compact JSON (UTF-8; escaped
     to ASCII if some text could not be encoded, so the gateway can always send it; line
     separators escaped: :func:`log.dumps`)."""
     return {"isBase64Encoded": False, "statusCode": int(status), "headers": dict(HEADERS), "body": dumps(body)}
 
 
-def error_body(status: int, code: str, message: str) -> Dict[str, Any]:
+def error_body(status: int, code: str, message: str) -> dict[str, Any]:
     """The body of every error answer: ``{"status", "error", "message"}``."""
     return {"status": status, "error": code, "message": message}
 
@@ -30,7 +30,7 @@ INTERNAL = (500, "InternalError", "internal error; see the function log")
 """What a bug is answered with: nothing about it leaks to the caller."""
 
 
-def error(status: int, code: str, message: str, request_id: str = "") -> Dict[str, Any]:
+def error(status: int, code: str, message: str, request_id: str = "") -> dict[str, Any]:
     """An error answer: ``{"status", "error", "message"[, "requestId"]}``."""
     body = error_body(status, code, message)
     if request_id:
