@@ -29,8 +29,9 @@ import json
 import re
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REGION_RE = re.compile(r"[a-z]{2,}(?:-[a-z0-9]+){1,3}")
@@ -45,7 +46,7 @@ def _arg(value: Any) -> str:
     return str(value)
 
 
-def command(service: str, action: str, region: str, params: Dict[str, Any]) -> str:
+def command(service: str, action: str, region: str, params: dict[str, Any]) -> str:
     """One shell-quoted ``tccli <service> <action> --region R --Param value ...`` line; keys
     starting with ``_`` are left out."""
     words = ["tccli", service, action, "--region", region]
@@ -55,7 +56,7 @@ def command(service: str, action: str, region: str, params: Dict[str, Any]) -> s
     return " ".join(shlex.quote(w) for w in words)
 
 
-def _fill(obj: Any, mapping: Dict[str, str]) -> Any:
+def _fill(obj: Any, mapping: dict[str, str]) -> Any:
     if isinstance(obj, str):
         return mapping.get(obj, obj)
     if isinstance(obj, list):
@@ -66,7 +67,7 @@ def _fill(obj: Any, mapping: Dict[str, str]) -> Any:
 
 
 def commands(region: str, logset_id: str, topic_id: str, notice_id: str, function: str = "",
-             namespace: str = "default", folder: Path = HERE) -> List[str]:
+             namespace: str = "default", folder: Path = HERE) -> list[str]:
     """The commands, in order: CreateIndex, one CreateAlarm per alarm, and (with ``function``)
     UpdateFunctionEventInvokeConfig. Raises ``ValueError`` on a malformed id or region."""
     if not REGION_RE.fullmatch(region):
@@ -86,7 +87,7 @@ def commands(region: str, logset_id: str, topic_id: str, notice_id: str, functio
     return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Print the commands (exit 0), or a usage error (exit 2)."""
     p = argparse.ArgumentParser(description="Print the tccli commands for the CLS index, the alarms and the timer's retries.")
     p.add_argument("--region", required=True, help="region of the function and its CLS topic")

@@ -41,8 +41,8 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 BUCKET_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?-([0-9]{5,12})")
@@ -60,7 +60,7 @@ class UsageError(Exception):
     """A malformed option or a placeholder without a value."""
 
 
-def values(args: argparse.Namespace) -> Dict[str, str]:
+def values(args: argparse.Namespace) -> dict[str, str]:
     """The placeholder -> value map from the parsed options. Raises :class:`UsageError`."""
     out = {}
     for name, bucket in (("--bucket", args.bucket), ("--target-bucket", args.target_bucket or args.bucket)):
@@ -94,14 +94,14 @@ def values(args: argparse.Namespace) -> Dict[str, str]:
     return out
 
 
-def fill(policy: dict, mapping: Dict[str, str], drop: Sequence[str] = ()) -> tuple:
+def fill(policy: dict, mapping: dict[str, str], drop: Sequence[str] = ()) -> tuple:
     """``(filled policy, notes)``: every ``resource`` string with its placeholders replaced.
 
     A statement with a resource that needs a placeholder in ``drop`` or one that ``mapping``
     lacks is left out when the placeholder is optional (``<uin>``, ``<input>``); otherwise
     :class:`UsageError`."""
-    statements: List[dict] = []
-    notes: List[str] = []
+    statements: list[dict] = []
+    notes: list[str] = []
     for st in policy.get("statement", []):
         resources = st.get("resource", [])
         resources = [resources] if isinstance(resources, str) else list(resources)
@@ -137,7 +137,7 @@ def fill(policy: dict, mapping: Dict[str, str], drop: Sequence[str] = ()) -> tup
     return dict(policy, statement=statements), notes
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status (0, or 2 on a usage error)."""
     p = argparse.ArgumentParser(description="Fill deploy/cam-policy.json for your bucket, region and APPID.")
     p.add_argument("--bucket", required=True, help="output bucket name-APPID (where CI writes the covers)")
@@ -148,10 +148,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--target-prefix", default="covers/", help="key prefix of SMARTCOVER_TARGET_KEY (default covers/)")
     p.add_argument("--manifest-prefix", default="manifests/", help="key prefix of SMARTCOVER_MANIFEST_KEY (default manifests/)")
     p.add_argument("--input-prefix", default="input/", help="key prefix of the input videos (default input/)")
-    p.add_argument("--no-input-tagging", action="store_true", help="leave out tagging of input videos (SMARTCOVER_ON_FAILURE=ignore)")
+    p.add_argument("--no-input-tagging", action="store_true",
+                   help="leave out tagging of input videos (SMARTCOVER_ON_FAILURE=ignore)")
     p.add_argument("--uin", default=None, help="account UIN, for the SSM secret's resource (omit to leave SSM out)")
     p.add_argument("--secret", default="smartcover-callback-token", help="SSM secret name (default smartcover-callback-token)")
-    p.add_argument("--function", default="smartcover-prod-callback", help="function name (default smartcover-prod-callback: app-STAGE-callback)")
+    p.add_argument("--function", default="smartcover-prod-callback",
+                   help="function name (default smartcover-prod-callback: app-STAGE-callback)")
     p.add_argument("--namespace", default="default", help="its SCF namespace (default: default)")
     p.add_argument("--policy", default=str(HERE / "cam-policy.json"), help="the policy template (default deploy/cam-policy.json)")
     p.add_argument("--out", default="", help="write here instead of stdout")
