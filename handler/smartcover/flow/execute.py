@@ -76,7 +76,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
-    from ..core.outcomes import Disposition, InputTagging, JobOutcome, ManifestOutcome
+    from ..core.outcomes import CoverOutcome, Disposition, InputTagging, JobOutcome, ManifestOutcome
 
     _T = TypeVar("_T")
     Reads = tuple[Future[ObjectInfo | None], Future[Tags | None]]  # stage 1 of a cover: HEAD, GET tagging
@@ -103,7 +103,7 @@ class CoverResult:
     source: ObjectRef
     action: str
     target: ObjectRef | None
-    outcome: str
+    outcome: CoverOutcome
     detail: str = ""
     etag: str = ""
     crc64: str = ""
@@ -781,7 +781,7 @@ def _still_ours(cos: Cos, r: CoverResult) -> str | None:
     return None
 
 
-def _tag_input(cos: Cos, job: JobPlan, check: Future[Any] | None) -> str:
+def _tag_input(cos: Cos, job: JobPlan, check: Future[Any] | None) -> InputTagging:
     """``SMARTCOVER_ON_FAILURE=tag``: merge the failure tags into the input video's tag set."""
     ref = ObjectRef(job.job.input.bucket, job.job.input.region, job.job.input.object)  # type: ignore[union-attr]
     try:
