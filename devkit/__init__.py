@@ -69,9 +69,10 @@ def context(request_id: str = "local-request", time_limit_ms: int = 30000) -> di
     return scf_context(request_id, time_limit_ms)
 
 
-def env(server: Any, **overrides: str) -> dict[str, str]:
-    """Environment for the handler against ``server``: role credentials, endpoint, token."""
-    out = {
+def env(server: Any, **overrides: str | None) -> dict[str, str]:
+    """Environment for the handler against ``server``: role credentials, endpoint, token
+    (an override of ``None`` leaves that variable out)."""
+    out: dict[str, str | None] = {
         "TENCENTCLOUD_SECRETID": SECRET_ID,
         "TENCENTCLOUD_SECRETKEY": SECRET_KEY,
         "TENCENTCLOUD_SESSIONTOKEN": SESSION_TOKEN,

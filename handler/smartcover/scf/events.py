@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 from types import MappingProxyType
 
-from ..core.errors import BadRequest, PayloadTooLarge
+from ..core.errors import BadRequest, PayloadTooLarge, SmartCoverError
 from ..core.records import record
 
 TYPE_CHECKING = False
@@ -69,7 +69,7 @@ class Message:
     kind: str
     message_id: str
     body: bytes
-    error: object = None  # a SmartCoverError when this one record is unusable (answered on its own)
+    error: SmartCoverError | None = None  # when this one record is unusable (answered on its own)
 
 
 @record
