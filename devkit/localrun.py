@@ -22,6 +22,7 @@ see :meth:`Local.note_body`; ``{"known": true|false}``). Everything binds 127.0.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import threading
 from collections.abc import Mapping
@@ -162,6 +163,7 @@ class _Control(BaseHTTPRequestHandler):
 
 def main() -> int:
     """The child process: see the module docstring. Exits 0 when stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the parent stops us
     given = json.loads(sys.stdin.readline() or "{}")
     local = start(given)
     control = ThreadingHTTPServer(("127.0.0.1", 0), _Control)

@@ -19,6 +19,10 @@ from .records import record, replace
 from .tags import Tags, fit_value
 from .templates import can_collide, key_problem, output_pattern, render, split_key
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .outcomes import Disposition
+
 SMARTCOVER = "SmartCover"
 FORMATS = frozenset({"jpg", "jpeg", "png", "webp"})  # CI SmartCover Format (CI doc: SmartCover job parameters)
 TASK_FINISH = "TaskFinish"
@@ -110,7 +114,7 @@ class JobPlan:
     """One job's disposition: ``act`` (covers follow), ``ignored`` or ``failed`` (job not Success)."""
 
     job: Job
-    disposition: str
+    disposition: Disposition
     reason: str = ""
     covers: tuple[CoverPlan, ...] = ()
     manifest: ObjectRef | None = None
