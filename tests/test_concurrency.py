@@ -17,7 +17,7 @@ import pytest
 
 import devkit
 from localcos import Fault
-from scripts.campaign import DONE, UNIQUE_TARGET_KEY, Lab, Scenario, Watcher, normal_state, reference
+from devkit.faults import DONE, UNIQUE_TARGET_KEY, Lab, Scenario, Watcher, normal_state, reference
 from smartcover.scf.app import App
 from smartcover.core.config import Config
 from smartcover.scf.response import is_valid

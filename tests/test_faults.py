@@ -3,10 +3,10 @@
 Real parts only: the App, cos-python-sdk-v5 and the local COS server with scripted faults. The
 invariant (every cover at its source or, verified, at its target; foreign targets untouched; tags
 kept) is checked after every single change in COS by a ``LocalCOS.watch`` hook
-(``scripts/campaign.py``'s :class:`Watcher`), not only at the end.
+(:class:`devkit.faults.Watcher`), not only at the end.
 
 ``SMARTCOVER_FAULT_SCHEDULES`` scales the randomized test (default 100 schedules);
-``scripts/campaign.py`` runs the same engine for longer.
+``scripts/campaign.py`` (``make campaign``) runs the same engine (:mod:`devkit.faults`) for longer.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import devkit
 from localcos import Fault
-from scripts.campaign import (ACTIONS, BUCKET, DELAY_S, KINDS, KINDS_BY_OP, Delivery, Lab, Report, Rule, Scenario,
+from devkit.faults import (ACTIONS, BUCKET, DELAY_S, KINDS, KINDS_BY_OP, Delivery, Lab, Report, Rule, Scenario,
                               Schedule, Watcher, UNIQUE_TARGET_KEY, check_state, ops_for, print_report, run_schedule)
 from smartcover.scf.app import App
 from smartcover.core.config import Config
@@ -498,7 +498,7 @@ def test_several_jobs_meeting_under_faults_lose_nothing_and_keep_one_owner():
     and a job whose sources CI rewrites as a rerun between deliveries, all under random faults and
     kills: after every change no cover's bytes are lost and no object tagged with a job holds bytes
     that job did not produce; answers are true; at the end one job holds every shared target and the
-    other answers 409 naming it, and another round changes nothing (``campaign.run_multi``)."""
+    other answers 409 naming it, and another round changes nothing (``devkit.faults.run_multi``)."""
     tally = Report()
     started = time.monotonic()
     with Lab() as lab:
@@ -527,7 +527,7 @@ def test_the_multi_job_invariant_notices_a_cover_taken_by_the_wrong_job(cos):
     sc = Scenario(action="move", jobs=2, covers=2, layout="shared")
     sc.seed(cos)
     present = {(j, i) for j in range(2) for i in range(2)}
-    from scripts.campaign import check_multi
+    from devkit.faults import check_multi
     assert check_multi(sc, cos.snapshot(), present) == []
     a0, b0 = sc.cover_list()[0], sc.cover_list()[2]
     cos.put(BUCKET, a0.target, b0.body, tags={"smartcover:jobid": a0.job_id, "smartcover:index": "0"})

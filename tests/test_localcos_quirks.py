@@ -185,7 +185,7 @@ def test_fault_campaign_under_each_mode_loses_nothing(mode):
     every change, answers are true, and the end state equals a fault-free run in the same mode."""
     from hypothesis import HealthCheck, given, note, settings
 
-    from scripts.campaign import Lab, Report, run_schedule
+    from devkit.faults import Lab, Report, run_schedule
     from tests.test_faults import EXAMPLES, schedules
 
     tally = Report()
