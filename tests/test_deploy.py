@@ -8,12 +8,12 @@ import re
 import shlex
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import devkit
 from localcos import Fault
+from tests.helpers import app_from, seed_recent_jobs, timer_event
 
 DEPLOY = devkit.ROOT / "deploy"
 
@@ -133,9 +133,8 @@ def emitted():
     import io
     import contextlib
 
-    from smartcover.scf.app import App, RetryBatch
+    from smartcover.scf.app import RetryBatch
     from smartcover.scf.app import load as load_handler
-    from smartcover.core.config import Config
 
     lines = []
     srv = devkit.server()
@@ -146,7 +145,7 @@ def emitted():
                          SMARTCOVER_ALLOWED_BUCKETS=BUCKET, SMARTCOVER_ALLOWED_REGIONS=REGION, SMARTCOVER_COS_RETRIES="0",
                          SMARTCOVER_LOG_LEVEL="DEBUG")
         with contextlib.redirect_stdout(buf):
-            app = App(Config.from_env(env), env)
+            app = app_from(env)
             body = devkit.sample("smartcover-job-api.xml")
             devkit.seed(srv, body)
             app(devkit.http_event(body), devkit.context())
@@ -158,13 +157,8 @@ def emitted():
             srv.add_job(BUCKET, failed)
             app(devkit.http_event(devkit.make_callback(failed)), devkit.context())
             app({"Records": [{"CMQ": {"msgId": "m1", "msgBody": body.decode()}}]}, devkit.context())
-            now = datetime.now(timezone(timedelta(hours=8)))
-            for i in range(2):
-                xml = devkit.make_job_xml(job_id=f"j{i:031d}", keys=[f"output/j{i}/cover-{k}.jpg" for k in range(2)],
-                                          template=f"output/j{i}/cover-${{Number}}.jpg", input_key=f"input/video{i}.mp4",
-                                          creation_time=(now - timedelta(minutes=5 + i)).strftime("%Y-%m-%dT%H:%M:%S%z"))
-                devkit.seed(srv, devkit.make_callback(xml))
-            timer = {"Type": "Timer", "TriggerName": "reconcile", "Time": "2024-05-01T11:49:00Z", "Message": '{"reconcile": {"hours": 1}}'}
+            seed_recent_jobs(srv)
+            timer = timer_event('{"reconcile": {"hours": 1}}')
             app(timer, devkit.context())
             srv.inject(Fault(op="ListMediaJobs", status=503, times=None))
             app(timer, devkit.context())
