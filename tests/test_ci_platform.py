@@ -21,13 +21,12 @@ from hypothesis import strategies as st
 import devkit
 from localcos import QUIRKS, Fault
 from smartcover.cli import commands as cli
-from smartcover.scf.app import App
 from smartcover.core.config import Config
 from smartcover.core.errors import BadRequest
 from smartcover.core.parse import parse_body
 from smartcover.core.plan import JOB_STATES, compare, job_differences, plan
-from smartcover.scf.response import is_valid
 from smartcover.core.tags import MAX_VALUE, fit_value, tag_problem
+from tests.helpers import app_for, call
 
 BUCKET = "test-123456789"
 REGION = "ap-chongqing"
@@ -58,17 +57,6 @@ def srv(request):
         yield server
     finally:
         server.stop()
-
-
-def app_for(server, **env):
-    e = devkit.env(server, **env)
-    return App(Config.from_env(e), e)
-
-
-def call(app, body):
-    out = app(devkit.http_event(body), devkit.context())
-    assert is_valid(out)
-    return out["statusCode"], json.loads(out["body"])
 
 
 def ops(server):

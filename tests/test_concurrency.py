@@ -18,8 +18,7 @@ import pytest
 import devkit
 from localcos import Fault
 from devkit.faults import DONE, UNIQUE_TARGET_KEY, Lab, Scenario, Watcher, normal_state, reference
-from smartcover.scf.app import App
-from smartcover.core.config import Config
+from tests.helpers import app_from, outcomes
 from smartcover.scf.response import is_valid
 
 ROUNDS = 4
@@ -59,17 +58,13 @@ def at_once(apps, body, n):
     return answers
 
 
-def outcomes(answer) -> list:
-    return [c["outcome"] for j in answer["jobs"] for c in j.get("covers", [])]
-
-
 def run(cos, lab, scenario, n, instances, faults=(), **overrides):
     """Seed, watch, deliver ``n`` at once to ``instances`` Apps (after injecting ``faults``),
     then check the invariant and return the answers."""
     cos.reset()
     scenario.seed(cos)
     env = dict(scenario.env(cos), **overrides)
-    apps = [App(Config.from_env(env), env) for _ in range(instances)]
+    apps = [app_from(env) for _ in range(instances)]
     watcher = Watcher(scenario)
     cos.watch(watcher)
     for fault in faults:

@@ -8,7 +8,7 @@ that share keys across batches, and a lister stopped by its time limit and resum
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
@@ -16,7 +16,7 @@ import devkit
 from localcos import Fault
 from localcos.scfapi import LocalSCF, verify_tc3
 from smartcover.cli import commands as cli
-from smartcover.scf.app import App
+from tests.helpers import add_job, app_from, jid
 from smartcover.core.config import Config
 from smartcover.core.deadline import Deadline
 from smartcover.ops.fanout import Batch, run_lister, result_key, summary_key
@@ -34,32 +34,13 @@ WINDOW = ["--bucket", BUCKET, "--region", REGION, "--since", SINCE, "--until", U
 N = 30  # jobs 0..29; see seed()
 
 
-def jid(i: int) -> str:
-    return f"j{i:031d}"
-
-
-def covers(i: int, n: int = 3):
-    return [f"output/{jid(i)}/cover-{k}.jpg" for k in range(n)]
-
-
-def add_job(srv, i: int, *, keys=None, video=None, start="2022-06-30T15:29:43+0800", end="2022-06-30T15:29:48+0800",
-            template=None) -> bytes:
-    xml = devkit.make_job_xml(job_id=jid(i), keys=covers(i) if keys is None else keys,
-                              template=template or f"output/{jid(i)}/cover-${{Number}}.jpg",
-                              input_key=f"input/{video or f'video{i}'}.mp4", creation_time=f"2024-05-01T10:{i:02d}:00+0800",
-                              start_time=start, end_time=end)
-    body = devkit.make_callback(xml)
-    devkit.seed(srv, body)
-    return body
-
-
 def seed(srv, env) -> None:
     """Jobs 0-19 untouched (callback lost), 20-23 done, 24-25 half done (one copy failed), 26 names
     that do not fit its template (refused), 27 a foreign object at a target (conflict); 28 and 29 a
     job and its rerun on the same video writing the same keys (only the rerun's run holds the covers'
     Last-Modified): they share every key."""
     srv.create_bucket(BUCKET, REGION)
-    app = App(Config.from_env(env), env)
+    app = app_from(env)
     for i in range(28):
         body = add_job(srv, i, keys=[f"output/{jid(i)}/other-0.jpg"] if i == 26 else None)
         if 20 <= i <= 23:
@@ -71,7 +52,7 @@ def seed(srv, env) -> None:
             srv.put(BUCKET, "covers/video27/1.jpg", b"not ours", content_type="image/jpeg")
     shared = [f"output/rerun/cover-{k}.jpg" for k in range(3)]
     add_job(srv, 28, keys=shared, video="shared", template="output/rerun/cover-${Number}.jpg",
-            start="2022-06-29T10:00:00+0800", end="2022-06-29T10:00:09+0800")  # the first run: not these bytes
+            start_time="2022-06-29T10:00:00+0800", end_time="2022-06-29T10:00:09+0800")  # the first run: not these bytes
     add_job(srv, 29, keys=shared, video="shared", template="output/rerun/cover-${Number}.jpg")
     srv.clear_faults()
 
@@ -252,7 +233,7 @@ def test_cli_fan_out_and_timer_fan_out(fresh, expected, capsys):
     assert state(srv) == expected[0]
     assert cli.main(["reconcile", *WINDOW, "--fan-out", "--dry-run"], env) == 2
     # the timer: {"reconcile": {"fanOut": true}} lists the last hours; nothing recent here
-    app = App(Config.from_env(env), env)
+    app = app_from(env)
     answer = app({"Type": "Timer", "TriggerName": "reconcile", "Time": "2024-05-01T11:49:00Z",
                   "Message": '{"reconcile": {"hours": 1, "fanOut": true}}'}, devkit.context())
     body = json.loads(answer["body"])

@@ -10,21 +10,18 @@ kept) is checked after every single change in COS by a ``LocalCOS.watch`` hook
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
-from hypothesis import strategies as st
 
 import devkit
 from localcos import Fault
-from devkit.faults import (ACTIONS, BUCKET, DELAY_S, KINDS, KINDS_BY_OP, Delivery, Lab, Report, Rule, Scenario,
-                              Schedule, Watcher, UNIQUE_TARGET_KEY, check_state, ops_for, print_report, run_schedule)
-from smartcover.scf.app import App
+from devkit.faults import (BUCKET, DELAY_S, KINDS, Delivery, Lab, Report, Rule, Scenario, check_multi,
+                              Schedule, Watcher, UNIQUE_TARGET_KEY, check_state, print_report)
 from smartcover.core.config import Config
-from smartcover.scf.response import is_valid
+from tests.helpers import app_from, call, outcomes
+from tests.schedules import EXAMPLES, MULTI, run_schedules, schedules
 
 SCHEDULES = int(os.environ.get("SMARTCOVER_FAULT_SCHEDULES", "100"))
 MOVE3 = Scenario(action="move,tag", covers=3, target_key=UNIQUE_TARGET_KEY)
@@ -40,17 +37,7 @@ def build(cos, scenario: Scenario = MOVE3, **overrides: str):
     env.update(overrides)
     watcher = Watcher(scenario)
     cos.watch(watcher)
-    return App(Config.from_env(env), env), env, scenario.body(), watcher
-
-
-def call(app, body, time_limit_ms: int = 30000):
-    answer = app(devkit.http_event(body), devkit.context(time_limit_ms=time_limit_ms))
-    assert is_valid(answer)
-    return answer["statusCode"], json.loads(answer["body"])
-
-
-def outcomes(answer) -> list:
-    return [c["outcome"] for j in answer["jobs"] for c in j.get("covers", [])]
+    return app_from(env), env, scenario.body(), watcher
 
 
 def details(answer) -> list:
@@ -411,54 +398,6 @@ def test_the_watcher_sees_a_lost_cover_and_a_replaced_foreign_object(cos):
 
 
 # -- randomized schedules -------------------------------------------------------------------------------------------
-SCENARIOS = st.builds(Scenario, action=st.sampled_from(ACTIONS), jobs=st.integers(1, 2), covers=st.integers(1, 4),
-                      source_tags=st.booleans(), preserve_tags=st.booleans(), foreign_target=st.booleans(),
-                      overwrite=st.booleans(), retries=st.sampled_from([0, 0, 0, 1]), verify_job=st.booleans())
-
-
-MULTI = st.builds(Scenario, action=st.sampled_from([a for a in ACTIONS if a != "tag"]), jobs=st.just(2),
-                  covers=st.integers(1, 4), preserve_tags=st.booleans(), overwrite=st.booleans(),
-                  retries=st.sampled_from([0, 0, 1]), verify_job=st.booleans(), layout=st.sampled_from(["shared", "rerun"]))
-
-
-@st.composite
-def schedules(draw, scenarios=SCENARIOS):
-    scenario = draw(scenarios)
-    ops = ops_for(scenario.action)
-    deliveries = []
-    for _ in range(draw(st.integers(1, 3))):
-        rules = []
-        for _ in range(draw(st.integers(0, 3))):
-            op = draw(st.sampled_from(ops))
-            kind = draw(st.sampled_from(KINDS_BY_OP[op]))
-            side = st.just("src") if kind == "key_error" else st.sampled_from(["src", "dst"])
-            where = draw(st.none() | st.tuples(side, st.integers(0, 1), st.integers(0, 3)))
-            times = 1 if kind == "timeout" else draw(st.sampled_from([1, 2, None]))
-            rules.append(Rule(op, kind, where, draw(st.integers(0, 2)), times))
-        deliveries.append(Delivery(tuple(rules), draw(st.none() | st.integers(0, 11)), draw(st.integers(1, 2))))
-    return Schedule(scenario, tuple(deliveries))
-
-
-# Explicit examples run first, so every fault kind is exercised whatever hypothesis draws.
-EXAMPLES = [Schedule(Scenario(action="move,tag", covers=2, source_tags=True),
-                     (Delivery((Rule(op, kind, ("src" if kind == "key_error" or op != "PutObjectCopy" else "dst", 0, 1)),)),))
-            for op, kinds in KINDS_BY_OP.items() if op in ops_for("move") for kind in kinds]
-EXAMPLES += [Schedule(Scenario(action="copy", covers=3, foreign_target=True, overwrite=True), (Delivery(kill_after=4, copies=2),)),
-             Schedule(Scenario(action="tag", jobs=2, covers=2, source_tags=True, preserve_tags=False),
-                      (Delivery((Rule("PutObjectTagging", "reset_after"),), copies=2),))]
-# The two mismatches of the full campaign after issue 9 (seed 1, 10,000 schedules): a fault on the
-# HEAD of a replaced foreign target (SMARTCOVER_OVERWRITE=always) made the delivery answer a final
-# 409 instead of 503. See test_a_fault_on_the_check_after_replacing_a_target_is_503_not_409.
-EXAMPLES += [
-    Schedule(Scenario(action="move", covers=4, source_tags=True, foreign_target=True, overwrite=True),
-             (Delivery((Rule("HeadObject", "expired"), Rule("HeadObject", "reset", ("dst", 1, 0), skip=1))),)),
-    Schedule(Scenario(action="move,tag", covers=1, source_tags=True, foreign_target=True, overwrite=True, retries=1),
-             (Delivery((Rule("HeadObject", "empty_body", ("dst", 1, 0), skip=1, times=2),
-                        Rule("PutObjectCopy", "empty_body", skip=2), Rule("DeleteObjects", "expired", ("src", 1, 0)))),
-              Delivery((Rule("PutObjectCopy", "timeout", ("src", 0, 1), skip=1),)))),
-]
-
-
 def test_random_fault_schedules_lose_nothing_and_end_like_a_fault_free_run():
     """Each schedule: 1-3 faulty deliveries (random fault rules, maybe killed by SCF, maybe two at
     once), then clean redeliveries. The invariant holds after every change; every answer is true;
@@ -467,20 +406,7 @@ def test_random_fault_schedules_lose_nothing_and_end_like_a_fault_free_run():
     tally = Report()
     started = time.monotonic()
     with Lab() as lab:
-        @settings(max_examples=SCHEDULES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-        @given(schedules())
-        def run(schedule):
-            note(repr(schedule))
-            report = run_schedule(schedule, lab)
-            tally.add(report)
-            assert report.ok, (report.violations + report.mismatches)[:3]
-
-        for example in EXAMPLES:
-            report = run_schedule(example, lab)
-            tally.add(report)
-            assert report.ok, (report.violations + report.mismatches)[:3]
-        run()
+        run_schedules(lab, tally, EXAMPLES, schedules(), SCHEDULES)
     print()
     print_report(tally, time.monotonic() - started, f"{len(EXAMPLES)} fixed + hypothesis, derandomized")
     assert tally.schedules >= len(EXAMPLES) + SCHEDULES * 0.9 and tally.ok
@@ -502,21 +428,7 @@ def test_several_jobs_meeting_under_faults_lose_nothing_and_keep_one_owner():
     tally = Report()
     started = time.monotonic()
     with Lab() as lab:
-        for example in MULTI_EXAMPLES:
-            report = run_schedule(example, lab)
-            tally.add(report)
-            assert report.ok, (report.violations + report.mismatches)[:3]
-
-        @settings(max_examples=max(10, SCHEDULES // 2), deadline=None, derandomize=True, database=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-        @given(schedules(MULTI))
-        def run(schedule):
-            note(repr(schedule))
-            report = run_schedule(schedule, lab)
-            tally.add(report)
-            assert report.ok, (report.violations + report.mismatches)[:3]
-
-        run()
+        run_schedules(lab, tally, MULTI_EXAMPLES, schedules(MULTI), max(10, SCHEDULES // 2))
     print()
     print_report(tally, time.monotonic() - started, f"{len(MULTI_EXAMPLES)} fixed + hypothesis (several jobs), derandomized")
     assert tally.schedules >= len(MULTI_EXAMPLES) and tally.ok and tally.state_checks > tally.schedules
@@ -527,7 +439,6 @@ def test_the_multi_job_invariant_notices_a_cover_taken_by_the_wrong_job(cos):
     sc = Scenario(action="move", jobs=2, covers=2, layout="shared")
     sc.seed(cos)
     present = {(j, i) for j in range(2) for i in range(2)}
-    from devkit.faults import check_multi
     assert check_multi(sc, cos.snapshot(), present) == []
     a0, b0 = sc.cover_list()[0], sc.cover_list()[2]
     cos.put(BUCKET, a0.target, b0.body, tags={"smartcover:jobid": a0.job_id, "smartcover:index": "0"})

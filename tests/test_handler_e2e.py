@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import devkit
-from smartcover.scf.response import is_valid
+from tests.helpers import call, covers, invoke
 
 BUCKET = "test-123456789"
 JOB = "j6842765cf84611ecb8546d80f2baf56f"
@@ -21,23 +21,11 @@ UNIQUE = dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number
 UNIQUE_TARGETS = [f"covers/demo/{JOB}/{i}.jpg" for i in range(5)]
 
 
-def call(app, body_or_event, shape="function_url", **kw):
-    event = body_or_event if isinstance(body_or_event, dict) and "httpMethod" in body_or_event else (
-        devkit.http_event(body_or_event, shape, **kw) if shape != "direct" else body_or_event)
-    answer = app(event, devkit.context())
-    assert is_valid(answer)
-    return answer["statusCode"], json.loads(answer["body"])
-
-
-def covers(body):
-    return [c for j in body["jobs"] for c in j.get("covers", [])]
-
-
 @pytest.mark.parametrize("sample", devkit.SAMPLES)
 @pytest.mark.parametrize("shape,b64", [("function_url", False), ("apigw", False), ("apigw", True), ("function_url", True)])
 def test_sample_moves_and_tags_covers(cos, make_app, sample, shape, b64):
     devkit.seed(cos, devkit.sample(sample))
-    status, body = call(make_app(**MOVE), devkit.sample(sample), shape, base64_body=b64)
+    status, body = call(make_app(**MOVE), devkit.sample(sample), shape=shape, base64_body=b64)
     assert status == 200 and body["outcome"] == "done"
     assert [c["outcome"] for c in covers(body)] == ["moved"] * 5
     assert cos.keys(BUCKET, "output/") == [] and cos.keys(BUCKET, "covers/") == TARGETS
@@ -57,7 +45,7 @@ def test_direct_invocation(cos, make_app, event):
     payload = {"xml-string": devkit.sample("smartcover-workflow.xml").decode(),
                "json-string": devkit.sample("smartcover-workflow.json").decode(),
                "json-dict": json.loads(devkit.sample("smartcover-workflow.json"))}[event]
-    status, body = call(make_app(**MOVE), payload, "direct")
+    status, body = invoke(make_app(**MOVE), payload)
     assert status == 200 and cos.keys(BUCKET, "covers/") == TARGETS
 
 

@@ -9,16 +9,12 @@ App, the SDK and the server are the real ones.
 """
 from __future__ import annotations
 
-import json
 
 import pytest
 
-import devkit
 from localcos import Fault
 from devkit.faults import BUCKET, UNIQUE_TARGET_KEY, Lab, Scenario, Watcher, normal_state, reference
-from smartcover.scf.app import App
-from smartcover.core.config import Config
-from smartcover.scf.response import is_valid
+from tests.helpers import app_from, call, outcomes
 
 MOVE = Scenario(action="move,tag", covers=3, target_key=UNIQUE_TARGET_KEY)
 """Collision-free targets: each cover is decided on its own, and ``SMARTCOVER_OVERWRITE=always``
@@ -42,17 +38,7 @@ def build(cos, scenario: Scenario = MOVE, before=(), **overrides: str):
     env = dict(scenario.env(cos), **overrides)
     watcher = Watcher(scenario)
     cos.watch(watcher)
-    return App(Config.from_env(env), env), scenario.body(), watcher
-
-
-def call(app, body):
-    answer = app(devkit.http_event(body), devkit.context())
-    assert is_valid(answer)
-    return answer["statusCode"], json.loads(answer["body"])
-
-
-def outcomes(answer) -> list:
-    return [c["outcome"] for j in answer["jobs"] for c in j.get("covers", [])]
+    return app_from(env), scenario.body(), watcher
 
 
 def ours(c, **extra) -> dict:

@@ -8,7 +8,7 @@ import pytest
 
 import devkit
 from localcos import Fault, crc64ecma
-from smartcover.scf.response import is_valid
+from tests.helpers import call
 
 BUCKET = "test-123456789"
 JOB = "j6842765cf84611ecb8546d80f2baf56f"
@@ -19,12 +19,6 @@ SETTINGS = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/$
             "SMARTCOVER_MANIFEST_KEY": "manifests/${InputName}/${jobid}.json", "SMARTCOVER_COS_RETRIES": "0"}
 XML = devkit.sample("smartcover-workflow.xml")
 JSON = devkit.sample("smartcover-workflow.json")
-
-
-def call(app, body):
-    answer = app(devkit.http_event(body), devkit.context())
-    assert is_valid(answer)
-    return answer["statusCode"], json.loads(answer["body"])
 
 
 def manifest(cos):
