@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -113,6 +114,41 @@ def seed_recent_jobs(srv: Any, n: int = 2) -> None:
                                   template=f"output/j{i}/cover-${{Number}}.jpg", input_key=f"input/video{i}.mp4",
                                   creation_time=ago(5 + i))
         devkit.seed(srv, devkit.make_callback(xml))
+
+
+# -- deliveries at the same moment -------------------------------------------------------------------
+def together(deliveries: Mapping[str, tuple[Any, bytes, str]]) -> dict[str, tuple[int, dict]]:
+    """Each ``name: (app, body, rid)`` delivered in its own thread at once (:func:`devkit.deliver`);
+    ``{name: (status, answer)}``."""
+    results: dict[str, tuple[int, dict]] = {}
+
+    def one(name: str, app: Any, body: bytes, rid: str) -> None:
+        results[name] = devkit.deliver(app, body, rid)
+
+    threads = [threading.Thread(target=one, args=(name, *d)) for name, d in deliveries.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    """Poll ``predicate()`` every 2 ms until it holds or ``timeout`` seconds pass (ordering, not timing)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not predicate():
+        time.sleep(0.002)
+
+
+@contextmanager
+def meanwhile(action: Any) -> Iterator[None]:
+    """Run ``action()`` in a thread while the block runs; joined when it ends."""
+    thread = threading.Thread(target=action)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
 
 
 # -- the function on loopback -------------------------------------------------------------------------

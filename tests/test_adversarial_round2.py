@@ -10,8 +10,8 @@ import pytest
 import devkit
 from devkit import deliver
 from devkit import folder_callback as job_body
-from smartcover.scf.app import App
 from smartcover.core.config import Config
+from tests.helpers import app_from
 
 BUCKET = "test-123456789"
 SHARED = "covers/${InputName}/${Number}.${ext}"
@@ -60,7 +60,7 @@ def test_versioned_bucket_second_job_replaces_first_jobs_moved_cover(overwrite):
         devkit.seed(srv, b)
         env = devkit.env(srv, SMARTCOVER_ACTIONS="move,tag", SMARTCOVER_TARGET_KEY=SHARED,
                          SMARTCOVER_ALLOWED_BUCKETS=BUCKET, SMARTCOVER_OVERWRITE=overwrite)
-        app = App(Config.from_env(env), env)
+        app = app_from(env)
         assert deliver(app, a, "a")[0] == 200
         sb, body_b = deliver(app, b, "b")
         holders = check_invariant(srv, [(JOB_A, "a"), (JOB_B, "b")])
@@ -196,7 +196,7 @@ def test_forbid_overwrite_412_concurrent_manifest_write_answers_502(cos):
     devkit.seed(cos, a)
     env = devkit.env(cos, SMARTCOVER_ACTIONS="move,tag", SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}",
                      SMARTCOVER_ALLOWED_BUCKETS=BUCKET, SMARTCOVER_MANIFEST_KEY="manifests/${jobid}.json", SMARTCOVER_COS_RETRIES="0")
-    first, second = App(Config.from_env(env), env), App(Config.from_env(env), env)
+    first, second = app_from(env), app_from(env)
     cos.inject(Fault(op="PutObject", key="manifests/*", delay=0.6, times=1))  # the first delivery's manifest PUT is slow
     results = {}
     t = threading.Thread(target=lambda: results.__setitem__("first", deliver(first, a, "r1")))

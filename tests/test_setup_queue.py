@@ -3,16 +3,14 @@ CI calls against localcos's queue and job endpoints, and a job's callback reachi
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 
 import devkit
 from smartcover.cli import commands as cli
 from smartcover.ops import ciops
-from smartcover.scf.app import App
 from smartcover.core.config import Config
-from smartcover.cli.serve import make_server
+from tests.helpers import app_from, serving
 
 BUCKET, REGION = "test-123456789", "ap-chongqing"
 FUNCTION_URL = "https://1250000000-abcd1234.ap-chongqing.tencentscf.com/"
@@ -132,11 +130,8 @@ def function(cos):
     """The function behind a loopback URL, against ``cos``; ``(url, env)``."""
     fn_env = devkit.env(cos, SMARTCOVER_ACTIONS="move,tag", SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}",
                         SMARTCOVER_MANIFEST_KEY="manifests/${InputName}/${jobid}.json", **ALLOW)
-    server = make_server(App(Config.from_env(fn_env), fn_env), 0)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", fn_env
-    server.shutdown()
-    server.server_close()
+    with serving(app_from(fn_env)) as port:
+        yield f"http://127.0.0.1:{port}/", fn_env
 
 
 def test_submit_prints_the_job_id_and_the_callback_is_the_function(cos, env, function, capsys):
@@ -198,14 +193,21 @@ def test_a_callback_to_a_non_loopback_url_is_not_sent(cos, env, capsys):
     assert len(cos.keys(BUCKET, "output/")) == 3  # CI still wrote the covers
 
 
-def test_queue_notify_config_is_used_when_the_job_has_no_callback(cos, env, function):
-    url, _ = function
+def submit_to_a_notifying_queue(cos, env, url, callback):
+    """Submit a job for ``input/demo.mp4`` with ``callback`` (``""``: none, ``"no"``: none sent) to a
+    queue whose NotifyConfig points at ``url``; wait for CI. Returns (CI client, JobId)."""
     qid = cos.add_queue(BUCKET, notify={"State": "On", "Type": "Url", "Url": f"{url}?token={devkit.TOKEN}",
                                         "Event": "TaskFinish", "ResultFormat": "XML"})
     cos.put(BUCKET, "input/demo.mp4", b"video")
     ci = ciops.client(Config.from_env(env), env, REGION)
-    job_id = ciops.submit_job(ci, BUCKET, REGION, "input/demo.mp4", "", queue_id=qid)
+    job_id = ciops.submit_job(ci, BUCKET, REGION, "input/demo.mp4", callback, queue_id=qid)
     cos.wait_jobs()
+    return ci, job_id
+
+
+def test_queue_notify_config_is_used_when_the_job_has_no_callback(cos, env, function):
+    url, _ = function
+    ci, job_id = submit_to_a_notifying_queue(cos, env, url, "")
     assert cos.callbacks[0]["jobId"] == job_id and cos.callbacks[0]["status"] == 200
     assert ciops.job_state(ci, BUCKET, job_id)[0] == "Success"
 
@@ -218,12 +220,7 @@ def test_commands_without_an_app_print_unknown_names(cos, env, capsys):
 
 def test_callback_no_sends_no_callback_even_with_a_queue_url(cos, env, function):
     url, _ = function
-    qid = cos.add_queue(BUCKET, notify={"State": "On", "Type": "Url", "Url": f"{url}?token={devkit.TOKEN}",
-                                        "Event": "TaskFinish", "ResultFormat": "XML"})
-    cos.put(BUCKET, "input/demo.mp4", b"video")
-    ci = ciops.client(Config.from_env(env), env, REGION)
-    job_id = ciops.submit_job(ci, BUCKET, REGION, "input/demo.mp4", "no", queue_id=qid)
-    cos.wait_jobs()
+    ci, job_id = submit_to_a_notifying_queue(cos, env, url, "no")
     assert cos.callbacks == [] and ciops.job_state(ci, BUCKET, job_id)[0] == "Success"
 
 
