@@ -74,6 +74,12 @@ def outcomes(answer: dict) -> list[str]:
     return [c["outcome"] for c in covers(answer)]
 
 
+def assert_held(watcher: Any) -> None:
+    """A :class:`devkit.faults.Watcher`: the invariant was checked after at least one change in COS
+    and held after every one."""
+    assert watcher.checks > 0 and watcher.violations == [], watcher.violations[:3]
+
+
 def timer_event(message: str = "", time: str = "2024-05-01T11:49:00Z") -> dict:
     """An SCF timer trigger event (the function's reconcile timer)."""
     return {"Type": "Timer", "TriggerName": "reconcile", "Time": time, "Message": message}

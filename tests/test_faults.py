@@ -20,7 +20,7 @@ from localcos import Fault
 from devkit.faults import (BUCKET, DELAY_S, KINDS, Delivery, Lab, Report, Rule, Scenario, check_multi,
                               Schedule, Watcher, UNIQUE_TARGET_KEY, check_state, print_report)
 from smartcover.core.config import Config
-from tests.helpers import app_from, call, outcomes
+from tests.helpers import app_from, assert_held, call, outcomes
 from tests.schedules import EXAMPLES, MULTI, run_schedules, schedules
 
 SCHEDULES = int(os.environ.get("SMARTCOVER_FAULT_SCHEDULES", "100"))
@@ -78,7 +78,7 @@ def test_delete_refused_for_one_key_is_failed_502_and_the_source_stays(cos):
     status, answer = call(app, body)
     assert status == 502 and outcomes(answer) == ["moved", "failed", "moved"], answer
     assert cos.get(BUCKET, C1_SRC) is not None and cos.get(BUCKET, C1_DST) is not None
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 @pytest.mark.parametrize("name,fault,first,at_target", ONE_COVER, ids=[c[0] for c in ONE_COVER])
@@ -94,7 +94,7 @@ def test_a_fault_on_one_cover_leaves_the_others_done_and_a_redelivery_finishes(c
     status, answer = call(app, body)
     assert status == 200 and outcomes(answer) == ["already-moved", "moved", "already-moved"], answer
     assert_moved(cos)
-    assert watcher.checks > 0 and watcher.violations == []
+    assert_held(watcher)
 
 
 @pytest.mark.parametrize("kind", ["reset", "503", "empty_body"])
@@ -149,7 +149,7 @@ def test_a_fault_in_a_shared_stage_is_503_and_a_redelivery_finishes(cos, name, f
     status, answer = call(app, body)
     assert status == 200, answer
     assert_moved(cos)
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 def test_scf_killing_the_function_between_two_calls_loses_nothing(cos):
@@ -164,7 +164,7 @@ def test_scf_killing_the_function_between_two_calls_loses_nothing(cos):
         status, answer = call(app, body)
         assert status == 200, (kill_after, answer)
         assert_moved(cos)
-        assert watcher.violations == [], kill_after
+        assert watcher.checks > 0 and watcher.violations == [], (kill_after, watcher.violations[:3])
 
 
 def test_persistent_faults_on_every_request_keep_everything_at_its_source(cos):
@@ -174,7 +174,7 @@ def test_persistent_faults_on_every_request_keep_everything_at_its_source(cos):
     assert status == 503 and outcomes(answer) == ["retry"] * 3
     assert all("HTTP 503" in d for d in details(answer)), details(answer)
     assert all(cos.get(BUCKET, c.source) is not None for c in MOVE3.cover_list())
-    assert watcher.violations == []
+    assert (watcher.checks, watcher.violations) == (0, [])  # every request refused: nothing changed in COS
 
 
 def test_tag_action_faults(cos):
@@ -187,7 +187,7 @@ def test_tag_action_faults(cos):
     status, answer = call(app, body)
     assert status == 200 and outcomes(answer) == ["already-tagged", "tagged", "already-tagged"]
     assert cos.tags(BUCKET, "output/v0/smartcover-0.jpg")["owner"] == "ops"  # kept (SMARTCOVER_PRESERVE_TAGS)
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 # -- SDK retries (SMARTCOVER_COS_RETRIES) --------------------------------------------------------------------
@@ -206,15 +206,16 @@ def test_one_retry_absorbs_a_transient_fault_within_the_invocation(cos, fault):
     assert_moved(cos)
     retried = [r for r in cos.requests if r.op == fault.op and r.headers.get("x-cos-sdk-retry") == "true"]
     assert len(retried) == 1  # the second attempt is marked like the SDK marks its own retries
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 def test_retries_are_bounded_by_the_setting(cos):
-    app, _, body, _ = build(cos, SMARTCOVER_COS_RETRIES="2")
+    app, _, body, watcher = build(cos, SMARTCOVER_COS_RETRIES="2")
     cos.inject(Fault(op="PutObjectCopy", key=C1_DST, status=503, times=None))
     status, answer = call(app, body)
     assert status == 503 and outcomes(answer) == ["moved", "retry", "moved"]
     assert len([r for r in cos.requests if r.op == "PutObjectCopy" and r.key == C1_DST]) == 3
+    assert_held(watcher)
 
 
 def test_4xx_is_not_retried_and_is_502(cos):
@@ -223,7 +224,7 @@ def test_4xx_is_not_retried_and_is_502(cos):
     status, answer = call(app, body)
     assert status == 502 and outcomes(answer) == ["moved", "failed", "moved"]
     assert len([r for r in cos.requests if r.op == "PutObjectCopy" and r.key == C1_DST]) == 1
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 # -- credentials -----------------------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ def test_rotated_credentials_are_picked_up_by_a_warm_app(cos):
     """SCF rotates the role's temporary token between warm invocations: the same App reads the new
     one from its environment mapping at the next invocation."""
     sc = Scenario(action="move,tag", jobs=2, covers=2)
-    app, env, _, _ = build(cos, sc)
+    app, env, _, watcher = build(cos, sc)
     first = devkit.make_callback(devkit.make_job_xml(job_id=sc.cover_list()[0].job_id, keys=["output/v0/smartcover-0.jpg", "output/v0/smartcover-1.jpg"],
                                                      template="output/v0/smartcover-${Number}.jpg", input_key="input/v0.mp4"))
     second = devkit.make_callback(devkit.make_job_xml(job_id=sc.cover_list()[2].job_id, keys=["output/v1/smartcover-0.jpg", "output/v1/smartcover-1.jpg"],
@@ -244,6 +245,7 @@ def test_rotated_credentials_are_picked_up_by_a_warm_app(cos):
     assert status == 200, answer
     assert {r.headers.get("x-cos-security-token") or r.headers.get("x-ci-security-token") for r in cos.requests} == {"rotated-token-2"}
     assert_moved(cos, sc)
+    assert_held(watcher)
 
 
 def test_an_expired_token_rebuilds_the_client_once_then_answers_503(cos):
@@ -258,7 +260,7 @@ def test_an_expired_token_rebuilds_the_client_once_then_answers_503(cos):
     env["TENCENTCLOUD_SESSIONTOKEN"] = "fresh-token"
     status, answer = call(app, body)
     assert status == 200 and outcomes(answer) == ["moved"] * 3
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 def test_a_token_that_expires_mid_invocation_is_renewed_from_the_environment(cos):
@@ -267,6 +269,7 @@ def test_a_token_that_expires_mid_invocation_is_renewed_from_the_environment(cos
     status, answer = call(app, body)
     assert status == 200 and outcomes(answer) == ["moved"] * 3, answer
     assert_moved(cos)
+    assert_held(watcher)
 
 
 def test_cos_rebuilds_once_per_invocation_and_counts_it(cos):
@@ -337,10 +340,11 @@ def test_attempt_timeouts_fit_the_time_left():
 
 
 def test_a_time_limit_too_short_for_any_request_answers_503_without_a_request(cos):
-    app, _, body, _ = build(cos)
+    app, _, body, watcher = build(cos)
     status, answer = call(app, body, time_limit_ms=60)
     assert status == 503 and outcomes(answer) == ["retry"] * 3
     assert all("not started" in d for d in details(answer)) and cos.requests == []
+    assert (watcher.checks, watcher.violations) == (0, [])  # nothing changed in COS
 
 
 def test_a_2s_time_limit_with_slow_cos_answers_503_with_what_it_completed(cos):
@@ -357,7 +361,7 @@ def test_a_2s_time_limit_with_slow_cos_answers_503_with_what_it_completed(cos):
     status, answer = call(app, body)
     assert status == 200 and outcomes(answer)[1] == "moved"
     assert_moved(cos)
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 def test_a_fault_with_a_collidable_template_holds_the_later_covers_back(cos):
@@ -375,7 +379,7 @@ def test_a_fault_with_a_collidable_template_holds_the_later_covers_back(cos):
     status, answer = call(app, body)
     assert status == 200 and outcomes(answer) == ["already-moved", "moved", "moved"], answer
     assert_moved(cos, sc)
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 # -- the invariant checker itself can fail -----------------------------------------------------------------------

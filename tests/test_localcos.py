@@ -303,9 +303,9 @@ def test_ci_get_media_jobs(srv, cos):
 
 
 def test_ci_add_job_accepts_callback_response(srv, cos):
-    sample = Path("/work/shared/samples/smartcover-job-api.xml")
-    text = sample.read_text() if sample.exists() else f"<Response>{job_xml('j6842765', '2022-06-30T15:29:42+0800')}</Response>"
+    text = (Path(__file__).resolve().parent / "events" / "smartcover-job-api.xml").read_text()  # a whole official callback
     (job_id,) = srv.add_job(BUCKET, text)
+    assert job_id == "j6842765cf84611ecb8546d80f2baf56f"
     assert cos.ci_get_media_jobs(Bucket=BUCKET, JobIDs=job_id)["JobsDetail"][0]["State"] == "Success"
     with pytest.raises(ValueError):
         srv.add_job(BUCKET, "<JobsDetail><JobId>x</JobId></JobsDetail>")

@@ -134,10 +134,12 @@ def test_failed_jobs_are_tagged_when_configured(cos, world, capsys):
     env, _ = world
     env = dict(env, SMARTCOVER_ON_FAILURE="tag")
     code, summary, _ = run(capsys, env, *WINDOW)
+    assert code == 1 and summary["status"] == 422  # the refused job and the conflict still fail
     assert summary["jobs"]["seen"] == 25 and summary["jobs"]["failed"] == 2
     assert cos.tags(BUCKET, "input/video26.mp4") == {"smartcover:jobid": jid(26), "smartcover:state": "Failed",
                                                       "smartcover:error": "InternalError"}
     code, summary, _ = run(capsys, env, *WINDOW)
+    assert code == 1 and summary["status"] == 422
     assert summary["jobs"]["done"] == 0 and summary["jobs"]["alreadyDone"] == 23
 
 

@@ -117,6 +117,7 @@ def test_ssm_unreachable_is_503_without_cos_calls(seeded, cos):
     env = devkit.env(cos, SMARTCOVER_TOKEN=None, SMARTCOVER_TOKEN_SECRET="absent", SMARTCOVER_SSM_REGION="ap-chongqing",
                      SMARTCOVER_SSM_ENDPOINT=cos.endpoint)
     code, body = call(app_from(env), SAMPLE)
+    assert body["error"] == "Unavailable" and "SSM" in body["message"]
     assert code == 503 and [r.op for r in cos.requests] == ["GetSecretValue"]
 
 
@@ -219,8 +220,8 @@ def test_too_many_jobs_400(seeded, make_app):
 
 def test_secrets_never_logged(seeded, make_app, logs):
     app = make_app(**MOVE)
-    call(app, SAMPLE)
-    call(app, SAMPLE, token="wrong-token-0123456789")
+    assert call(app, SAMPLE)[0] == 200
+    assert call(app, SAMPLE, token="wrong-token-0123456789")[0] == 401
     text = logs.getvalue()
     assert '"message":"cover"' in text and '"message":"refused"' in text  # the lines were captured
     for secret in (devkit.TOKEN, devkit.SECRET_KEY, devkit.SESSION_TOKEN):
@@ -254,6 +255,7 @@ def test_failed_job_with_forged_input_cannot_tag_other_objects(cos, make_app):
     cos.add_job(BUCKET, real)
     forged = devkit.make_callback(devkit.make_job_xml(keys=[], state="Failed", code="InvalidInput", input_key="private/contract.pdf"))
     code, body = call(make_app(**MOVE, SMARTCOVER_ON_FAILURE="tag"), forged)
+    assert code == 200 and body["jobs"][0]["outcome"] == "job-failed"  # reported, not retried
     assert body["jobs"][0]["inputTagging"] == "rejected" and cos.writes() == []
     assert cos.tags(BUCKET, "private/contract.pdf") == {"owner": "legal"}
 
@@ -276,7 +278,7 @@ def test_lone_surrogates_in_json_text_400(seeded, make_app):
     refused(seeded, make_app(**MOVE), devkit.http_event(json.dumps(tree)), 400)
     out = make_app(**MOVE)({"EventName": "\ud800x", "JobsDetail": []}, devkit.context())
     assert is_valid(out) and out["statusCode"] == 400
-    out["body"].encode("utf-8")
+    assert json.loads(out["body"].encode("utf-8"))["error"] == "BadRequest"  # the answer is encodable UTF-8
 
 
 @pytest.mark.parametrize("key", ["output/\ufffe-0.jpg", "output/\uffff-0.jpg", "output/\x85-0.jpg"])
