@@ -174,7 +174,7 @@ def test_padded_enumerations_are_processed_like_clean_ones(srv):
               .replace(b"<Tag>SmartCover</Tag>", b"<Tag>\tSmartCover </Tag>")
               .replace(b"<EventName>TaskFinish</EventName>", b"<EventName> TaskFinish </EventName>"))
     status, body = call(app_for(srv, **MOVE), padded)
-    assert status == 200 and srv.keys(BUCKET, "covers/") == TARGETS
+    assert status == 200 and body["outcome"] == "done" and srv.keys(BUCKET, "covers/") == TARGETS
 
 
 @pytest.mark.parametrize("state", ["Sucess", "", "SUCCESS", "null", "Succeeded"])

@@ -90,7 +90,7 @@ def test_serve_binary_body_and_other_methods(cos, served):
     assert status == 400 and json.loads(body)["error"] == "BadRequest"
     assert calls[-1]["isBase64Encoded"] is True
     status, _, body = request(port, "GET", f"/?token={devkit.TOKEN}")
-    assert status == 405 and cos.requests == []
+    assert status == 405 and json.loads(body)["error"] == "MethodNotAllowed" and cos.requests == []
 
 
 def test_function_url_event_shape():

@@ -46,7 +46,7 @@ def test_direct_invocation(cos, make_app, event):
                "json-string": devkit.sample("smartcover-workflow.json").decode(),
                "json-dict": json.loads(devkit.sample("smartcover-workflow.json"))}[event]
     status, body = invoke(make_app(**MOVE), payload)
-    assert status == 200 and cos.keys(BUCKET, "covers/") == TARGETS
+    assert status == 200 and body["outcome"] == "done" and cos.keys(BUCKET, "covers/") == TARGETS
 
 
 def test_main_handler_in_a_fresh_process_imports_no_sdk_before_auth(cos):
@@ -139,7 +139,7 @@ def test_redelivery_is_idempotent_and_writes_nothing(cos, make_app):
 def test_tag_redelivery_writes_nothing(cos, make_app):
     devkit.seed(cos, devkit.sample("smartcover-job-api.xml"))
     app = make_app()
-    call(app, devkit.sample("smartcover-job-api.xml"))
+    assert call(app, devkit.sample("smartcover-job-api.xml"))[0] == 200
     cos.clear_requests()
     status, body = call(app, devkit.sample("smartcover-job-api.xml"))
     assert status == 200 and {c["outcome"] for c in covers(body)} == {"already-tagged"} and cos.writes() == []

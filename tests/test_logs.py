@@ -24,7 +24,7 @@ def lines(capsys):
 def test_callback_log_lines(cos, make_app, capsys):
     devkit.seed(cos, devkit.sample("smartcover-job-api.xml"))
     app = make_app(**MOVE, SMARTCOVER_ALLOWED_BUCKETS=BUCKET)
-    call(app, devkit.sample("smartcover-job-api.xml"), request_id="req-1")
+    assert call(app, devkit.sample("smartcover-job-api.xml"), request_id="req-1")[0] == 200
     logged = lines(capsys)
     start = next(p for p in logged if p["message"] == "start")
     assert start["config"]["actions"] == ["move", "tag"] and start["config"]["auth"] == "token" and "requestId" not in start
@@ -84,8 +84,8 @@ def test_queue_and_timer_lines(cos, make_app, capsys):
     devkit.seed(cos, devkit.sample("smartcover-job-api.xml"))
     app = make_app(**MOVE, SMARTCOVER_ALLOWED_BUCKETS=BUCKET, SMARTCOVER_ALLOWED_REGIONS="ap-chongqing")
     record = {"CMQ": {"msgId": "m-7", "msgBody": devkit.sample("smartcover-job-api.xml").decode()}}
-    invoke(app, {"Records": [record]}, request_id="q-1")
-    invoke(app, timer_event(time="2024-05-01T00:00:00Z"), request_id="t-1")
+    assert invoke(app, {"Records": [record]}, request_id="q-1")[0] == 200
+    assert invoke(app, timer_event(time="2024-05-01T00:00:00Z"), request_id="t-1")[0] == 200
     logged = lines(capsys)
     message = next(p for p in logged if p["message"] == "message")
     assert message["requestId"] == "q-1" and message["messageId"] == "m-7" and message["status"] == 200 and message["ms"] >= 0

@@ -53,7 +53,7 @@ def test_manifest_describes_the_moved_covers(cos, make_app):
 def test_redelivery_keeps_the_manifest_byte_identical_and_writes_nothing(cos, make_app):
     devkit.seed(cos, XML)
     app = make_app(**SETTINGS)
-    call(app, XML)
+    assert call(app, XML)[0] == 200
     first = cos.get(BUCKET, MANIFEST).body
     cos.clear_requests()
     status, body = call(app, JSON)  # the JSON twin of the same callback, after the covers moved
@@ -138,7 +138,7 @@ def test_reconcile_writes_the_same_manifest_as_the_callback(cos, make_app, capsy
 
     devkit.seed(cos, XML)
     env = devkit.env(cos, **SETTINGS)
-    call(make_app(**SETTINGS), XML)
+    assert call(make_app(**SETTINGS), XML)[0] == 200
     from_callback = cos.get(BUCKET, MANIFEST).body
     cos.store.delete(BUCKET, [MANIFEST])  # as if the manifest write had been lost
     capsys.readouterr()

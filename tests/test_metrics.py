@@ -47,7 +47,7 @@ def test_move_record_counts_jobs_covers_and_requests(cos, make_app, capsys):
     assert isinstance(m["ms"], float) and m["ms"] >= 0
 
     cos.clear_requests()  # the same delivery again: a warm instance, nothing left to move
-    call(app, body, request_id="req-m2")
+    assert call(app, body, request_id="req-m2")[0] == 200
     _, [m2] = records(capsys)
     assert m2["cold"] is False and m2["requestId"] == "req-m2"
     assert m2["coverOutcomes"] == {"already-moved": 5} and m2["cosRequests"] == len(cos.requests)
@@ -60,7 +60,7 @@ def test_refusal_record(cos, make_app, capsys, token, method, status, error):
     app = make_app(**MOVE)
     capsys.readouterr()
     code, answer = call(app, devkit.sample(SAMPLE), token=token, method=method)
-    assert code == status
+    assert code == status and answer["error"] == error
     _, [m] = records(capsys)
     assert (m["status"], m["outcome"], m["error"], m["shape"]) == (status, "error", error, "function_url")
     assert (m["jobs"], m["covers"], m["cosRequests"], m["jobOutcomes"], m["coverOutcomes"]) == (0, 0, 0, {}, {})
@@ -101,7 +101,7 @@ def test_conflict_and_retry_are_counted_by_outcome(cos, make_app, capsys):
 def test_record_is_written_whatever_the_log_level(cos, make_app, capsys):
     app = make_app(**dict(MOVE, SMARTCOVER_LOG_LEVEL="ERROR"))
     capsys.readouterr()
-    call(app, devkit.sample(SAMPLE), token="wrong-token-0000000000")
+    assert call(app, devkit.sample(SAMPLE), token="wrong-token-0000000000")[0] == 401
     lines, [m] = records(capsys)
     assert lines == [m] and m["status"] == 401  # the refusal and answer lines are below the level
 

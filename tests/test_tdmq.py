@@ -68,7 +68,7 @@ def test_retryable_fault_in_a_batch_fails_the_invocation_so_scf_redelivers(cos, 
     assert info.value.body["status"] == 503 and info.value.body["messages"][0]["kind"] == "TDMQ"
     assert cos.get(BUCKET, "output/smartcover-0.jpg") is not None  # the faulted cover stayed at its source
     status, body = invoke(app, {"Records": [cmq(XML, "1", kind="TDMQ")]})  # SCF's redelivery
-    assert status == 200 and cos.keys(BUCKET, "covers/") == TARGETS
+    assert status == 200 and body["outcome"] == "done" and cos.keys(BUCKET, "covers/") == TARGETS
 
 
 def test_eventbridge_tdmq_event(cos, make_app):
