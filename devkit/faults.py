@@ -33,7 +33,6 @@ import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
 
 import devkit
 from localcos import Fault
@@ -51,7 +50,7 @@ DELAY_S = 0.45
 """A ``timeout`` fault delays the answer past the client's timeout; the server still performs it."""
 PRE_TAGS = {"owner": "ops"}
 FOREIGN = (b"someone else's image", {"owner": "someone"})
-KINDS_BY_OP: Dict[str, Tuple[str, ...]] = {
+KINDS_BY_OP: dict[str, tuple[str, ...]] = {
     "GetMediaJobs": ("503", "500", "reset", "timeout", "empty_body", "expired"),
     "HeadObject": ("503", "500", "reset", "reset_after", "timeout", "empty_body", "expired"),
     "GetObjectTagging": ("503", "500", "reset", "reset_after", "timeout", "empty_body", "expired"),
@@ -61,7 +60,7 @@ KINDS_BY_OP: Dict[str, Tuple[str, ...]] = {
     "PutObjectTagging": ("503", "500", "reset", "reset_after", "timeout", "expired"),
     "DeleteObjects": ("503", "500", "reset", "reset_after", "timeout", "empty_body", "expired", "key_error"),
 }
-OP_KINDS: Tuple[Tuple[str, str], ...] = tuple((op, k) for op, kinds in KINDS_BY_OP.items() for k in kinds)
+OP_KINDS: tuple[tuple[str, str], ...] = tuple((op, k) for op, kinds in KINDS_BY_OP.items() for k in kinds)
 KINDS = tuple(sorted({k for _, k in OP_KINDS})) + ("kill",)
 DONE = {"tagged", "already-tagged", "copied", "already-copied", "moved", "already-moved"}
 MAX_CLEAN = 4
@@ -75,9 +74,9 @@ class Cover:
     index: int
     job_id: str
     source: str
-    target: Optional[str]
+    target: str | None
     body: bytes
-    pre_tags: Dict[str, str]
+    pre_tags: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ class Scenario:
         """True when covers go to a target (copy or move)."""
         return "copy" in self.action or "move" in self.action
 
-    def cover_list(self) -> List[Cover]:
+    def cover_list(self) -> list[Cover]:
         """Every cover of every job, in (job, index) order."""
         out = []
         for j in range(self.jobs):
@@ -126,7 +125,8 @@ class Scenario:
     def job_body(self, j: int) -> bytes:
         """The callback of job ``j`` alone (layouts ``shared`` and ``rerun``)."""
         f = self._folder(j)
-        times = dict(start_time="2022-06-30T16:29:43+0800", end_time="2022-06-30T16:29:49+0800") if self.layout == "rerun" and j == 1 else {}
+        rerun = self.layout == "rerun" and j == 1
+        times = dict(start_time="2022-06-30T16:29:43+0800", end_time="2022-06-30T16:29:49+0800") if rerun else {}
         return devkit.make_callback(devkit.make_job_xml(
             job_id=_job_id(j), keys=[f"output/v{f}/smartcover-{i}.jpg" for i in range(self.covers)],
             template=f"output/v{f}/smartcover-${{Number}}.jpg", input_key=self.input_key(j), **times))
@@ -136,7 +136,7 @@ class Scenario:
         return {"apart": f"input/v{j}.mp4", "shared": f"input/v{j}/demo.mp4", "rerun": "input/v0/demo.mp4"}[self.layout]
 
     @property
-    def foreign_key(self) -> Optional[str]:
+    def foreign_key(self) -> str | None:
         """The target key holding a foreign object, if any."""
         return self.cover_list()[0].target if self.foreign_target and self.copies else None
 
@@ -159,7 +159,7 @@ class Scenario:
         if self.foreign_key:
             srv.put(BUCKET, self.foreign_key, FOREIGN[0], tags=FOREIGN[1], content_type="image/jpeg")
 
-    def env(self, srv) -> Dict[str, str]:
+    def env(self, srv) -> dict[str, str]:
         """The function's environment against ``srv``."""
         env = {"SMARTCOVER_ACTIONS": self.action, "SMARTCOVER_TAGS": "team=video", "SMARTCOVER_LOG_LEVEL": "ERROR",
                "SMARTCOVER_PRESERVE_TAGS": str(self.preserve_tags).lower(),
@@ -182,9 +182,9 @@ class Rule:
 
     op: str
     kind: str
-    where: Optional[Tuple[str, int, int]] = None
+    where: tuple[str, int, int] | None = None
     skip: int = 0
-    times: Optional[int] = 1
+    times: int | None = 1
 
     def fault(self, scenario: Scenario) -> Fault:
         """The :class:`localcos.Fault` for this rule in ``scenario``."""
@@ -211,8 +211,8 @@ class Delivery:
     """One faulty delivery: its rules, the COS request after which SCF kills it (None: not
     killed), and how many identical deliveries arrive at the same moment (1 or 2)."""
 
-    rules: Tuple[Rule, ...] = ()
-    kill_after: Optional[int] = None
+    rules: tuple[Rule, ...] = ()
+    kill_after: int | None = None
     copies: int = 1
 
 
@@ -221,7 +221,7 @@ class Schedule:
     """A scenario and its faulty deliveries (followed by clean redeliveries)."""
 
     scenario: Scenario
-    deliveries: Tuple[Delivery, ...]
+    deliveries: tuple[Delivery, ...]
 
 
 @dataclass
@@ -232,11 +232,11 @@ class Report:
     deliveries: int = 0
     faults: Counter = field(default_factory=Counter)
     state_checks: int = 0
-    violations: List[str] = field(default_factory=list)
-    mismatches: List[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
     clean_redeliveries: Counter = field(default_factory=Counter)
 
-    def add(self, other: "Report") -> None:
+    def add(self, other: Report) -> None:
         """Accumulate another report into this one."""
         self.schedules += other.schedules
         self.deliveries += other.deliveries
@@ -253,7 +253,7 @@ class Report:
 
 
 # -- the invariant --------------------------------------------------------------------------------
-def check_state(scenario: Scenario, snap: dict) -> List[str]:
+def check_state(scenario: Scenario, snap: dict) -> list[str]:
     """Invariant violations in the object snapshot ``snap`` ({(bucket, key): StoredObject})."""
     problems = []
     objs = {k: o for (b, k), o in snap.items() if b == BUCKET}
@@ -292,7 +292,7 @@ class Watcher:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self.checks = 0
-        self.violations: List[str] = []
+        self.violations: list[str] = []
 
     def __call__(self, srv, bucket: str, keys) -> None:
         self.checks += 1
@@ -300,18 +300,18 @@ class Watcher:
             self.violations.append(f"after a change of {bucket}/{','.join(keys)}: {problem}")
 
 
-def normal_state(snap: dict) -> Dict[str, tuple]:
+def normal_state(snap: dict) -> dict[str, tuple]:
     """A snapshot without timestamps, comparable across servers."""
     return {f"{b}/{k}": (o.crc64, o.content_type, tuple(sorted(o.tags.items())), tuple(sorted(o.metadata.items())))
             for (b, k), o in snap.items()}
 
 
 # -- deliveries -------------------------------------------------------------------------------------
-def deliver(app, body: bytes, copies: int = 1, tag: str = "d") -> List[Tuple[int, dict]]:
+def deliver(app, body: bytes, copies: int = 1, tag: str = "d") -> list[tuple[int, dict]]:
     """Deliver ``body`` ``copies`` times at once (threads calling ``app``); ``[(status, answer)]``."""
     from smartcover.scf.response import is_valid
 
-    out: List[Optional[Tuple[int, dict]]] = [None] * copies
+    out: list[tuple[int, dict] | None] = [None] * copies
 
     def one(n: int) -> None:
         answer = app(devkit.http_event(body), devkit.context(f"{tag}-{n}"))
@@ -328,7 +328,7 @@ def deliver(app, body: bytes, copies: int = 1, tag: str = "d") -> List[Tuple[int
     return [o for o in out if o is not None]
 
 
-def outcomes(answer: dict) -> Dict[Tuple[str, int], str]:
+def outcomes(answer: dict) -> dict[tuple[str, int], str]:
     """{(jobId, cover index): outcome} of an answer."""
     return {(j["jobId"], c["index"]): c["outcome"] for j in answer.get("jobs", []) for c in j.get("covers", [])}
 
@@ -337,7 +337,7 @@ def _normal(outcome: str) -> str:
     return "done" if outcome in DONE else outcome
 
 
-def truth_problems(scenario: Scenario, answer: dict, snap: dict) -> List[str]:
+def truth_problems(scenario: Scenario, answer: dict, snap: dict) -> list[str]:
     """Covers an answer reports as done that are not done in ``snap``."""
     objs = {k: o for (b, k), o in snap.items() if b == BUCKET}
     covers = {(c.job_id, c.index): c for c in scenario.cover_list()}
@@ -364,27 +364,27 @@ class Lab:
     def __init__(self) -> None:
         self.main = devkit.server()
         self.ref = devkit.server()
-        self.cache: Dict[Scenario, tuple] = {}
+        self.cache: dict[Scenario, tuple] = {}
 
     def close(self) -> None:
         """Stop both servers."""
         self.main.stop()
         self.ref.stop()
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-def reference(scenario: Scenario, lab: Lab) -> Tuple[int, Dict[Tuple[str, int], str], Dict[str, tuple]]:
+def reference(scenario: Scenario, lab: Lab) -> tuple[int, dict[tuple[str, int], str], dict[str, tuple]]:
     """One fault-free delivery of ``scenario`` on the reference server: (status, normalised
     outcomes, state)."""
     if scenario in lab.cache:
         return lab.cache[scenario]
-    from smartcover.scf.app import App
     from smartcover.core.config import Config
+    from smartcover.scf.app import App
 
     srv = lab.ref
     srv.reset()
@@ -399,8 +399,8 @@ def reference(scenario: Scenario, lab: Lab) -> Tuple[int, Dict[Tuple[str, int], 
 
 def run_schedule(schedule: Schedule, lab: Lab) -> Report:
     """Run one schedule (see the module docstring) on ``lab`` and report what it found."""
-    from smartcover.scf.app import App
     from smartcover.core.config import Config
+    from smartcover.scf.app import App
 
     sc = schedule.scenario
     if sc.layout != "apart":
@@ -483,7 +483,7 @@ def run_schedule(schedule: Schedule, lab: Lab) -> Report:
 
 
 # -- several jobs meeting: shared targets, reruns ---------------------------------------------------
-def check_multi(scenario: Scenario, snap: dict, present: set) -> List[str]:
+def check_multi(scenario: Scenario, snap: dict, present: set) -> list[str]:
     """Invariant violations for layouts ``shared``/``rerun`` in ``snap``: every cover of
     ``present`` (``(job, index)``: the covers CI has written and not since replaced) is at its
     source or, verified, at its target; no object tagged with a job holds bytes that job did not
@@ -522,7 +522,7 @@ class MultiWatcher:
     def __init__(self, scenario: Scenario, present: set) -> None:
         self.scenario, self.present = scenario, present
         self.checks = 0
-        self.violations: List[str] = []
+        self.violations: list[str] = []
 
     def __call__(self, srv, bucket: str, keys) -> None:
         self.checks += 1
@@ -540,8 +540,8 @@ def run_multi(schedule: Schedule, lab: Lab) -> Report:
     and true (a cover reported done is done); at the end, ``shared``: one job has every target and
     the other none, answering 409 that names the first; the last round changes nothing and repeats
     the statuses (redeliveries do not flip ownership)."""
-    from smartcover.scf.app import App
     from smartcover.core.config import Config
+    from smartcover.scf.app import App
 
     sc = schedule.scenario
     report = Report(schedules=1)
@@ -558,8 +558,8 @@ def run_multi(schedule: Schedule, lab: Lab) -> Report:
         srv.watch(watcher)
         jobs = [0, 1] if sc.layout == "shared" else [0]
 
-        def round_(bodies, copies: int, tag: str) -> List[Tuple[int, dict]]:
-            out: List[Tuple[int, dict]] = []
+        def round_(bodies, copies: int, tag: str) -> list[tuple[int, dict]]:
+            out: list[tuple[int, dict]] = []
             lock = threading.Lock()
 
             def one(j: int, n: int) -> None:
@@ -602,7 +602,7 @@ def run_multi(schedule: Schedule, lab: Lab) -> Report:
                 _rerun(srv, sc, present)
                 jobs = [0, 1]
 
-        statuses: Dict[int, int] = {}
+        statuses: dict[int, int] = {}
         clean = 0
         while clean < MAX_CLEAN and (not statuses or 503 in statuses.values()):
             clean += 1
@@ -662,7 +662,7 @@ def _rerun(srv, sc: Scenario, present: set) -> None:
     srv.add_job(BUCKET, devkit.job_xml(job_id=_job_id(1), body=sc.job_body(1)))
 
 
-def _one_owner(sc: Scenario, snap: dict, answers: Dict[int, Tuple[int, dict]]) -> List[str]:
+def _one_owner(sc: Scenario, snap: dict, answers: dict[int, tuple[int, dict]]) -> list[str]:
     """``shared``: one job holds every target, the other none, and that one answers 409 naming it."""
     objs = {k: o for (b, k), o in snap.items() if b == BUCKET}
     owners = {objs[c.target].tags.get("smartcover:jobid") for c in sc.cover_list() if c.target in objs}
@@ -680,7 +680,7 @@ def _one_owner(sc: Scenario, snap: dict, answers: Dict[int, Tuple[int, dict]]) -
 
 
 # -- random schedules (the campaign; the test suite draws them with hypothesis) ---------------------
-def ops_for(action: str) -> Tuple[str, ...]:
+def ops_for(action: str) -> tuple[str, ...]:
     """The COS/CI operations the handler uses for ``action`` (faults elsewhere would never fire)."""
     if "move" in action:
         return ("GetMediaJobs", "HeadObject", "GetObjectTagging", "PutObjectCopy", "DeleteObjects")

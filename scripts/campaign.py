@@ -16,8 +16,8 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 for _p in (str(ROOT / "handler"), str(ROOT)):
@@ -27,7 +27,7 @@ for _p in (str(ROOT / "handler"), str(ROOT)):
 from devkit.faults import Lab, Report, print_report, random_schedule, run_schedule  # noqa: E402
 
 
-def campaign(schedules: int, seed: int, progress: bool = True) -> Tuple[Report, float]:
+def campaign(schedules: int, seed: int, progress: bool = True) -> tuple[Report, float]:
     """Run ``schedules`` random schedules from ``seed``; returns the report and the seconds taken."""
     rng = random.Random(seed)
     total = Report()
@@ -41,7 +41,7 @@ def campaign(schedules: int, seed: int, progress: bool = True) -> Tuple[Report, 
     return total, time.monotonic() - started
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status (1 when something was found)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--schedules", type=int, default=10_000, help="number of schedules (default 10000)")

@@ -45,7 +45,8 @@ def test_invoke_exit_status_follows_the_answer(tmp_path):
     bad.write_text("<Response><EventName>TaskFinish</EventName></Response>")
     out = handler_cmd("invoke", str(bad), "--local-cos")
     assert out.returncode == 1 and out.stdout.startswith("HTTP 400")
-    out = handler_cmd("invoke", "-", "--local-cos", "--token", "wrong-token-123456789", stdin=devkit.sample("smartcover-job-api.xml").decode())
+    out = handler_cmd("invoke", "-", "--local-cos", "--token", "wrong-token-123456789",
+                      stdin=devkit.sample("smartcover-job-api.xml").decode())
     assert out.returncode == 1 and out.stdout.startswith("HTTP 401")
     assert handler_cmd("invoke", str(tmp_path / "missing.xml")).returncode == 2
 

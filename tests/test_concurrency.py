@@ -16,10 +16,10 @@ from collections import Counter
 import pytest
 
 import devkit
-from localcos import Fault
 from devkit.faults import DONE, UNIQUE_TARGET_KEY, Lab, Scenario, Watcher, normal_state, reference
-from tests.helpers import app_from, outcomes
+from localcos import Fault
 from smartcover.scf.response import is_valid
+from tests.helpers import app_from, outcomes
 
 ROUNDS = 4
 CONTENTION: Counter = Counter()
@@ -139,6 +139,7 @@ def test_nested_pools_finish_when_every_shared_thread_is_busy(monkeypatch):
     an inner runner that finds no idle shared thread gets a thread of its own, so nothing waits
     in the executor's queue behind the tasks waiting for it (with the queue, this deadlocks)."""
     import threading
+
     from smartcover.cloud import pool as pool_mod
 
     monkeypatch.setattr(pool_mod, "MAX_THREADS", 2)

@@ -67,7 +67,7 @@ def test_invalid_settings_raise_config_error_naming_the_variable(env, wrong):
     copy/move without SMARTCOVER_TARGET_KEY names the missing one."""
     with pytest.raises(ConfigError) as info:
         Config.from_env(env)
-    named = set(re.findall(r"SMARTCOVER_[A-Z_]+", info.value.public))  # whole names: SMARTCOVER_TOKEN is not SMARTCOVER_TOKEN_SECRET
+    named = set(re.findall(r"SMARTCOVER_[A-Z_]+", info.value.public))  # whole names: not SMARTCOVER_TOKEN in ..._TOKEN_SECRET
     assert set(wrong) <= named, info.value.public
 
 

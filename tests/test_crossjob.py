@@ -297,7 +297,8 @@ def test_every_log_line_carries_the_request_id_also_from_worker_threads(cos, mak
 
 def test_line_separators_in_keys_stay_inside_one_log_line_and_answer(cos, make_app):
     key = "output/a/smartcover-0\u2028x\u2029y.jpg"
-    body = devkit.make_callback(devkit.make_job_xml(job_id=JOB_A, keys=[key], template="output/a/smartcover-${Number}\u2028x\u2029y.jpg",
+    body = devkit.make_callback(devkit.make_job_xml(job_id=JOB_A, keys=[key],
+                                                    template="output/a/smartcover-${Number}\u2028x\u2029y.jpg",
                                                     input_key="a/demo.mp4"))
     devkit.seed(cos, body)
     out = io.StringIO()
@@ -337,7 +338,8 @@ def test_connections_to_every_host_of_a_callback_are_kept(cos, make_app):
 # -- 3. property: one owner for shared keys, whatever the overlap, order and one fault -------------
 def _subset_job(job_id: str, folder: str, indexes) -> bytes:
     keys = [f"output/{folder}/smartcover-{i}.jpg" for i in indexes]
-    return devkit.make_callback(devkit.make_job_xml(job_id=job_id, keys=keys, template=f"output/{folder}/smartcover-${{Number}}.jpg",
+    return devkit.make_callback(devkit.make_job_xml(job_id=job_id, keys=keys,
+                                                    template=f"output/{folder}/smartcover-${{Number}}.jpg",
                                                     input_key=f"{folder}/demo.mp4"))
 
 

@@ -10,13 +10,14 @@ import json
 from contextlib import ExitStack
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import devkit
 from localcos.faults import Fault
 from smartcover.cli import commands as cli
-from smartcover.ops import doctor
 from smartcover.core.config import Config
+from smartcover.ops import doctor
 from smartcover.scf.response import is_valid
 from tests.helpers import app_from, serving
 

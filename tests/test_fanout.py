@@ -11,17 +11,19 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import devkit
 from localcos import Fault
 from localcos.scfapi import LocalSCF, verify_tc3
 from smartcover.cli import commands as cli
-from tests.helpers import add_job, app_from, jid
 from smartcover.core.config import Config
 from smartcover.core.deadline import Deadline
-from smartcover.ops.fanout import Batch, run_lister, result_key, summary_key
+from smartcover.ops.fanout import Batch, result_key, run_lister, summary_key
 from smartcover.ops.reconcile import make_window, parse_time, reconcile
 from smartcover.scf.response import is_valid
+from tests.helpers import add_job, app_from, jid
 
 BUCKET = "test-123456789"
 REGION = "ap-chongqing"
@@ -245,8 +247,10 @@ def test_cli_fan_out_and_timer_fan_out(fresh, expected, capsys):
 @pytest.mark.parametrize("event", [
     {"smartcoverBatch": {"version": 2}},
     {"smartcoverBatch": {"version": 1, "run": "x", "batch": 0, "bucket": BUCKET, "region": REGION, "jobIds": ["j1"]}},
-    {"smartcoverBatch": {"version": 1, "run": "20240501T000000Z-abcdef", "batch": True, "bucket": BUCKET, "region": REGION, "jobIds": ["j1"]}},
-    {"smartcoverBatch": {"version": 1, "run": "20240501T000000Z-abcdef", "batch": 0, "bucket": BUCKET, "region": REGION, "jobIds": []}},
+    {"smartcoverBatch": {"version": 1, "run": "20240501T000000Z-abcdef", "batch": True, "bucket": BUCKET, "region": REGION,
+                         "jobIds": ["j1"]}},
+    {"smartcoverBatch": {"version": 1, "run": "20240501T000000Z-abcdef", "batch": 0, "bucket": BUCKET, "region": REGION,
+                         "jobIds": []}},
     {"smartcoverBatch": {"version": 1, "run": "20240501T000000Z-abcdef", "batch": 0, "bucket": BUCKET, "region": REGION,
                          "jobIds": ["j1", "j1"]}},
     {"smartcoverBatch": {"version": 1, "run": "20240501T000000Z-abcdef", "batch": 0, "bucket": BUCKET, "region": REGION,
@@ -289,7 +293,8 @@ def test_verify_tc3_refuses_a_changed_body():
                            hashlib.sha256(body).hexdigest()])
     to_sign = "\n".join(["TC3-HMAC-SHA256", str(stamp), f"{date}/scf/tc3_request", hashlib.sha256(canonical.encode()).hexdigest()])
     sig = tc3_signature("k", date, "scf", to_sign)
-    headers["authorization"] = f"TC3-HMAC-SHA256 Credential=AK/{date}/scf/tc3_request, SignedHeaders=content-type;host, Signature={sig}"
+    headers["authorization"] = (f"TC3-HMAC-SHA256 Credential=AK/{date}/scf/tc3_request, SignedHeaders=content-type;host, "
+                                f"Signature={sig}")
     assert verify_tc3("POST", "/", "", headers, body, {"AK": "k"}, {}) == "AK"
     with pytest.raises(ApiError, match="SignatureFailure"):
         verify_tc3("POST", "/", "", headers, body + b" ", {"AK": "k"}, {})
@@ -298,8 +303,6 @@ def test_verify_tc3_refuses_a_changed_body():
     with pytest.raises(ApiError, match="TokenFailure"):
         verify_tc3("POST", "/", "", headers, body, {"AK": "k"}, {"AK": "token"})
 
-
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
                      lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),

@@ -16,9 +16,23 @@ import time
 import pytest
 
 import devkit
+from devkit.faults import (
+    BUCKET,
+    DELAY_S,
+    KINDS,
+    UNIQUE_TARGET_KEY,
+    Delivery,
+    Lab,
+    Report,
+    Rule,
+    Scenario,
+    Schedule,
+    Watcher,
+    check_multi,
+    check_state,
+    print_report,
+)
 from localcos import Fault
-from devkit.faults import (BUCKET, DELAY_S, KINDS, Delivery, Lab, Report, Rule, Scenario, check_multi,
-                              Schedule, Watcher, UNIQUE_TARGET_KEY, check_state, print_report)
 from smartcover.core.config import Config
 from tests.helpers import app_from, assert_held, call, outcomes
 from tests.schedules import EXAMPLES, MULTI, run_schedules, schedules
@@ -233,9 +247,11 @@ def test_rotated_credentials_are_picked_up_by_a_warm_app(cos):
     one from its environment mapping at the next invocation."""
     sc = Scenario(action="move,tag", jobs=2, covers=2)
     app, env, _, watcher = build(cos, sc)
-    first = devkit.make_callback(devkit.make_job_xml(job_id=sc.cover_list()[0].job_id, keys=["output/v0/smartcover-0.jpg", "output/v0/smartcover-1.jpg"],
+    first = devkit.make_callback(devkit.make_job_xml(job_id=sc.cover_list()[0].job_id,
+                                                     keys=["output/v0/smartcover-0.jpg", "output/v0/smartcover-1.jpg"],
                                                      template="output/v0/smartcover-${Number}.jpg", input_key="input/v0.mp4"))
-    second = devkit.make_callback(devkit.make_job_xml(job_id=sc.cover_list()[2].job_id, keys=["output/v1/smartcover-0.jpg", "output/v1/smartcover-1.jpg"],
+    second = devkit.make_callback(devkit.make_job_xml(job_id=sc.cover_list()[2].job_id,
+                                                      keys=["output/v1/smartcover-0.jpg", "output/v1/smartcover-1.jpg"],
                                                       template="output/v1/smartcover-${Number}.jpg", input_key="input/v1.mp4"))
     assert call(app, first)[0] == 200
     cos.set_token(devkit.SECRET_ID, "rotated-token-2")  # the old token is refused from now on
@@ -243,7 +259,8 @@ def test_rotated_credentials_are_picked_up_by_a_warm_app(cos):
     cos.clear_requests()
     status, answer = call(app, second)
     assert status == 200, answer
-    assert {r.headers.get("x-cos-security-token") or r.headers.get("x-ci-security-token") for r in cos.requests} == {"rotated-token-2"}
+    tokens = {r.headers.get("x-cos-security-token") or r.headers.get("x-ci-security-token") for r in cos.requests}
+    assert tokens == {"rotated-token-2"}
     assert_moved(cos, sc)
     assert_held(watcher)
 

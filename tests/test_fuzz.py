@@ -126,6 +126,8 @@ def test_mutated_event_dicts(world, event):
 
 
 @FUZZ
-@given(event=st.one_of(JUNK, st.binary(max_size=64), st.dictionaries(st.sampled_from(["EventName", "JobsDetail", "Response", "httpMethod", "body", "headers"]), JUNK, max_size=4)))
+@given(event=st.one_of(JUNK, st.binary(max_size=64),
+                       st.dictionaries(st.sampled_from(["EventName", "JobsDetail", "Response", "httpMethod", "body", "headers"]),
+                                       JUNK, max_size=4)))
 def test_direct_invocations_with_junk(world, event):
     check(world, event)

@@ -56,7 +56,8 @@ def test_main_handler_in_a_fresh_process_imports_no_sdk_before_auth(cos):
 import json, sys
 sys.path.insert(0, "handler"); sys.path.insert(0, ".")
 import devkit, index
-bad = index.main_handler(devkit.http_event(devkit.sample("smartcover-job-api.xml"), token="wrong-token-0000000000"), devkit.context())
+bad = index.main_handler(devkit.http_event(devkit.sample("smartcover-job-api.xml"), token="wrong-token-0000000000"),
+                         devkit.context())
 heavy = sorted(m for m in ("qcloud_cos", "requests", "urllib3", "tencentcloud") if m in sys.modules)
 good = index.main_handler(devkit.http_event(devkit.sample("smartcover-job-api.xml")), devkit.context())
 print(json.dumps([bad["statusCode"], heavy, good["statusCode"], "qcloud_cos" in sys.modules]))

@@ -9,11 +9,10 @@ App, the SDK and the server are the real ones.
 """
 from __future__ import annotations
 
-
 import pytest
 
-from localcos import Fault
 from devkit.faults import BUCKET, UNIQUE_TARGET_KEY, Lab, Scenario, Watcher, normal_state, reference
+from localcos import Fault
 from tests.helpers import app_from, assert_held, call, outcomes
 
 MOVE = Scenario(action="move,tag", covers=3, target_key=UNIQUE_TARGET_KEY)

@@ -17,6 +17,7 @@ from smartcover.cli.serve import callback_token, sample_switch, start_local_cos,
 from smartcover.core.config import Config
 from smartcover.scf.app import App
 from tests.helpers import CLEAN_ENV, app_from, http_request, serving, stop
+
 MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/${InputName}/${jobid}/${Number}.${ext}"}
 
 

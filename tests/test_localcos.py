@@ -553,7 +553,8 @@ def test_unexpected_exception_answers_500_xml(srv, cos, monkeypatch):
 
 def test_malformed_and_hostile_xml_rejected(srv):
     srv.put(BUCKET, "k", b"x", tags={"a": "1"})
-    bomb = b'<?xml version="1.0"?><!DOCTYPE t [<!ENTITY e "xxxx">]><Tagging><TagSet><Tag><Key>&e;</Key><Value/></Tag></TagSet></Tagging>'
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE t [<!ENTITY e "xxxx">]>'
+            b"<Tagging><TagSet><Tag><Key>&e;</Key><Value/></Tag></TagSet></Tagging>")
     for body in (b"<Tagging><TagSet>", bomb):
         resp = signed_raw(srv, "PUT", "/k", params={"tagging": ""}, data=body)
         assert resp.status_code == 400 and b"<Code>MalformedXML</Code>" in resp.content

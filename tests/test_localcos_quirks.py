@@ -26,7 +26,7 @@ COS_MODES = ("head-no-tagging-count", "missing-key-403", "forbid-overwrite-412",
 
 def assert_nothing_lost(srv):
     """Every cover's bytes are at its source or at its target (or, replaced, in a noncurrent version)."""
-    for src, dst in zip(COVERS, TARGETS):
+    for src, dst in zip(COVERS, TARGETS, strict=True):
         want = devkit.cover_bytes(src)
         here = [o.body for o in (srv.get(BUCKET, src), srv.get(BUCKET, dst)) if o is not None]
         assert want in here, f"{src} lost"
@@ -122,7 +122,7 @@ def test_missing_key_403_cover_gone_everywhere_is_a_clear_refusal(cos, make_app)
     assert gone["outcome"] == "failed" and "cos:GetBucket" in gone["detail"]  # says what to change
     assert outcomes(body)[:1] + outcomes(body)[2:] == ["moved"] * 4  # the others, verified, are moved
     assert cos.keys(BUCKET, "covers/") == [t for t in targets if t != targets[1]]
-    for src, dst in zip(COVERS, targets):
+    for src, dst in zip(COVERS, targets, strict=True):
         if src != COVERS[1]:
             assert cos.get(BUCKET, dst).body == devkit.cover_bytes(src)
 

@@ -68,7 +68,8 @@ def test_failed_job_dry_run_lists_the_input_tagging(cos, make_app, state):
     status, body = call(make_app(SMARTCOVER_ON_FAILURE="tag", SMARTCOVER_DRY_RUN="true"), devkit.make_callback(xml))
     job = body["jobs"][0]
     assert status == 200 and body["outcome"] == "dry-run" and job["inputTagging"] == "planned"
-    assert f"PUT {BUCKET}/input/demo.mp4?tagging" in job["inputTaggingPlan"] and f"smartcover:state={state}" in job["inputTaggingPlan"]
+    plan = job["inputTaggingPlan"]
+    assert f"PUT {BUCKET}/input/demo.mp4?tagging" in plan and f"smartcover:state={state}" in plan
     assert cos.requests == []
 
 

@@ -10,9 +10,9 @@ import json
 import pytest
 
 import devkit
+from smartcover.core.config import Config
 from smartcover.scf.app import App
 from smartcover.scf.auth import Authenticator, SsmSecret
-from smartcover.core.config import Config
 from smartcover.scf.response import is_valid
 from tests.helpers import app_from, call, invoke
 
@@ -253,7 +253,8 @@ def test_failed_job_with_forged_input_cannot_tag_other_objects(cos, make_app):
     cos.create_bucket(BUCKET, "ap-chongqing")
     cos.put(BUCKET, "private/contract.pdf", b"pdf", tags={"owner": "legal"})
     cos.add_job(BUCKET, real)
-    forged = devkit.make_callback(devkit.make_job_xml(keys=[], state="Failed", code="InvalidInput", input_key="private/contract.pdf"))
+    forged = devkit.make_callback(devkit.make_job_xml(keys=[], state="Failed", code="InvalidInput",
+                                                      input_key="private/contract.pdf"))
     code, body = call(make_app(**MOVE, SMARTCOVER_ON_FAILURE="tag"), forged)
     assert code == 200 and body["jobs"][0]["outcome"] == "job-failed"  # reported, not retried
     assert body["jobs"][0]["inputTagging"] == "rejected" and cos.writes() == []

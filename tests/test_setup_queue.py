@@ -8,8 +8,8 @@ import pytest
 
 import devkit
 from smartcover.cli import commands as cli
-from smartcover.ops import ciops
 from smartcover.core.config import Config
+from smartcover.ops import ciops
 from tests.helpers import app_from, serving
 
 BUCKET, REGION = "test-123456789", "ap-chongqing"
@@ -80,7 +80,8 @@ def test_queue_choice(cos, env, capsys):
     assert cos.queues.get(BUCKET, a)["NotifyConfig"] == {"State": "Off"}
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:9001/", "http://10.0.0.8/", "http://localhost/", "ftp://example.com/", "example.com"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9001/", "http://10.0.0.8/", "http://localhost/", "ftp://example.com/",
+                                 "example.com"])
 def test_urls_ci_refuses_are_refused_before_any_request(cos, env, capsys, url):
     cos.add_queue(BUCKET)
     code, _, err = run(capsys, ["setup-queue", "--url", url, "--apply"], env)
@@ -91,7 +92,8 @@ def test_localcos_refuses_a_private_url_as_ci_documents(cos, env):
     qid = cos.add_queue(BUCKET)
     ci = ciops.client(Config.from_env(env), env, REGION)
     change = ciops.QueueChange(BUCKET, REGION, qid, "queue-1", "Active", {},
-                               {"State": "On", "Type": "Url", "Url": "http://192.168.1.2/", "Event": "TaskFinish", "ResultFormat": "XML"})
+                               {"State": "On", "Type": "Url", "Url": "http://192.168.1.2/", "Event": "TaskFinish",
+                                "ResultFormat": "XML"})
     from qcloud_cos.cos_exception import CosServiceError
     with pytest.raises(CosServiceError) as info:
         ciops.apply_queue(ci, change)
