@@ -473,9 +473,7 @@ def run_schedule(schedule: Schedule, lab: Lab) -> Report:
         if fresh:
             report.mismatches.append(f"a duplicate after completion reported new work {fresh}: {where}")
 
-        srv.unwatch(watcher)
-        report.state_checks += watcher.checks
-        report.violations += [f"{v}: {where}" for v in watcher.violations]
+        _collect(report, srv, watcher, where)
     finally:
         srv.clear_faults()
         srv.wait_idle()
@@ -623,13 +621,18 @@ def run_multi(schedule: Schedule, lab: Lab) -> Report:
                                      f"{ {j: s for j, (s, _) in again.items()} }: {where}")
         if sc.layout == "shared" and 503 not in statuses.values():
             report.mismatches += [f"{p}: {where}" for p in _one_owner(sc, srv.snapshot(), again)]
-        srv.unwatch(watcher)
-        report.state_checks += watcher.checks
-        report.violations += [f"{v}: {where}" for v in watcher.violations]
+        _collect(report, srv, watcher, where)
     finally:
         srv.clear_faults()
         srv.wait_idle()
     return report
+
+
+def _collect(report: Report, srv, watcher, where: str) -> None:
+    """Stop ``watcher`` and add what it checked and found to ``report``."""
+    srv.unwatch(watcher)
+    report.state_checks += watcher.checks
+    report.violations += [f"{v}: {where}" for v in watcher.violations]
 
 
 def arm(srv, sc: Scenario, d: Delivery) -> None:
