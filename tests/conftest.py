@@ -5,7 +5,7 @@ import pytest
 
 import devkit
 from smartcover.scf.app import App
-from smartcover.core.config import Config
+from tests.helpers import app_for
 
 
 @pytest.fixture()
@@ -23,8 +23,7 @@ def make_app(cos):
     """``make_app(**env_overrides) -> App`` against the test's LocalCOS."""
 
     def build(**overrides: str) -> App:
-        env = devkit.env(cos, **overrides)
-        return App(Config.from_env(env), env)
+        return app_for(cos, **overrides)
 
     return build
 

@@ -13,18 +13,12 @@ import devkit
 from devkit import deliver
 from devkit import folder_callback as job_body
 from localcos import Fault
-from smartcover.scf.app import App
-from smartcover.core.config import Config
+from tests.helpers import apps_for, meanwhile, together, wait_for
 
 BUCKET = "test-123456789"
 SHARED = "covers/${InputName}/${Number}.${ext}"  # README's example: collides for same-named videos
 MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": SHARED, "SMARTCOVER_ALLOWED_BUCKETS": BUCKET}
 JOB_A, JOB_B = "ja842765cf84611ecb8546d80f2baf56f", "jb842765cf84611ecb8546d80f2baf56f"
-
-
-def apps(cos, n, **overrides):
-    env = devkit.env(cos, **overrides)
-    return [App(Config.from_env(env), env) for _ in range(n)]
 
 
 def holder(cos, i: int) -> str:
@@ -45,7 +39,7 @@ def test_claim_cover_failing_once_lets_the_second_job_split_the_shared_keys(cos)
     a, b = job_body(JOB_A, "a"), job_body(JOB_B, "b")
     devkit.seed(cos, a)
     devkit.seed(cos, b)
-    app_a, app_b = apps(cos, 2, **MOVE)
+    app_a, app_b = apps_for(cos, 2, **MOVE)
     cos.inject(Fault(op="PutObjectCopy", key="covers/demo/0.jpg", status=403, times=1))
     first_status, _ = deliver(app_a, a, "a1")
     assert first_status == 502  # the fault: A must be redelivered after it is fixed
@@ -66,16 +60,10 @@ def test_jobs_whose_lowest_shared_keys_differ_split_the_targets_when_concurrent(
     a, b = job_body(JOB_A, "a", (0, 1, 2)), job_body(JOB_B, "b", (1, 2, 3))
     devkit.seed(cos, a)
     devkit.seed(cos, b)
-    app_a, app_b = apps(cos, 2, **MOVE)
+    app_a, app_b = apps_for(cos, 2, **MOVE)
     cos.inject(Fault(op="HeadObject", key="output/a/smartcover-1.jpg", delay=0.3))
     cos.inject(Fault(op="HeadObject", key="output/b/smartcover-2.jpg", delay=0.6))
-    results = {}
-    threads = [threading.Thread(target=lambda: results.__setitem__("a", deliver(app_a, a, "a"))),
-               threading.Thread(target=lambda: results.__setitem__("b", deliver(app_b, b, "b")))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = together({"a": (app_a, a, "a"), "b": (app_b, b, "b")})
     for _ in range(2):  # redeliveries after the race
         deliver(app_a, a)
         deliver(app_b, b)
@@ -98,18 +86,11 @@ def test_tag_in_place_does_not_label_bytes_rewritten_after_the_read(cos, make_ap
     cos.inject(Fault(op="PutObjectTagging", delay=0.4))  # the tagging lands after the rewrite below
 
     def rewrite():
-        end = time.monotonic() + 5
-        while time.monotonic() < end:
-            ops = {r.op for r in cos.requests if r.key == key}
-            if {"HeadObject", "GetObjectTagging"} <= ops:
-                break
-            time.sleep(0.002)
+        wait_for(lambda: {"HeadObject", "GetObjectTagging"} <= {r.op for r in cos.requests if r.key == key})
         cos.put(BUCKET, key, b"rerun bytes", content_type="image/jpeg")
 
-    t = threading.Thread(target=rewrite)
-    t.start()
-    deliver(make_app(SMARTCOVER_ALLOWED_BUCKETS=BUCKET), old)
-    t.join()
+    with meanwhile(rewrite):
+        deliver(make_app(SMARTCOVER_ALLOWED_BUCKETS=BUCKET), old)
     assert cos.get(BUCKET, key).body == b"rerun bytes"
     assert cos.tags(BUCKET, key).get("smartcover:jobid") != JOB_A, "the rerun's bytes carry the old job's JobId"
 
@@ -125,16 +106,11 @@ def test_foreign_object_at_the_claim_key_lets_two_jobs_split_the_other_keys(cos)
     devkit.seed(cos, a)
     devkit.seed(cos, b)
     cos.put(BUCKET, "covers/demo/0.jpg", b"an editor's own cover", content_type="image/jpeg")
-    app_a, app_b = apps(cos, 2, **MOVE, SMARTCOVER_OVERWRITE="never")
+    app_a, app_b = apps_for(cos, 2, **MOVE, SMARTCOVER_OVERWRITE="never")
     cos.inject(Fault(op="HeadObject", key="output/a/smartcover-2.jpg", delay=0.4))
     cos.inject(Fault(op="HeadObject", key="output/b/smartcover-1.jpg", delay=0.4))
-    results = {}
-    threads = [threading.Thread(target=lambda: results.__setitem__("a", deliver(app_a, a, "a"))),
-               threading.Thread(target=lambda: results.__setitem__("b", deliver(app_b, b, "b")))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = together({"a": (app_a, a, "a"), "b": (app_b, b, "b")})
+    assert {k: s for k, (s, _) in results.items()} == {"a": 409, "b": 409}  # cover 0 is the editor's for both
     for _ in range(2):
         deliver(app_a, a)
         deliver(app_b, b)
@@ -179,15 +155,13 @@ def test_always_never_replaces_a_cover_another_job_just_moved(cos):
     devkit.seed(cos, a)
     devkit.seed(cos, b)
     cos.put(BUCKET, "covers/demo/0.jpg", b"old upload", content_type="image/jpeg")
-    app_a, app_b = apps(cos, 2, **MOVE, SMARTCOVER_OVERWRITE="always")
+    app_a, app_b = apps_for(cos, 2, **MOVE, SMARTCOVER_OVERWRITE="always")
     target = "covers/demo/0.jpg"
     cos.inject(Fault(op="PutObjectCopy", key=target, skip=1, times=1, delay=0.5))  # B's replacing copy
     results = {}
     tb = threading.Thread(target=lambda: results.__setitem__("b", deliver(app_b, b, "b")))
     tb.start()
-    end = time.monotonic() + 5
-    while time.monotonic() < end and not {"GetObjectTagging", "HeadObject"} <= {r.op for r in cos.requests if r.key == target}:
-        time.sleep(0.002)
+    wait_for(lambda: {"GetObjectTagging", "HeadObject"} <= {r.op for r in cos.requests if r.key == target})
     time.sleep(0.05)  # B's replacing copy is now in flight
     results["a"] = deliver(app_a, a, "a")
     tb.join()
@@ -219,15 +193,11 @@ def test_source_rewritten_before_a_redelivered_copy_is_not_deleted(cos, make_app
     cos.inject(Fault(op="PutObjectCopy", delay=0.4))
 
     def rerun_rewrites():
-        end = time.monotonic() + 5
-        while time.monotonic() < end and not any(r.op == "HeadObject" and r.key == key for r in cos.requests):
-            time.sleep(0.002)
+        wait_for(lambda: any(r.op == "HeadObject" and r.key == key for r in cos.requests))
         cos.put(BUCKET, key, b"rerun cover bytes", content_type="image/jpeg")
 
-    t = threading.Thread(target=rerun_rewrites)
-    t.start()
-    status, answer = deliver(app, a, "a2")
-    t.join()
+    with meanwhile(rerun_rewrites):
+        status, answer = deliver(app, a, "a2")
     assert [r.status for r in cos.requests if r.op == "PutObjectCopy"] == [412]  # the function was told
     src = cos.get(BUCKET, key)
     assert src is not None and src.body == b"rerun cover bytes", (
@@ -253,8 +223,8 @@ def test_redelivered_ten_jobs_with_manifests_reuse_their_connections():
                                             template=f"output/v{j}/smartcover-${{Number}}.jpg", input_key=f"v{j}/demo.mp4"))
         body = devkit.make_callback(*jobs)
         devkit.seed(srv, body)
-        app = apps(srv, 1, **dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}",
-                                  SMARTCOVER_MANIFEST_KEY="manifests/${jobid}.json"))[0]
+        app = apps_for(srv, 1, **dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}",
+                                      SMARTCOVER_MANIFEST_KEY="manifests/${jobid}.json"))[0]
         assert deliver(app, body, "first")[0] == 200
         deliver(app, body, "warm-up")  # the pool has now seen the redelivery's peak once
         opened = srv.connections_accepted

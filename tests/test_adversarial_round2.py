@@ -10,8 +10,8 @@ import pytest
 import devkit
 from devkit import deliver
 from devkit import folder_callback as job_body
-from smartcover.scf.app import App
 from smartcover.core.config import Config
+from tests.helpers import app_from
 
 BUCKET = "test-123456789"
 SHARED = "covers/${InputName}/${Number}.${ext}"
@@ -60,7 +60,7 @@ def test_versioned_bucket_second_job_replaces_first_jobs_moved_cover(overwrite):
         devkit.seed(srv, b)
         env = devkit.env(srv, SMARTCOVER_ACTIONS="move,tag", SMARTCOVER_TARGET_KEY=SHARED,
                          SMARTCOVER_ALLOWED_BUCKETS=BUCKET, SMARTCOVER_OVERWRITE=overwrite)
-        app = App(Config.from_env(env), env)
+        app = app_from(env)
         assert deliver(app, a, "a")[0] == 200
         sb, body_b = deliver(app, b, "b")
         holders = check_invariant(srv, [(JOB_A, "a"), (JOB_B, "b")])
@@ -176,7 +176,7 @@ def test_callback_without_end_time_moves_a_later_runs_bytes(cos, make_app, end_t
     stripped = devkit.make_callback(devkit.make_job_xml(job_id=JOB_A, keys=keys, template="output/a/smartcover-${Number}.jpg",
                                                         input_key="a/demo.mp4", end_time=end_time))
     status, _ = deliver(app, stripped)
-    for i, k in enumerate(keys):
+    for i in range(len(keys)):
         moved = cos.get(BUCKET, f"covers/demo/{JOB_A}/{i}.jpg")
         assert moved is None or not moved.body.startswith(b"rerun bytes"), f"later run's bytes moved as {JOB_A}'s (answer {status})"
     assert all(cos.get(BUCKET, k) is not None for k in keys)
@@ -195,8 +195,9 @@ def test_forbid_overwrite_412_concurrent_manifest_write_answers_502(cos):
     a = job_body(JOB_A, "a")
     devkit.seed(cos, a)
     env = devkit.env(cos, SMARTCOVER_ACTIONS="move,tag", SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}",
-                     SMARTCOVER_ALLOWED_BUCKETS=BUCKET, SMARTCOVER_MANIFEST_KEY="manifests/${jobid}.json", SMARTCOVER_COS_RETRIES="0")
-    first, second = App(Config.from_env(env), env), App(Config.from_env(env), env)
+                     SMARTCOVER_ALLOWED_BUCKETS=BUCKET, SMARTCOVER_MANIFEST_KEY="manifests/${jobid}.json",
+                     SMARTCOVER_COS_RETRIES="0")
+    first, second = app_from(env), app_from(env)
     cos.inject(Fault(op="PutObject", key="manifests/*", delay=0.6, times=1))  # the first delivery's manifest PUT is slow
     results = {}
     t = threading.Thread(target=lambda: results.__setitem__("first", deliver(first, a, "r1")))

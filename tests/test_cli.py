@@ -1,24 +1,21 @@
 """``python -m handler``: help, ``invoke`` and ``serve`` (loopback Function URL) against the local COS server."""
 from __future__ import annotations
 
-import http.client
 import json
-import os
-import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 
 import devkit
 from smartcover.cli import commands as cli
-from smartcover.cli.serve import function_url_event, make_server
+from smartcover.cli.serve import function_url_event
+from tests.helpers import CLEAN_ENV, serving, stop
+from tests.helpers import http_request as request
 
 BUCKET = "test-123456789"
 MOVE = ["--env", "SMARTCOVER_ACTIONS=move,tag", "--env", "SMARTCOVER_TARGET_KEY=covers/${InputName}/${Number}.${ext}"]
 TARGETS = [f"covers/demo/{i}.jpg" for i in range(5)]
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTCOVER_", "TENCENTCLOUD_"))}
 
 
 def handler_cmd(*args, timeout=60, stdin=None):
@@ -48,7 +45,8 @@ def test_invoke_exit_status_follows_the_answer(tmp_path):
     bad.write_text("<Response><EventName>TaskFinish</EventName></Response>")
     out = handler_cmd("invoke", str(bad), "--local-cos")
     assert out.returncode == 1 and out.stdout.startswith("HTTP 400")
-    out = handler_cmd("invoke", "-", "--local-cos", "--token", "wrong-token-123456789", stdin=devkit.sample("smartcover-job-api.xml").decode())
+    out = handler_cmd("invoke", "-", "--local-cos", "--token", "wrong-token-123456789",
+                      stdin=devkit.sample("smartcover-job-api.xml").decode())
     assert out.returncode == 1 and out.stdout.startswith("HTTP 401")
     assert handler_cmd("invoke", str(tmp_path / "missing.xml")).returncode == 2
 
@@ -70,23 +68,8 @@ def served(cos, make_app):
         calls.append(event)
         return app(event, context)
 
-    server = make_server(function, 0)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server.server_address[1], calls
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-
-
-def request(port, method, target, body=b"", headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request(method, target, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, dict(resp.getheaders()), resp.read()
-    finally:
-        conn.close()
+    with serving(function) as port:
+        yield port, calls
 
 
 def test_serve_turns_requests_into_function_url_events(cos, served):
@@ -108,7 +91,7 @@ def test_serve_binary_body_and_other_methods(cos, served):
     assert status == 400 and json.loads(body)["error"] == "BadRequest"
     assert calls[-1]["isBase64Encoded"] is True
     status, _, body = request(port, "GET", f"/?token={devkit.TOKEN}")
-    assert status == 405 and cos.requests == []
+    assert status == 405 and json.loads(body)["error"] == "MethodNotAllowed" and cos.requests == []
 
 
 def test_function_url_event_shape():
@@ -134,11 +117,6 @@ def test_serve_command_with_local_cos():
         status, _, _ = request(port, "POST", "/?token=wrong-token-0000000000", devkit.sample("smartcover-workflow.json"))
         assert status == 401
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         proc.stdout.close()
     assert proc.returncode == 0

@@ -16,11 +16,10 @@ from collections import Counter
 import pytest
 
 import devkit
+from devkit.faults import DONE, UNIQUE_TARGET_KEY, Lab, Scenario, Watcher, normal_state, reference
 from localcos import Fault
-from scripts.campaign import DONE, UNIQUE_TARGET_KEY, Lab, Scenario, Watcher, normal_state, reference
-from smartcover.scf.app import App
-from smartcover.core.config import Config
 from smartcover.scf.response import is_valid
+from tests.helpers import app_from, outcomes
 
 ROUNDS = 4
 CONTENTION: Counter = Counter()
@@ -59,17 +58,13 @@ def at_once(apps, body, n):
     return answers
 
 
-def outcomes(answer) -> list:
-    return [c["outcome"] for j in answer["jobs"] for c in j.get("covers", [])]
-
-
 def run(cos, lab, scenario, n, instances, faults=(), **overrides):
     """Seed, watch, deliver ``n`` at once to ``instances`` Apps (after injecting ``faults``),
     then check the invariant and return the answers."""
     cos.reset()
     scenario.seed(cos)
     env = dict(scenario.env(cos), **overrides)
-    apps = [App(Config.from_env(env), env) for _ in range(instances)]
+    apps = [app_from(env) for _ in range(instances)]
     watcher = Watcher(scenario)
     cos.watch(watcher)
     for fault in faults:
@@ -144,6 +139,7 @@ def test_nested_pools_finish_when_every_shared_thread_is_busy(monkeypatch):
     an inner runner that finds no idle shared thread gets a thread of its own, so nothing waits
     in the executor's queue behind the tasks waiting for it (with the queue, this deadlocks)."""
     import threading
+
     from smartcover.cloud import pool as pool_mod
 
     monkeypatch.setattr(pool_mod, "MAX_THREADS", 2)

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 import devkit
 from smartcover.core import config as cfg
-from smartcover.scf.app import App
 from smartcover.core.config import Config
 from smartcover.core.errors import ConfigError
+from smartcover.scf.app import App
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -189,7 +189,8 @@ def test_target_region_outside_allowed_regions_is_an_error_at_start():
 
 
 def test_target_inside_the_allow_lists_is_accepted():
-    c = Config.from_env({"SMARTCOVER_ALLOWED_BUCKETS": "test-123456789,pub-1250000000", "SMARTCOVER_TARGET_BUCKET": "pub-1250000000",
+    c = Config.from_env({"SMARTCOVER_ALLOWED_BUCKETS": "test-123456789,pub-1250000000",
+                         "SMARTCOVER_TARGET_BUCKET": "pub-1250000000",
                          "SMARTCOVER_ALLOWED_REGIONS": "ap-chongqing,ap-guangzhou", "SMARTCOVER_TARGET_REGION": "ap-guangzhou"})
     assert c.target_bucket == "pub-1250000000" and c.target_region == "ap-guangzhou"
 

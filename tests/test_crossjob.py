@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
-import time
 from contextlib import redirect_stdout
 
 import pytest
@@ -28,16 +26,12 @@ import devkit
 from devkit import deliver
 from devkit import folder_callback as job_body
 from localcos import Fault
-from smartcover.scf.response import is_valid
+from tests.helpers import app_from, apps_for, call, covers, meanwhile, together, wait_for
 
 BUCKET = "test-123456789"
 SHARED = "covers/${InputName}/${Number}.${ext}"  # README's example: collides for same-named videos
 MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": SHARED, "SMARTCOVER_ALLOWED_BUCKETS": BUCKET}
 JOB_A, JOB_B = "ja842765cf84611ecb8546d80f2baf56f", "jb842765cf84611ecb8546d80f2baf56f"
-
-
-def covers(answer: dict) -> list:
-    return [c for j in answer["jobs"] for c in j["covers"]]
 
 
 def cover_state(cos, folder: str, n: int = 3):
@@ -155,15 +149,11 @@ def test_source_rewritten_between_read_and_copy_is_not_copied(cos, make_app):
     cos.inject(Fault(op="PutObjectCopy", delay=0.4))  # the copy lands after the rewrite below
 
     def rewrite():  # as soon as the function has read the source
-        end = time.monotonic() + 5
-        while time.monotonic() < end and not any(r.op == "HeadObject" and r.key == key for r in cos.requests):
-            time.sleep(0.002)
+        wait_for(lambda: any(r.op == "HeadObject" and r.key == key for r in cos.requests))
         cos.put(BUCKET, key, b"rewritten within the run", content_type="image/jpeg")
 
-    t = threading.Thread(target=rewrite)
-    t.start()
-    status, answer = deliver(make_app(**MOVE), a)
-    t.join()
+    with meanwhile(rewrite):
+        status, answer = deliver(make_app(**MOVE), a)
     copies = [r for r in cos.requests if r.op == "PutObjectCopy"]
     assert copies and copies[0].status == 412 and copies[0].headers["x-cos-copy-source-if-match"]
     assert status == 503 and cos.keys(BUCKET, "covers/") == []
@@ -192,17 +182,13 @@ def test_a_refused_move_never_deletes_a_source_rewritten_after_the_read(cos, mak
     cos.inject(Fault(op="PutObjectCopy", delay=0.4))
 
     def rewrite():
-        end = time.monotonic() + 5
-        while time.monotonic() < end and not any(r.op == "HeadObject" and r.key == key for r in cos.requests):
-            time.sleep(0.002)
+        wait_for(lambda: any(r.op == "HeadObject" and r.key == key for r in cos.requests))
         if later:
             cos.clock.jump(3600)
         cos.put(BUCKET, key, b"rewritten", content_type="image/jpeg")
 
-    t = threading.Thread(target=rewrite)
-    t.start()
-    status, answer = deliver(app, a, "a2")
-    t.join()
+    with meanwhile(rewrite):
+        status, answer = deliver(app, a, "a2")
     assert [r.status for r in cos.requests if r.op == "PutObjectCopy"][0] in (409, 412)
     assert not [r for r in cos.requests if r.op == "DeleteObjects"]
     expected = (200, "already-moved") if later else (409, "conflict")
@@ -214,23 +200,14 @@ def test_a_refused_move_never_deletes_a_source_rewritten_after_the_read(cos, mak
 
 # -- 3. two jobs, one set of target keys ---------------------------------------------------------
 @pytest.mark.parametrize("overwrite", ["never", "always"])
-def test_two_jobs_sharing_targets_at_once_one_takes_all(cos, lab_apps, overwrite):
+def test_two_jobs_sharing_targets_at_once_one_takes_all(cos, overwrite):
     a, b = job_body(JOB_A, "a", 4), job_body(JOB_B, "b", 4)
     for round_ in range(6):
         cos.reset()
         devkit.seed(cos, a)
         devkit.seed(cos, b)
-        apps = lab_apps(cos, 2, **MOVE, SMARTCOVER_OVERWRITE=overwrite)
-        results = {}
-
-        def one(name, app, body):
-            results[name] = deliver(app, body, f"{name}{round_}")
-
-        threads = [threading.Thread(target=one, args=("a", apps[0], a)), threading.Thread(target=one, args=("b", apps[1], b))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        apps = apps_for(cos, 2, **MOVE, SMARTCOVER_OVERWRITE=overwrite)
+        results = together({"a": (apps[0], a, f"a{round_}"), "b": (apps[1], b, f"b{round_}")})
         statuses = sorted(s for s, _ in results.values())
         assert statuses == [200, 409], results
         winner, loser = ("a", "b") if results["a"][0] == 200 else ("b", "a")
@@ -240,18 +217,6 @@ def test_two_jobs_sharing_targets_at_once_one_takes_all(cos, lab_apps, overwrite
         for app, body in ((apps[0], a), (apps[1], b), (apps[0], a)):  # redeliveries do not flip it
             deliver(app, body)
         assert cover_state(cos, winner, 4) == ["target"] * 4 and cover_state(cos, loser, 4) == ["source"] * 4
-
-
-@pytest.fixture()
-def lab_apps():
-    from smartcover.scf.app import App
-    from smartcover.core.config import Config
-
-    def build(cos, n, **overrides):
-        env = devkit.env(cos, **overrides)
-        return [App(Config.from_env(env), env) for _ in range(n)]
-
-    return build
 
 
 def test_claim_is_not_needed_with_jobid_in_the_template(cos, make_app):
@@ -332,7 +297,8 @@ def test_every_log_line_carries_the_request_id_also_from_worker_threads(cos, mak
 
 def test_line_separators_in_keys_stay_inside_one_log_line_and_answer(cos, make_app):
     key = "output/a/smartcover-0\u2028x\u2029y.jpg"
-    body = devkit.make_callback(devkit.make_job_xml(job_id=JOB_A, keys=[key], template="output/a/smartcover-${Number}\u2028x\u2029y.jpg",
+    body = devkit.make_callback(devkit.make_job_xml(job_id=JOB_A, keys=[key],
+                                                    template="output/a/smartcover-${Number}\u2028x\u2029y.jpg",
                                                     input_key="a/demo.mp4"))
     devkit.seed(cos, body)
     out = io.StringIO()
@@ -372,7 +338,8 @@ def test_connections_to_every_host_of_a_callback_are_kept(cos, make_app):
 # -- 3. property: one owner for shared keys, whatever the overlap, order and one fault -------------
 def _subset_job(job_id: str, folder: str, indexes) -> bytes:
     keys = [f"output/{folder}/smartcover-{i}.jpg" for i in indexes]
-    return devkit.make_callback(devkit.make_job_xml(job_id=job_id, keys=keys, template=f"output/{folder}/smartcover-${{Number}}.jpg",
+    return devkit.make_callback(devkit.make_job_xml(job_id=job_id, keys=keys,
+                                                    template=f"output/{folder}/smartcover-${{Number}}.jpg",
                                                     input_key=f"{folder}/demo.mp4"))
 
 
@@ -385,9 +352,6 @@ def test_property_two_jobs_with_overlapping_covers_end_with_one_owner_per_shared
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from smartcover.scf.app import App
-    from smartcover.core.config import Config
-
     subsets = st.sets(st.integers(0, 4), min_size=1, max_size=4).map(sorted)
 
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -399,21 +363,15 @@ def test_property_two_jobs_with_overlapping_covers_end_with_one_owner_per_shared
             for body in bodies.values():
                 devkit.seed(srv, body)
             env = devkit.env(srv, **MOVE)
-            apps = {jid: App(Config.from_env(env), env) for jid in bodies}
+            apps = {jid: app_from(env) for jid in bodies}
             if status:
                 srv.inject(Fault(op="PutObjectCopy", key=f"covers/demo/{fault_key}.jpg", status=status, times=1))
 
             def deliver_one(jid):
-                answer = apps[jid](devkit.http_event(bodies[jid]), devkit.context(jid))
-                assert is_valid(answer)
-                return answer["statusCode"]
+                return call(apps[jid], bodies[jid], request_id=jid)[0]
 
-            if at_once:
-                threads = [threading.Thread(target=deliver_one, args=(jid,)) for jid in bodies]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
+            if at_once:  # every delivery answers (an assertion failing in a thread would leave its answer out)
+                assert set(together({jid: (apps[jid], bodies[jid], jid) for jid in bodies})) == set(bodies)
             else:
                 for jid in bodies:
                     deliver_one(jid)

@@ -8,12 +8,12 @@ import re
 import shlex
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import devkit
 from localcos import Fault
+from tests.helpers import app_from, seed_recent_jobs, timer_event
 
 DEPLOY = devkit.ROOT / "deploy"
 
@@ -106,7 +106,8 @@ def test_policy_usage_errors_name_the_option_and_the_form(args, says):
 
 def test_policy_fills_the_old_example_values_like_placeholders():
     old = {"version": "2.0", "statement": [
-        {"effect": "allow", "action": ["name/cos:HeadObject"], "resource": ["qcs::cos:ap-chongqing:uid/1250000000:test-1250000000/output/*"]},
+        {"effect": "allow", "action": ["name/cos:HeadObject"],
+         "resource": ["qcs::cos:ap-chongqing:uid/1250000000:test-1250000000/output/*"]},
         {"effect": "allow", "action": ["name/ssm:GetSecretValue"],
          "resource": ["qcs::ssm:ap-chongqing:uin/100000000001:secret/creatorUin/100000000001/smartcover-callback-token"]}]}
     args = policy_tool.argparse.Namespace(bucket="media-1250012345", region="ap-beijing", target_bucket="", target_region="",
@@ -130,12 +131,11 @@ def test_policy_fills_the_old_example_values_like_placeholders():
 def emitted():
     """Every (field, value) the handler's log lines carry over a move with a manifest, a failed job,
     a conflict, refusals, a queue batch and reconcile runs (one of them stopped)."""
-    import io
     import contextlib
+    import io
 
-    from smartcover.scf.app import App, RetryBatch
+    from smartcover.scf.app import RetryBatch
     from smartcover.scf.app import load as load_handler
-    from smartcover.core.config import Config
 
     lines = []
     srv = devkit.server()
@@ -146,7 +146,7 @@ def emitted():
                          SMARTCOVER_ALLOWED_BUCKETS=BUCKET, SMARTCOVER_ALLOWED_REGIONS=REGION, SMARTCOVER_COS_RETRIES="0",
                          SMARTCOVER_LOG_LEVEL="DEBUG")
         with contextlib.redirect_stdout(buf):
-            app = App(Config.from_env(env), env)
+            app = app_from(env)
             body = devkit.sample("smartcover-job-api.xml")
             devkit.seed(srv, body)
             app(devkit.http_event(body), devkit.context())
@@ -158,13 +158,8 @@ def emitted():
             srv.add_job(BUCKET, failed)
             app(devkit.http_event(devkit.make_callback(failed)), devkit.context())
             app({"Records": [{"CMQ": {"msgId": "m1", "msgBody": body.decode()}}]}, devkit.context())
-            now = datetime.now(timezone(timedelta(hours=8)))
-            for i in range(2):
-                xml = devkit.make_job_xml(job_id=f"j{i:031d}", keys=[f"output/j{i}/cover-{k}.jpg" for k in range(2)],
-                                          template=f"output/j{i}/cover-${{Number}}.jpg", input_key=f"input/video{i}.mp4",
-                                          creation_time=(now - timedelta(minutes=5 + i)).strftime("%Y-%m-%dT%H:%M:%S%z"))
-                devkit.seed(srv, devkit.make_callback(xml))
-            timer = {"Type": "Timer", "TriggerName": "reconcile", "Time": "2024-05-01T11:49:00Z", "Message": '{"reconcile": {"hours": 1}}'}
+            seed_recent_jobs(srv)
+            timer = timer_event('{"reconcile": {"hours": 1}}')
             app(timer, devkit.context())
             srv.inject(Fault(op="ListMediaJobs", status=503, times=None))
             app(timer, devkit.context())
@@ -233,14 +228,14 @@ def test_cls_tool_prints_runnable_commands_with_the_ids_filled():
     for line in lines:
         words = shlex.split(line)
         assert words[3:5] == ["--region", "ap-chongqing"] and "<" not in line.replace("<=", "").replace("<>", "")
-        params = dict(zip(words[5::2], words[6::2]))
+        params = dict(zip(words[5::2], words[6::2], strict=True))
         assert all(k.startswith("--") and not k.startswith("--_") for k in params)
         for value in params.values():
             if value[:1] in "[{":
                 json.loads(value)
-    alarm = dict(zip(shlex.split(lines[1])[5::2], shlex.split(lines[1])[6::2]))
+    alarm = dict(zip(shlex.split(lines[1])[5::2], shlex.split(lines[1])[6::2], strict=True))
     assert json.loads(alarm["--AlarmTargets"])[0]["TopicId"] == "tp-2" and json.loads(alarm["--AlarmNoticeIds"]) == ["notice-3"]
-    retry = dict(zip(shlex.split(lines[-1])[5::2], shlex.split(lines[-1])[6::2]))
+    retry = dict(zip(shlex.split(lines[-1])[5::2], shlex.split(lines[-1])[6::2], strict=True))
     assert json.loads(retry["--AsyncTriggerConfig"]) == load("async-retry.json")
     with pytest.raises(ValueError, match="--topic-id"):
         cls_tool.commands("ap-chongqing", "ls-1", "tp 2", "notice-3")

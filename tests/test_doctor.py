@@ -7,18 +7,19 @@ localcos is skipped (it runs once that mode is implemented).
 from __future__ import annotations
 
 import json
-import threading
+from contextlib import ExitStack
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import devkit
 from localcos.faults import Fault
 from smartcover.cli import commands as cli
-from smartcover.ops import doctor
-from smartcover.scf.app import App
 from smartcover.core.config import Config
+from smartcover.ops import doctor
 from smartcover.scf.response import is_valid
+from tests.helpers import app_from, serving
 
 BUCKET, REGION = "test-123456789", "ap-chongqing"
 JOB = "j6842765cf84611ecb8546d80f2baf56f"
@@ -164,7 +165,7 @@ def test_md5_mismatch_fails_provenance(srv):
 
 
 def test_moved_covers_are_a_warning(srv, make_app):
-    app = App(Config.from_env(env_for(srv, **MOVE)), env_for(srv, **MOVE))
+    app = app_from(env_for(srv, **MOVE))
     assert app(devkit.http_event(BODY), devkit.context())["statusCode"] == 200
     report = run(srv, **MOVE)
     assert row(report, "cover-head").status == "warn" and "moved" in row(report, "cover-head").observed
@@ -213,21 +214,12 @@ def test_no_token_configured_fails(srv):
 @pytest.fixture()
 def function_url(srv):
     """The function behind http://127.0.0.1:<port>/ (serve.make_server), for a given env."""
-    from smartcover.cli.serve import make_server
+    with ExitStack() as servers:
+        def start(**overrides):
+            port = servers.enter_context(serving(app_from(env_for(srv, **overrides)), 30000))
+            return f"http://127.0.0.1:{port}/"
 
-    servers = []
-
-    def start(**overrides):
-        env = env_for(srv, **overrides)
-        server = make_server(App(Config.from_env(env), env), 0, 30000)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}/"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+        yield start
 
 
 def test_function_url_refusing_tokenless_calls_passes(srv, function_url):
@@ -261,8 +253,7 @@ def test_cli_usage_errors(srv, capsys):
 
 
 def test_direct_invocation(srv):
-    env = env_for(srv)
-    app = App(Config.from_env(env), env)
+    app = app_from(env_for(srv))
     answer = app(json.loads(devkit.sample("doctor-event.json")), devkit.context())
     assert is_valid(answer) and answer["statusCode"] == 200
     body = json.loads(answer["body"])
@@ -279,8 +270,7 @@ def test_direct_invocation(srv):
 
 def test_direct_invocation_over_http_is_refused_without_token(srv):
     """A Function URL event carrying {"doctor": ...} as its body is a callback body, not a doctor call."""
-    env = env_for(srv)
-    app = App(Config.from_env(env), env)
+    app = app_from(env_for(srv))
     answer = app(devkit.http_event(json.dumps({"doctor": {}}), token=None), devkit.context())
     assert answer["statusCode"] == 401 and srv.writes() == []
 

@@ -6,9 +6,9 @@ import json
 import pytest
 
 import devkit
-from smartcover.scf.app import App, load
 from smartcover.core.config import Config
 from smartcover.core.errors import BadRequest, PayloadTooLarge
+from smartcover.scf.app import App, load
 from smartcover.scf.events import DIRECT, HTTP_APIGW, HTTP_FUNCTION_URL, from_event
 from smartcover.scf.response import is_valid
 

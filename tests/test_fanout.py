@@ -8,20 +8,22 @@ that share keys across batches, and a lister stopped by its time limit and resum
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import devkit
 from localcos import Fault
 from localcos.scfapi import LocalSCF, verify_tc3
 from smartcover.cli import commands as cli
-from smartcover.scf.app import App
 from smartcover.core.config import Config
 from smartcover.core.deadline import Deadline
-from smartcover.ops.fanout import Batch, run_lister, result_key, summary_key
+from smartcover.ops.fanout import Batch, result_key, run_lister, summary_key
 from smartcover.ops.reconcile import make_window, parse_time, reconcile
 from smartcover.scf.response import is_valid
+from tests.helpers import add_job, app_from, jid
 
 BUCKET = "test-123456789"
 REGION = "ap-chongqing"
@@ -34,32 +36,13 @@ WINDOW = ["--bucket", BUCKET, "--region", REGION, "--since", SINCE, "--until", U
 N = 30  # jobs 0..29; see seed()
 
 
-def jid(i: int) -> str:
-    return f"j{i:031d}"
-
-
-def covers(i: int, n: int = 3):
-    return [f"output/{jid(i)}/cover-{k}.jpg" for k in range(n)]
-
-
-def add_job(srv, i: int, *, keys=None, video=None, start="2022-06-30T15:29:43+0800", end="2022-06-30T15:29:48+0800",
-            template=None) -> bytes:
-    xml = devkit.make_job_xml(job_id=jid(i), keys=covers(i) if keys is None else keys,
-                              template=template or f"output/{jid(i)}/cover-${{Number}}.jpg",
-                              input_key=f"input/{video or f'video{i}'}.mp4", creation_time=f"2024-05-01T10:{i:02d}:00+0800",
-                              start_time=start, end_time=end)
-    body = devkit.make_callback(xml)
-    devkit.seed(srv, body)
-    return body
-
-
 def seed(srv, env) -> None:
     """Jobs 0-19 untouched (callback lost), 20-23 done, 24-25 half done (one copy failed), 26 names
     that do not fit its template (refused), 27 a foreign object at a target (conflict); 28 and 29 a
     job and its rerun on the same video writing the same keys (only the rerun's run holds the covers'
     Last-Modified): they share every key."""
     srv.create_bucket(BUCKET, REGION)
-    app = App(Config.from_env(env), env)
+    app = app_from(env)
     for i in range(28):
         body = add_job(srv, i, keys=[f"output/{jid(i)}/other-0.jpg"] if i == 26 else None)
         if 20 <= i <= 23:
@@ -71,7 +54,7 @@ def seed(srv, env) -> None:
             srv.put(BUCKET, "covers/video27/1.jpg", b"not ours", content_type="image/jpeg")
     shared = [f"output/rerun/cover-{k}.jpg" for k in range(3)]
     add_job(srv, 28, keys=shared, video="shared", template="output/rerun/cover-${Number}.jpg",
-            start="2022-06-29T10:00:00+0800", end="2022-06-29T10:00:09+0800")  # the first run: not these bytes
+            start_time="2022-06-29T10:00:00+0800", end_time="2022-06-29T10:00:09+0800")  # the first run: not these bytes
     add_job(srv, 29, keys=shared, video="shared", template="output/rerun/cover-${Number}.jpg")
     srv.clear_faults()
 
@@ -252,7 +235,7 @@ def test_cli_fan_out_and_timer_fan_out(fresh, expected, capsys):
     assert state(srv) == expected[0]
     assert cli.main(["reconcile", *WINDOW, "--fan-out", "--dry-run"], env) == 2
     # the timer: {"reconcile": {"fanOut": true}} lists the last hours; nothing recent here
-    app = App(Config.from_env(env), env)
+    app = app_from(env)
     answer = app({"Type": "Timer", "TriggerName": "reconcile", "Time": "2024-05-01T11:49:00Z",
                   "Message": '{"reconcile": {"hours": 1, "fanOut": true}}'}, devkit.context())
     body = json.loads(answer["body"])
@@ -264,8 +247,10 @@ def test_cli_fan_out_and_timer_fan_out(fresh, expected, capsys):
 @pytest.mark.parametrize("event", [
     {"smartcoverBatch": {"version": 2}},
     {"smartcoverBatch": {"version": 1, "run": "x", "batch": 0, "bucket": BUCKET, "region": REGION, "jobIds": ["j1"]}},
-    {"smartcoverBatch": {"version": 1, "run": "20240501T000000Z-abcdef", "batch": True, "bucket": BUCKET, "region": REGION, "jobIds": ["j1"]}},
-    {"smartcoverBatch": {"version": 1, "run": "20240501T000000Z-abcdef", "batch": 0, "bucket": BUCKET, "region": REGION, "jobIds": []}},
+    {"smartcoverBatch": {"version": 1, "run": "20240501T000000Z-abcdef", "batch": True, "bucket": BUCKET, "region": REGION,
+                         "jobIds": ["j1"]}},
+    {"smartcoverBatch": {"version": 1, "run": "20240501T000000Z-abcdef", "batch": 0, "bucket": BUCKET, "region": REGION,
+                         "jobIds": []}},
     {"smartcoverBatch": {"version": 1, "run": "20240501T000000Z-abcdef", "batch": 0, "bucket": BUCKET, "region": REGION,
                          "jobIds": ["j1", "j1"]}},
     {"smartcoverBatch": {"version": 1, "run": "20240501T000000Z-abcdef", "batch": 0, "bucket": BUCKET, "region": REGION,
@@ -308,7 +293,8 @@ def test_verify_tc3_refuses_a_changed_body():
                            hashlib.sha256(body).hexdigest()])
     to_sign = "\n".join(["TC3-HMAC-SHA256", str(stamp), f"{date}/scf/tc3_request", hashlib.sha256(canonical.encode()).hexdigest()])
     sig = tc3_signature("k", date, "scf", to_sign)
-    headers["authorization"] = f"TC3-HMAC-SHA256 Credential=AK/{date}/scf/tc3_request, SignedHeaders=content-type;host, Signature={sig}"
+    headers["authorization"] = (f"TC3-HMAC-SHA256 Credential=AK/{date}/scf/tc3_request, SignedHeaders=content-type;host, "
+                                f"Signature={sig}")
     assert verify_tc3("POST", "/", "", headers, body, {"AK": "k"}, {}) == "AK"
     with pytest.raises(ApiError, match="SignatureFailure"):
         verify_tc3("POST", "/", "", headers, body + b" ", {"AK": "k"}, {})
@@ -317,8 +303,6 @@ def test_verify_tc3_refuses_a_changed_body():
     with pytest.raises(ApiError, match="TokenFailure"):
         verify_tc3("POST", "/", "", headers, body, {"AK": "k"}, {"AK": "token"})
 
-
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 _json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
                      lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),

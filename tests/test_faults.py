@@ -3,28 +3,39 @@
 Real parts only: the App, cos-python-sdk-v5 and the local COS server with scripted faults. The
 invariant (every cover at its source or, verified, at its target; foreign targets untouched; tags
 kept) is checked after every single change in COS by a ``LocalCOS.watch`` hook
-(``scripts/campaign.py``'s :class:`Watcher`), not only at the end.
+(:class:`devkit.faults.Watcher`), not only at the end.
 
 ``SMARTCOVER_FAULT_SCHEDULES`` scales the randomized test (default 100 schedules);
-``scripts/campaign.py`` runs the same engine for longer.
+``scripts/campaign.py`` (``make campaign``) runs the same engine (:mod:`devkit.faults`) for longer.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, note, settings
-from hypothesis import strategies as st
 
 import devkit
+from devkit.faults import (
+    BUCKET,
+    DELAY_S,
+    KINDS,
+    UNIQUE_TARGET_KEY,
+    Delivery,
+    Lab,
+    Report,
+    Rule,
+    Scenario,
+    Schedule,
+    Watcher,
+    check_multi,
+    check_state,
+    print_report,
+)
 from localcos import Fault
-from scripts.campaign import (ACTIONS, BUCKET, DELAY_S, KINDS, KINDS_BY_OP, Delivery, Lab, Report, Rule, Scenario,
-                              Schedule, Watcher, UNIQUE_TARGET_KEY, check_state, ops_for, print_report, run_schedule)
-from smartcover.scf.app import App
 from smartcover.core.config import Config
-from smartcover.scf.response import is_valid
+from tests.helpers import app_from, assert_held, call, outcomes
+from tests.schedules import EXAMPLES, MULTI, run_schedules, schedules
 
 SCHEDULES = int(os.environ.get("SMARTCOVER_FAULT_SCHEDULES", "100"))
 MOVE3 = Scenario(action="move,tag", covers=3, target_key=UNIQUE_TARGET_KEY)
@@ -40,17 +51,7 @@ def build(cos, scenario: Scenario = MOVE3, **overrides: str):
     env.update(overrides)
     watcher = Watcher(scenario)
     cos.watch(watcher)
-    return App(Config.from_env(env), env), env, scenario.body(), watcher
-
-
-def call(app, body, time_limit_ms: int = 30000):
-    answer = app(devkit.http_event(body), devkit.context(time_limit_ms=time_limit_ms))
-    assert is_valid(answer)
-    return answer["statusCode"], json.loads(answer["body"])
-
-
-def outcomes(answer) -> list:
-    return [c["outcome"] for j in answer["jobs"] for c in j.get("covers", [])]
+    return app_from(env), env, scenario.body(), watcher
 
 
 def details(answer) -> list:
@@ -91,7 +92,7 @@ def test_delete_refused_for_one_key_is_failed_502_and_the_source_stays(cos):
     status, answer = call(app, body)
     assert status == 502 and outcomes(answer) == ["moved", "failed", "moved"], answer
     assert cos.get(BUCKET, C1_SRC) is not None and cos.get(BUCKET, C1_DST) is not None
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 @pytest.mark.parametrize("name,fault,first,at_target", ONE_COVER, ids=[c[0] for c in ONE_COVER])
@@ -107,7 +108,7 @@ def test_a_fault_on_one_cover_leaves_the_others_done_and_a_redelivery_finishes(c
     status, answer = call(app, body)
     assert status == 200 and outcomes(answer) == ["already-moved", "moved", "already-moved"], answer
     assert_moved(cos)
-    assert watcher.checks > 0 and watcher.violations == []
+    assert_held(watcher)
 
 
 @pytest.mark.parametrize("kind", ["reset", "503", "empty_body"])
@@ -162,7 +163,7 @@ def test_a_fault_in_a_shared_stage_is_503_and_a_redelivery_finishes(cos, name, f
     status, answer = call(app, body)
     assert status == 200, answer
     assert_moved(cos)
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 def test_scf_killing_the_function_between_two_calls_loses_nothing(cos):
@@ -177,7 +178,7 @@ def test_scf_killing_the_function_between_two_calls_loses_nothing(cos):
         status, answer = call(app, body)
         assert status == 200, (kill_after, answer)
         assert_moved(cos)
-        assert watcher.violations == [], kill_after
+        assert watcher.checks > 0 and watcher.violations == [], (kill_after, watcher.violations[:3])
 
 
 def test_persistent_faults_on_every_request_keep_everything_at_its_source(cos):
@@ -187,7 +188,7 @@ def test_persistent_faults_on_every_request_keep_everything_at_its_source(cos):
     assert status == 503 and outcomes(answer) == ["retry"] * 3
     assert all("HTTP 503" in d for d in details(answer)), details(answer)
     assert all(cos.get(BUCKET, c.source) is not None for c in MOVE3.cover_list())
-    assert watcher.violations == []
+    assert (watcher.checks, watcher.violations) == (0, [])  # every request refused: nothing changed in COS
 
 
 def test_tag_action_faults(cos):
@@ -200,7 +201,7 @@ def test_tag_action_faults(cos):
     status, answer = call(app, body)
     assert status == 200 and outcomes(answer) == ["already-tagged", "tagged", "already-tagged"]
     assert cos.tags(BUCKET, "output/v0/smartcover-0.jpg")["owner"] == "ops"  # kept (SMARTCOVER_PRESERVE_TAGS)
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 # -- SDK retries (SMARTCOVER_COS_RETRIES) --------------------------------------------------------------------
@@ -219,15 +220,16 @@ def test_one_retry_absorbs_a_transient_fault_within_the_invocation(cos, fault):
     assert_moved(cos)
     retried = [r for r in cos.requests if r.op == fault.op and r.headers.get("x-cos-sdk-retry") == "true"]
     assert len(retried) == 1  # the second attempt is marked like the SDK marks its own retries
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 def test_retries_are_bounded_by_the_setting(cos):
-    app, _, body, _ = build(cos, SMARTCOVER_COS_RETRIES="2")
+    app, _, body, watcher = build(cos, SMARTCOVER_COS_RETRIES="2")
     cos.inject(Fault(op="PutObjectCopy", key=C1_DST, status=503, times=None))
     status, answer = call(app, body)
     assert status == 503 and outcomes(answer) == ["moved", "retry", "moved"]
     assert len([r for r in cos.requests if r.op == "PutObjectCopy" and r.key == C1_DST]) == 3
+    assert_held(watcher)
 
 
 def test_4xx_is_not_retried_and_is_502(cos):
@@ -236,7 +238,7 @@ def test_4xx_is_not_retried_and_is_502(cos):
     status, answer = call(app, body)
     assert status == 502 and outcomes(answer) == ["moved", "failed", "moved"]
     assert len([r for r in cos.requests if r.op == "PutObjectCopy" and r.key == C1_DST]) == 1
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 # -- credentials -----------------------------------------------------------------------------------------------
@@ -244,10 +246,12 @@ def test_rotated_credentials_are_picked_up_by_a_warm_app(cos):
     """SCF rotates the role's temporary token between warm invocations: the same App reads the new
     one from its environment mapping at the next invocation."""
     sc = Scenario(action="move,tag", jobs=2, covers=2)
-    app, env, _, _ = build(cos, sc)
-    first = devkit.make_callback(devkit.make_job_xml(job_id=sc.cover_list()[0].job_id, keys=["output/v0/smartcover-0.jpg", "output/v0/smartcover-1.jpg"],
+    app, env, _, watcher = build(cos, sc)
+    first = devkit.make_callback(devkit.make_job_xml(job_id=sc.cover_list()[0].job_id,
+                                                     keys=["output/v0/smartcover-0.jpg", "output/v0/smartcover-1.jpg"],
                                                      template="output/v0/smartcover-${Number}.jpg", input_key="input/v0.mp4"))
-    second = devkit.make_callback(devkit.make_job_xml(job_id=sc.cover_list()[2].job_id, keys=["output/v1/smartcover-0.jpg", "output/v1/smartcover-1.jpg"],
+    second = devkit.make_callback(devkit.make_job_xml(job_id=sc.cover_list()[2].job_id,
+                                                      keys=["output/v1/smartcover-0.jpg", "output/v1/smartcover-1.jpg"],
                                                       template="output/v1/smartcover-${Number}.jpg", input_key="input/v1.mp4"))
     assert call(app, first)[0] == 200
     cos.set_token(devkit.SECRET_ID, "rotated-token-2")  # the old token is refused from now on
@@ -255,8 +259,10 @@ def test_rotated_credentials_are_picked_up_by_a_warm_app(cos):
     cos.clear_requests()
     status, answer = call(app, second)
     assert status == 200, answer
-    assert {r.headers.get("x-cos-security-token") or r.headers.get("x-ci-security-token") for r in cos.requests} == {"rotated-token-2"}
+    tokens = {r.headers.get("x-cos-security-token") or r.headers.get("x-ci-security-token") for r in cos.requests}
+    assert tokens == {"rotated-token-2"}
     assert_moved(cos, sc)
+    assert_held(watcher)
 
 
 def test_an_expired_token_rebuilds_the_client_once_then_answers_503(cos):
@@ -271,7 +277,7 @@ def test_an_expired_token_rebuilds_the_client_once_then_answers_503(cos):
     env["TENCENTCLOUD_SESSIONTOKEN"] = "fresh-token"
     status, answer = call(app, body)
     assert status == 200 and outcomes(answer) == ["moved"] * 3
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 def test_a_token_that_expires_mid_invocation_is_renewed_from_the_environment(cos):
@@ -280,6 +286,7 @@ def test_a_token_that_expires_mid_invocation_is_renewed_from_the_environment(cos
     status, answer = call(app, body)
     assert status == 200 and outcomes(answer) == ["moved"] * 3, answer
     assert_moved(cos)
+    assert_held(watcher)
 
 
 def test_cos_rebuilds_once_per_invocation_and_counts_it(cos):
@@ -350,10 +357,11 @@ def test_attempt_timeouts_fit_the_time_left():
 
 
 def test_a_time_limit_too_short_for_any_request_answers_503_without_a_request(cos):
-    app, _, body, _ = build(cos)
+    app, _, body, watcher = build(cos)
     status, answer = call(app, body, time_limit_ms=60)
     assert status == 503 and outcomes(answer) == ["retry"] * 3
     assert all("not started" in d for d in details(answer)) and cos.requests == []
+    assert (watcher.checks, watcher.violations) == (0, [])  # nothing changed in COS
 
 
 def test_a_2s_time_limit_with_slow_cos_answers_503_with_what_it_completed(cos):
@@ -370,7 +378,7 @@ def test_a_2s_time_limit_with_slow_cos_answers_503_with_what_it_completed(cos):
     status, answer = call(app, body)
     assert status == 200 and outcomes(answer)[1] == "moved"
     assert_moved(cos)
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 def test_a_fault_with_a_collidable_template_holds_the_later_covers_back(cos):
@@ -388,7 +396,7 @@ def test_a_fault_with_a_collidable_template_holds_the_later_covers_back(cos):
     status, answer = call(app, body)
     assert status == 200 and outcomes(answer) == ["already-moved", "moved", "moved"], answer
     assert_moved(cos, sc)
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 # -- the invariant checker itself can fail -----------------------------------------------------------------------
@@ -411,54 +419,6 @@ def test_the_watcher_sees_a_lost_cover_and_a_replaced_foreign_object(cos):
 
 
 # -- randomized schedules -------------------------------------------------------------------------------------------
-SCENARIOS = st.builds(Scenario, action=st.sampled_from(ACTIONS), jobs=st.integers(1, 2), covers=st.integers(1, 4),
-                      source_tags=st.booleans(), preserve_tags=st.booleans(), foreign_target=st.booleans(),
-                      overwrite=st.booleans(), retries=st.sampled_from([0, 0, 0, 1]), verify_job=st.booleans())
-
-
-MULTI = st.builds(Scenario, action=st.sampled_from([a for a in ACTIONS if a != "tag"]), jobs=st.just(2),
-                  covers=st.integers(1, 4), preserve_tags=st.booleans(), overwrite=st.booleans(),
-                  retries=st.sampled_from([0, 0, 1]), verify_job=st.booleans(), layout=st.sampled_from(["shared", "rerun"]))
-
-
-@st.composite
-def schedules(draw, scenarios=SCENARIOS):
-    scenario = draw(scenarios)
-    ops = ops_for(scenario.action)
-    deliveries = []
-    for _ in range(draw(st.integers(1, 3))):
-        rules = []
-        for _ in range(draw(st.integers(0, 3))):
-            op = draw(st.sampled_from(ops))
-            kind = draw(st.sampled_from(KINDS_BY_OP[op]))
-            side = st.just("src") if kind == "key_error" else st.sampled_from(["src", "dst"])
-            where = draw(st.none() | st.tuples(side, st.integers(0, 1), st.integers(0, 3)))
-            times = 1 if kind == "timeout" else draw(st.sampled_from([1, 2, None]))
-            rules.append(Rule(op, kind, where, draw(st.integers(0, 2)), times))
-        deliveries.append(Delivery(tuple(rules), draw(st.none() | st.integers(0, 11)), draw(st.integers(1, 2))))
-    return Schedule(scenario, tuple(deliveries))
-
-
-# Explicit examples run first, so every fault kind is exercised whatever hypothesis draws.
-EXAMPLES = [Schedule(Scenario(action="move,tag", covers=2, source_tags=True),
-                     (Delivery((Rule(op, kind, ("src" if kind == "key_error" or op != "PutObjectCopy" else "dst", 0, 1)),)),))
-            for op, kinds in KINDS_BY_OP.items() if op in ops_for("move") for kind in kinds]
-EXAMPLES += [Schedule(Scenario(action="copy", covers=3, foreign_target=True, overwrite=True), (Delivery(kill_after=4, copies=2),)),
-             Schedule(Scenario(action="tag", jobs=2, covers=2, source_tags=True, preserve_tags=False),
-                      (Delivery((Rule("PutObjectTagging", "reset_after"),), copies=2),))]
-# The two mismatches of the full campaign after issue 9 (seed 1, 10,000 schedules): a fault on the
-# HEAD of a replaced foreign target (SMARTCOVER_OVERWRITE=always) made the delivery answer a final
-# 409 instead of 503. See test_a_fault_on_the_check_after_replacing_a_target_is_503_not_409.
-EXAMPLES += [
-    Schedule(Scenario(action="move", covers=4, source_tags=True, foreign_target=True, overwrite=True),
-             (Delivery((Rule("HeadObject", "expired"), Rule("HeadObject", "reset", ("dst", 1, 0), skip=1))),)),
-    Schedule(Scenario(action="move,tag", covers=1, source_tags=True, foreign_target=True, overwrite=True, retries=1),
-             (Delivery((Rule("HeadObject", "empty_body", ("dst", 1, 0), skip=1, times=2),
-                        Rule("PutObjectCopy", "empty_body", skip=2), Rule("DeleteObjects", "expired", ("src", 1, 0)))),
-              Delivery((Rule("PutObjectCopy", "timeout", ("src", 0, 1), skip=1),)))),
-]
-
-
 def test_random_fault_schedules_lose_nothing_and_end_like_a_fault_free_run():
     """Each schedule: 1-3 faulty deliveries (random fault rules, maybe killed by SCF, maybe two at
     once), then clean redeliveries. The invariant holds after every change; every answer is true;
@@ -467,20 +427,7 @@ def test_random_fault_schedules_lose_nothing_and_end_like_a_fault_free_run():
     tally = Report()
     started = time.monotonic()
     with Lab() as lab:
-        @settings(max_examples=SCHEDULES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-        @given(schedules())
-        def run(schedule):
-            note(repr(schedule))
-            report = run_schedule(schedule, lab)
-            tally.add(report)
-            assert report.ok, (report.violations + report.mismatches)[:3]
-
-        for example in EXAMPLES:
-            report = run_schedule(example, lab)
-            tally.add(report)
-            assert report.ok, (report.violations + report.mismatches)[:3]
-        run()
+        run_schedules(lab, tally, EXAMPLES, schedules(), SCHEDULES)
     print()
     print_report(tally, time.monotonic() - started, f"{len(EXAMPLES)} fixed + hypothesis, derandomized")
     assert tally.schedules >= len(EXAMPLES) + SCHEDULES * 0.9 and tally.ok
@@ -498,25 +445,11 @@ def test_several_jobs_meeting_under_faults_lose_nothing_and_keep_one_owner():
     and a job whose sources CI rewrites as a rerun between deliveries, all under random faults and
     kills: after every change no cover's bytes are lost and no object tagged with a job holds bytes
     that job did not produce; answers are true; at the end one job holds every shared target and the
-    other answers 409 naming it, and another round changes nothing (``campaign.run_multi``)."""
+    other answers 409 naming it, and another round changes nothing (``devkit.faults.run_multi``)."""
     tally = Report()
     started = time.monotonic()
     with Lab() as lab:
-        for example in MULTI_EXAMPLES:
-            report = run_schedule(example, lab)
-            tally.add(report)
-            assert report.ok, (report.violations + report.mismatches)[:3]
-
-        @settings(max_examples=max(10, SCHEDULES // 2), deadline=None, derandomize=True, database=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-        @given(schedules(MULTI))
-        def run(schedule):
-            note(repr(schedule))
-            report = run_schedule(schedule, lab)
-            tally.add(report)
-            assert report.ok, (report.violations + report.mismatches)[:3]
-
-        run()
+        run_schedules(lab, tally, MULTI_EXAMPLES, schedules(MULTI), max(10, SCHEDULES // 2))
     print()
     print_report(tally, time.monotonic() - started, f"{len(MULTI_EXAMPLES)} fixed + hypothesis (several jobs), derandomized")
     assert tally.schedules >= len(MULTI_EXAMPLES) and tally.ok and tally.state_checks > tally.schedules
@@ -527,7 +460,6 @@ def test_the_multi_job_invariant_notices_a_cover_taken_by_the_wrong_job(cos):
     sc = Scenario(action="move", jobs=2, covers=2, layout="shared")
     sc.seed(cos)
     present = {(j, i) for j in range(2) for i in range(2)}
-    from scripts.campaign import check_multi
     assert check_multi(sc, cos.snapshot(), present) == []
     a0, b0 = sc.cover_list()[0], sc.cover_list()[2]
     cos.put(BUCKET, a0.target, b0.body, tags={"smartcover:jobid": a0.job_id, "smartcover:index": "0"})

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 import devkit
 from smartcover.scf.response import is_valid
+from tests.helpers import app_for
 
 EXAMPLES = int(os.environ.get("SMARTCOVER_FUZZ_EXAMPLES", "500"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=False, database=None,
@@ -33,11 +34,7 @@ def world():
     srv = devkit.server()
     for name in devkit.SAMPLES:
         devkit.seed(srv, devkit.sample(name))
-    from smartcover.scf.app import App
-    from smartcover.core.config import Config
-
-    env = devkit.env(srv, **SETTINGS)
-    yield srv, App(Config.from_env(env), env)
+    yield srv, app_for(srv, **SETTINGS)
     srv.stop()
     print(f"\nfuzz inputs run in this module: {COUNT['inputs']}")
 
@@ -129,6 +126,8 @@ def test_mutated_event_dicts(world, event):
 
 
 @FUZZ
-@given(event=st.one_of(JUNK, st.binary(max_size=64), st.dictionaries(st.sampled_from(["EventName", "JobsDetail", "Response", "httpMethod", "body", "headers"]), JUNK, max_size=4)))
+@given(event=st.one_of(JUNK, st.binary(max_size=64),
+                       st.dictionaries(st.sampled_from(["EventName", "JobsDetail", "Response", "httpMethod", "body", "headers"]),
+                                       JUNK, max_size=4)))
 def test_direct_invocations_with_junk(world, event):
     check(world, event)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import devkit
-from smartcover.scf.response import is_valid
+from tests.helpers import call, covers, invoke
 
 BUCKET = "test-123456789"
 JOB = "j6842765cf84611ecb8546d80f2baf56f"
@@ -21,23 +21,11 @@ UNIQUE = dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number
 UNIQUE_TARGETS = [f"covers/demo/{JOB}/{i}.jpg" for i in range(5)]
 
 
-def call(app, body_or_event, shape="function_url", **kw):
-    event = body_or_event if isinstance(body_or_event, dict) and "httpMethod" in body_or_event else (
-        devkit.http_event(body_or_event, shape, **kw) if shape != "direct" else body_or_event)
-    answer = app(event, devkit.context())
-    assert is_valid(answer)
-    return answer["statusCode"], json.loads(answer["body"])
-
-
-def covers(body):
-    return [c for j in body["jobs"] for c in j.get("covers", [])]
-
-
 @pytest.mark.parametrize("sample", devkit.SAMPLES)
 @pytest.mark.parametrize("shape,b64", [("function_url", False), ("apigw", False), ("apigw", True), ("function_url", True)])
 def test_sample_moves_and_tags_covers(cos, make_app, sample, shape, b64):
     devkit.seed(cos, devkit.sample(sample))
-    status, body = call(make_app(**MOVE), devkit.sample(sample), shape, base64_body=b64)
+    status, body = call(make_app(**MOVE), devkit.sample(sample), shape=shape, base64_body=b64)
     assert status == 200 and body["outcome"] == "done"
     assert [c["outcome"] for c in covers(body)] == ["moved"] * 5
     assert cos.keys(BUCKET, "output/") == [] and cos.keys(BUCKET, "covers/") == TARGETS
@@ -57,8 +45,8 @@ def test_direct_invocation(cos, make_app, event):
     payload = {"xml-string": devkit.sample("smartcover-workflow.xml").decode(),
                "json-string": devkit.sample("smartcover-workflow.json").decode(),
                "json-dict": json.loads(devkit.sample("smartcover-workflow.json"))}[event]
-    status, body = call(make_app(**MOVE), payload, "direct")
-    assert status == 200 and cos.keys(BUCKET, "covers/") == TARGETS
+    status, body = invoke(make_app(**MOVE), payload)
+    assert status == 200 and body["outcome"] == "done" and cos.keys(BUCKET, "covers/") == TARGETS
 
 
 def test_main_handler_in_a_fresh_process_imports_no_sdk_before_auth(cos):
@@ -68,7 +56,8 @@ def test_main_handler_in_a_fresh_process_imports_no_sdk_before_auth(cos):
 import json, sys
 sys.path.insert(0, "handler"); sys.path.insert(0, ".")
 import devkit, index
-bad = index.main_handler(devkit.http_event(devkit.sample("smartcover-job-api.xml"), token="wrong-token-0000000000"), devkit.context())
+bad = index.main_handler(devkit.http_event(devkit.sample("smartcover-job-api.xml"), token="wrong-token-0000000000"),
+                         devkit.context())
 heavy = sorted(m for m in ("qcloud_cos", "requests", "urllib3", "tencentcloud") if m in sys.modules)
 good = index.main_handler(devkit.http_event(devkit.sample("smartcover-job-api.xml")), devkit.context())
 print(json.dumps([bad["statusCode"], heavy, good["statusCode"], "qcloud_cos" in sys.modules]))
@@ -151,7 +140,7 @@ def test_redelivery_is_idempotent_and_writes_nothing(cos, make_app):
 def test_tag_redelivery_writes_nothing(cos, make_app):
     devkit.seed(cos, devkit.sample("smartcover-job-api.xml"))
     app = make_app()
-    call(app, devkit.sample("smartcover-job-api.xml"))
+    assert call(app, devkit.sample("smartcover-job-api.xml"))[0] == 200
     cos.clear_requests()
     status, body = call(app, devkit.sample("smartcover-job-api.xml"))
     assert status == 200 and {c["outcome"] for c in covers(body)} == {"already-tagged"} and cos.writes() == []

@@ -9,16 +9,11 @@ App, the SDK and the server are the real ones.
 """
 from __future__ import annotations
 
-import json
-
 import pytest
 
-import devkit
+from devkit.faults import BUCKET, UNIQUE_TARGET_KEY, Lab, Scenario, Watcher, normal_state, reference
 from localcos import Fault
-from scripts.campaign import BUCKET, UNIQUE_TARGET_KEY, Lab, Scenario, Watcher, normal_state, reference
-from smartcover.scf.app import App
-from smartcover.core.config import Config
-from smartcover.scf.response import is_valid
+from tests.helpers import app_from, assert_held, call, outcomes
 
 MOVE = Scenario(action="move,tag", covers=3, target_key=UNIQUE_TARGET_KEY)
 """Collision-free targets: each cover is decided on its own, and ``SMARTCOVER_OVERWRITE=always``
@@ -42,17 +37,7 @@ def build(cos, scenario: Scenario = MOVE, before=(), **overrides: str):
     env = dict(scenario.env(cos), **overrides)
     watcher = Watcher(scenario)
     cos.watch(watcher)
-    return App(Config.from_env(env), env), scenario.body(), watcher
-
-
-def call(app, body):
-    answer = app(devkit.http_event(body), devkit.context())
-    assert is_valid(answer)
-    return answer["statusCode"], json.loads(answer["body"])
-
-
-def outcomes(answer) -> list:
-    return [c["outcome"] for j in answer["jobs"] for c in j.get("covers", [])]
+    return app_from(env), scenario.body(), watcher
 
 
 def ours(c, **extra) -> dict:
@@ -78,13 +63,13 @@ def test_a_partly_processed_move_is_finished_and_the_rest_reported_done(cos, lab
     assert "target already holds this cover" in answer["jobs"][0]["covers"][1]["detail"]
     assert sorted((r.key, r.status) for r in copies_sent(cos)) == [(COVERS[1].target, 409), (COVERS[2].target, 200)]
     assert normal_state(cos.snapshot()) == reference(MOVE, lab)[2]
-    assert watcher.violations == []
+    assert_held(watcher)
 
 
 def test_a_target_written_earlier_for_this_cover_counts_as_done(cos):
     """The target already holds this cover's bytes and identity tags (e.g. from an earlier version
     of the function, with other extra tags): the source is deleted, the target is left as it is."""
-    app, body, _ = build(cos)
+    app, body, watcher = build(cos)
     c = COVERS[1]
     cos.put(BUCKET, c.target, c.body, tags=ours(c, earlier="yes"), content_type="image/jpeg")
     before = cos.get(BUCKET, c.target)
@@ -93,6 +78,7 @@ def test_a_target_written_earlier_for_this_cover_counts_as_done(cos):
     assert cos.get(BUCKET, c.source) is None
     after = cos.get(BUCKET, c.target)
     assert after.tags == ours(c, earlier="yes") and after.last_modified == before.last_modified
+    assert_held(watcher)
 
 
 @pytest.mark.parametrize("case", ["other bytes", "another job", "another index", "no tags"])
@@ -130,7 +116,7 @@ def test_overwrite_always_replaces_only_what_is_not_this_cover(cos):
 
 def test_a_copy_redelivery_with_overwrite_always_rewrites_nothing(cos):
     sc = Scenario(action="copy", covers=3)
-    app, body, _ = build(cos, sc, SMARTCOVER_OVERWRITE="always")
+    app, body, watcher = build(cos, sc, SMARTCOVER_OVERWRITE="always")
     assert call(app, body)[0] == 200
     before = cos.snapshot()
     cos.clear_requests()
@@ -138,23 +124,25 @@ def test_a_copy_redelivery_with_overwrite_always_rewrites_nothing(cos):
     assert status == 200 and outcomes(answer) == ["already-copied"] * 3
     assert cos.snapshot() == before  # not even Last-Modified changed
     assert {r.status for r in copies_sent(cos)} == {409}
+    assert_held(watcher)
 
 
 @pytest.mark.parametrize("action", ["move,tag", "tag"])
 def test_redelivering_a_finished_callback_makes_no_write(cos, action):
     sc = Scenario(action=action, covers=3, source_tags=True)
-    app, body, _ = build(cos, sc)
+    app, body, watcher = build(cos, sc)
     assert call(app, body)[0] == 200
     before = cos.snapshot()
     cos.clear_requests()
     status, answer = call(app, body)
     assert status == 200 and set(outcomes(answer)) == {"already-moved" if "move" in action else "already-tagged"}
     assert cos.writes() == [] and cos.snapshot() == before
+    assert_held(watcher)
 
 
 def test_a_partly_tagged_job_tags_only_what_is_missing(cos):
     sc = Scenario(action="tag", covers=3)
-    app, body, _ = build(cos, sc)
+    app, body, watcher = build(cos, sc)
     assert call(app, body)[0] == 200
     done = {k: cos.tags(BUCKET, k) for k in (c.source for c in sc.cover_list())}
     cos.store.set_tags(BUCKET, sc.cover_list()[1].source, {"owner": "ops"})  # its tags were replaced meanwhile
@@ -163,6 +151,7 @@ def test_a_partly_tagged_job_tags_only_what_is_missing(cos):
     assert status == 200 and outcomes(answer) == ["already-tagged", "tagged", "already-tagged"]
     assert [r.key for r in cos.writes()] == [sc.cover_list()[1].source]
     assert cos.tags(BUCKET, sc.cover_list()[1].source) == dict(done[sc.cover_list()[1].source], owner="ops")
+    assert_held(watcher)
 
 
 def test_a_cover_gone_from_both_places_is_missing_not_retried(cos):
@@ -190,4 +179,4 @@ def test_tags_already_on_a_cover_are_preserved_unless_configured_away(cos, actio
     assert (tags.get("owner") == "ops") is kept
     if action == "copy":
         assert cos.tags(BUCKET, c.source) == {"owner": "ops"}  # the source itself is never retagged by a copy
-    assert watcher.violations == []
+    assert_held(watcher)

@@ -2,57 +2,44 @@
 callback token applies, respects explicit token settings, and sets the allow-lists (no warning)."""
 from __future__ import annotations
 
-import http.client
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import threading
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 import devkit
-from smartcover.cli import commands as cli
-from smartcover.scf.app import App
-from smartcover.core.config import Config
 from devkit import localrun
-from smartcover.cli.serve import callback_token, make_server, sample_switch, token_note
+from smartcover.cli import commands as cli
+from smartcover.cli.serve import callback_token, sample_switch, token_note
+from smartcover.core.config import Config
+from smartcover.scf.app import App
+from tests.helpers import CLEAN_ENV, app_from, http_request, serving, stop
 
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("SMARTCOVER_", "TENCENTCLOUD_"))}
 MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/${InputName}/${jobid}/${Number}.${ext}"}
 
 
 def post(port: int, body: bytes, token: str, content_type: str = "application/xml"):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("POST", f"/?token={token}" if token else "/", body=body, headers={"Content-Type": content_type})
-        resp = conn.getresponse()
-        return resp.status, json.loads(resp.read())
-    finally:
-        conn.close()
+    status, _, answer = http_request(port, "POST", f"/?token={token}" if token else "/", body,
+                                     {"Content-Type": content_type}, timeout=30)
+    return status, json.loads(answer)
 
 
 @pytest.fixture()
 def local():
     """``start(env) -> (port, srv, env)``: the function behind a loopback server against a seeded local COS."""
-    started = []
+    with ExitStack() as started:
+        def start(given):
+            local = localrun.start(given)
+            srv, env = local.srv, local.env
+            started.callback(srv.stop)
+            port = started.enter_context(serving(sample_switch(local, app_from(env))))
+            return port, srv, env
 
-    def start(given):
-        local = localrun.start(given)
-        srv, env = local.srv, local.env
-        server = make_server(sample_switch(local, App(Config.from_env(env), env)), 0)
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        started.append((srv, server))
-        return server.server_address[1], srv, env
-
-    yield start
-    for srv, server in started:
-        server.shutdown()
-        server.server_close()
-        srv.stop()
+        yield start
 
 
 @pytest.mark.parametrize("order", [devkit.SAMPLES, tuple(reversed(devkit.SAMPLES))])
@@ -167,12 +154,7 @@ def test_serve_banner_prints_the_token_and_a_curl_that_works():
         for name in devkit.SAMPLES:
             assert post(port, devkit.sample(name), devkit.TOKEN)[0] == 200, name
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         err = proc.stderr.read()
         proc.stdout.close()
         proc.stderr.close()

@@ -7,14 +7,13 @@ that nothing was written that should not be, and that the answer says clearly wh
 """
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
 import devkit
 from localcos import quirks as Q
-from smartcover.scf.response import is_valid
+from tests.helpers import call, outcomes
 
 BUCKET = "test-123456789"
 JOB = "j6842765cf84611ecb8546d80f2baf56f"
@@ -25,19 +24,9 @@ MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/${Inp
 COS_MODES = ("head-no-tagging-count", "missing-key-403", "forbid-overwrite-412", "bucket-versioning")
 
 
-def deliver(app, body=BODY):
-    answer = app(devkit.http_event(body), devkit.context())
-    assert is_valid(answer)
-    return answer["statusCode"], json.loads(answer["body"])
-
-
-def outcomes(body):
-    return [c["outcome"] for j in body.get("jobs", []) for c in j.get("covers", [])]
-
-
 def assert_nothing_lost(srv):
     """Every cover's bytes are at its source or at its target (or, replaced, in a noncurrent version)."""
-    for src, dst in zip(COVERS, TARGETS):
+    for src, dst in zip(COVERS, TARGETS, strict=True):
         want = devkit.cover_bytes(src)
         here = [o.body for o in (srv.get(BUCKET, src), srv.get(BUCKET, dst)) if o is not None]
         assert want in here, f"{src} lost"
@@ -62,7 +51,7 @@ def test_delivery_then_redelivery_is_safe_in_every_mode(cos, make_app, mode, act
     devkit.seed(cos, BODY)
     env, done = ACTIONS[action]
     app = make_app(**env)
-    status, body = deliver(app)
+    status, body = call(app, BODY)
     assert status == 200 and outcomes(body) == [done] * 5
     if action != "tag":
         assert cos.keys(BUCKET, "covers/") == TARGETS
@@ -71,7 +60,7 @@ def test_delivery_then_redelivery_is_safe_in_every_mode(cos, make_app, mode, act
         assert cos.tags(BUCKET, key)["smartcover:jobid"] == JOB and cos.tags(BUCKET, key)["smartcover:index"] == str(i)
     assert_nothing_lost(cos)
     before = _state(cos)
-    status, again = deliver(app)
+    status, again = call(app, BODY)
     assert _state(cos) == before  # a redelivery of a finished job changes nothing, whatever the mode
     if mode == "bucket-versioning" and action == "copy":
         # COS ignores forbid-overwrite: the copy is made again, the same bytes and tags (the earlier one
@@ -88,7 +77,7 @@ def test_no_tagging_count_existing_tags_are_still_merged(cos, make_app):
     cos.quirks.add("head-no-tagging-count")
     devkit.seed(cos, BODY)
     cos.put(BUCKET, COVERS[0], devkit.cover_bytes(COVERS[0]), tags={"team": "video"}, content_type="image/jpeg")
-    status, body = deliver(make_app(SMARTCOVER_ACTIONS="tag"))
+    status, body = call(make_app(SMARTCOVER_ACTIONS="tag"), BODY)
     assert status == 200 and outcomes(body) == ["tagged"] * 5
     assert cos.tags(BUCKET, COVERS[0])["team"] == "video"  # kept, although HEAD never said it had tags
     assert cos.tags(BUCKET, COVERS[0])["smartcover:jobid"] == JOB
@@ -100,7 +89,7 @@ def test_foreign_object_at_target_is_left_alone(cos, make_app, mode):
         cos.quirks.add(mode)
     devkit.seed(cos, BODY)
     cos.put(BUCKET, TARGETS[2], b"someone else's picture", content_type="image/jpeg")
-    status, body = deliver(make_app(**MOVE))
+    status, body = call(make_app(**MOVE), BODY)
     assert status == 409
     assert outcomes(body)[2] == "conflict"
     assert cos.get(BUCKET, TARGETS[2]).body == b"someone else's picture"  # no wrong write
@@ -113,7 +102,7 @@ def test_forbid_overwrite_412_changed_source_is_not_taken_for_own_cover(cos, mak
     cos.quirks.add("forbid-overwrite-412")
     devkit.seed(cos, BODY)
     cos.put(BUCKET, TARGETS[0], b"other bytes", tags={"smartcover:jobid": JOB, "smartcover:index": "0"}, content_type="image/jpeg")
-    status, body = deliver(make_app(**MOVE))
+    status, body = call(make_app(**MOVE), BODY)
     assert outcomes(body)[0] == "conflict" and status == 409
     assert cos.get(BUCKET, COVERS[0]) is not None  # the source is not deleted
     assert_nothing_lost(cos)
@@ -127,13 +116,13 @@ def test_missing_key_403_cover_gone_everywhere_is_a_clear_refusal(cos, make_app)
     # collision-free targets, so the other covers go on (with README's template they would be held
     # back behind cover 1's key: README "Several jobs")
     targets = [f"covers/demo/{JOB}/{i}.jpg" for i in range(5)]
-    status, body = deliver(make_app(**dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}")))
+    status, body = call(make_app(**dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}")), BODY)
     assert status == 502
     gone = [c for j in body["jobs"] for c in j["covers"] if c["index"] == 1][0]
     assert gone["outcome"] == "failed" and "cos:GetBucket" in gone["detail"]  # says what to change
     assert outcomes(body)[:1] + outcomes(body)[2:] == ["moved"] * 4  # the others, verified, are moved
     assert cos.keys(BUCKET, "covers/") == [t for t in targets if t != targets[1]]
-    for src, dst in zip(COVERS, targets):
+    for src, dst in zip(COVERS, targets, strict=True):
         if src != COVERS[1]:
             assert cos.get(BUCKET, dst).body == devkit.cover_bytes(src)
 
@@ -141,7 +130,7 @@ def test_missing_key_403_cover_gone_everywhere_is_a_clear_refusal(cos, make_app)
 def test_missing_key_403_tag_action_works(cos, make_app):
     cos.quirks.add("missing-key-403")
     devkit.seed(cos, BODY)
-    status, body = deliver(make_app(SMARTCOVER_ACTIONS="tag"))
+    status, body = call(make_app(SMARTCOVER_ACTIONS="tag"), BODY)
     assert status == 200 and outcomes(body) == ["tagged"] * 5
 
 
@@ -152,7 +141,7 @@ def test_bucket_versioning_replaced_object_survives(cos, make_app):
     cos.quirks.add("bucket-versioning")
     devkit.seed(cos, BODY)
     cos.put(BUCKET, TARGETS[3], b"someone else's picture", content_type="image/jpeg")
-    status, body = deliver(make_app(**MOVE))
+    status, body = call(make_app(**MOVE), BODY)
     assert status == 200 and outcomes(body) == ["moved"] * 5
     assert cos.get(BUCKET, TARGETS[3]).body == devkit.cover_bytes(COVERS[3])
     assert [v.body for v in cos.noncurrent(BUCKET, TARGETS[3])] == [b"someone else's picture"]
@@ -183,28 +172,12 @@ def _moded(lab, mode):
 def test_fault_campaign_under_each_mode_loses_nothing(mode):
     """The fault campaign's schedules (tests/test_faults.py) in each COS mode: the invariant holds after
     every change, answers are true, and the end state equals a fault-free run in the same mode."""
-    from hypothesis import HealthCheck, given, note, settings
-
-    from scripts.campaign import Lab, Report, run_schedule
-    from tests.test_faults import EXAMPLES, schedules
+    from devkit.faults import Lab, Report
+    from tests.schedules import EXAMPLES, run_schedules, schedules
 
     tally = Report()
     with Lab() as lab:
         _moded(lab, mode)
-
-        @settings(max_examples=int(os.environ.get("SMARTCOVER_QUIRK_SCHEDULES", "12")), deadline=None, derandomize=True, database=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-        @given(schedules())
-        def run(schedule):
-            note(repr(schedule))
-            report = run_schedule(schedule, lab)
-            tally.add(report)
-            assert report.ok, (report.violations + report.mismatches)[:3]
-
-        for example in EXAMPLES[:6]:
-            report = run_schedule(example, lab)
-            tally.add(report)
-            assert report.ok, (report.violations + report.mismatches)[:3]
-        run()
+        run_schedules(lab, tally, EXAMPLES[:6], schedules(), int(os.environ.get("SMARTCOVER_QUIRK_SCHEDULES", "12")))
         assert mode in lab.main.quirks
     assert tally.schedules >= 6 and tally.ok

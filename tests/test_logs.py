@@ -7,7 +7,7 @@ import json
 import pytest
 
 import devkit
-from smartcover.scf.response import is_valid
+from tests.helpers import call, invoke, timer_event
 
 BUCKET = "test-123456789"
 JOB = "j6842765cf84611ecb8546d80f2baf56f"
@@ -21,16 +21,10 @@ def lines(capsys):
     return parsed
 
 
-def call(app, event, request_id="req-1"):
-    answer = app(event, devkit.context(request_id=request_id))
-    assert is_valid(answer)
-    return answer["statusCode"], json.loads(answer["body"])
-
-
 def test_callback_log_lines(cos, make_app, capsys):
     devkit.seed(cos, devkit.sample("smartcover-job-api.xml"))
     app = make_app(**MOVE, SMARTCOVER_ALLOWED_BUCKETS=BUCKET)
-    call(app, devkit.http_event(devkit.sample("smartcover-job-api.xml")))
+    assert call(app, devkit.sample("smartcover-job-api.xml"), request_id="req-1")[0] == 200
     logged = lines(capsys)
     start = next(p for p in logged if p["message"] == "start")
     assert start["config"]["actions"] == ["move", "tag"] and start["config"]["auth"] == "token" and "requestId" not in start
@@ -53,7 +47,7 @@ def test_failed_job_says_what_failed_and_tags_the_input(cos, make_app, capsys):
     cos.put(BUCKET, "input/demo.mp4", b"video", tags={"owner": "ops"})
     cos.add_job(BUCKET, xml)
     app = make_app(SMARTCOVER_ON_FAILURE="tag")
-    status, body = call(app, devkit.http_event(devkit.make_callback(xml)))
+    status, body = call(app, devkit.make_callback(xml))
     job = body["jobs"][0]
     assert status == 200 and job["outcome"] == "job-failed" and job["inputTagging"] == "tagged"
     assert (job["code"], job["message"]) == ("InvalidInput", "the video cannot be decoded")
@@ -64,23 +58,24 @@ def test_failed_job_says_what_failed_and_tags_the_input(cos, make_app, capsys):
     assert logged["inputTagging"] == "tagged" and logged["outcome"] == "job-failed"
 
     cos.clear_requests()  # a redelivery finds the tags in place and writes nothing
-    status, body = call(app, devkit.http_event(devkit.make_callback(xml)))
+    status, body = call(app, devkit.make_callback(xml))
     assert status == 200 and body["jobs"][0]["inputTagging"] == "already-tagged" and cos.writes() == []
 
 
 @pytest.mark.parametrize("state", ["Failed", "Cancel"])
 def test_failed_job_dry_run_lists_the_input_tagging(cos, make_app, state):
     xml = devkit.make_job_xml(keys=[], state=state, code="Cancelled" if state == "Cancel" else "InternalError")
-    status, body = call(make_app(SMARTCOVER_ON_FAILURE="tag", SMARTCOVER_DRY_RUN="true"), devkit.http_event(devkit.make_callback(xml)))
+    status, body = call(make_app(SMARTCOVER_ON_FAILURE="tag", SMARTCOVER_DRY_RUN="true"), devkit.make_callback(xml))
     job = body["jobs"][0]
     assert status == 200 and body["outcome"] == "dry-run" and job["inputTagging"] == "planned"
-    assert f"PUT {BUCKET}/input/demo.mp4?tagging" in job["inputTaggingPlan"] and f"smartcover:state={state}" in job["inputTaggingPlan"]
+    plan = job["inputTaggingPlan"]
+    assert f"PUT {BUCKET}/input/demo.mp4?tagging" in plan and f"smartcover:state={state}" in plan
     assert cos.requests == []
 
 
 def test_failed_job_without_on_failure_is_only_reported(cos, make_app, capsys):
     xml = devkit.make_job_xml(keys=[], state="Failed", code="InternalError", message="boom")
-    status, body = call(make_app(), devkit.http_event(devkit.make_callback(xml)))
+    status, body = call(make_app(), devkit.make_callback(xml))
     assert status == 200 and body["jobs"][0]["code"] == "InternalError" and "inputTagging" not in body["jobs"][0]
     job = next(p for p in lines(capsys) if p["message"] == "job")
     assert job["code"] == "InternalError" and job["error"] == "boom" and cos.requests == []
@@ -90,8 +85,8 @@ def test_queue_and_timer_lines(cos, make_app, capsys):
     devkit.seed(cos, devkit.sample("smartcover-job-api.xml"))
     app = make_app(**MOVE, SMARTCOVER_ALLOWED_BUCKETS=BUCKET, SMARTCOVER_ALLOWED_REGIONS="ap-chongqing")
     record = {"CMQ": {"msgId": "m-7", "msgBody": devkit.sample("smartcover-job-api.xml").decode()}}
-    call(app, {"Records": [record]}, request_id="q-1")
-    call(app, {"Type": "Timer", "TriggerName": "reconcile", "Time": "2024-05-01T00:00:00Z", "Message": ""}, request_id="t-1")
+    assert invoke(app, {"Records": [record]}, request_id="q-1")[0] == 200
+    assert invoke(app, timer_event(time="2024-05-01T00:00:00Z"), request_id="t-1")[0] == 200
     logged = lines(capsys)
     message = next(p for p in logged if p["message"] == "message")
     assert message["requestId"] == "q-1" and message["messageId"] == "m-7" and message["status"] == 200 and message["ms"] >= 0

@@ -4,16 +4,14 @@ queue batch, a reconcile run (timer trigger) and a misconfigured function."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import devkit
 from localcos import Fault
 from smartcover.scf import metrics
-from smartcover.scf.app import App, RetryBatch, load
-from smartcover.core.config import Config
-from smartcover.scf.response import is_valid
+from smartcover.scf.app import RetryBatch, load
+from tests.helpers import call, invoke, seed_recent_jobs, timer_event
 
 BUCKET = "test-123456789"
 REGION = "ap-chongqing"
@@ -32,18 +30,12 @@ def records(capsys):
     return lines, [x for x in lines if x["message"] == "metrics"]
 
 
-def call(app, event, request_id="req-m"):
-    answer = app(event, devkit.context(request_id=request_id))
-    assert is_valid(answer)
-    return answer["statusCode"], json.loads(answer["body"])
-
-
 def test_move_record_counts_jobs_covers_and_requests(cos, make_app, capsys):
     body = devkit.sample(SAMPLE)
     devkit.seed(cos, body)
     app = make_app(**MOVE)
     capsys.readouterr()
-    status, answer = call(app, devkit.http_event(body))
+    status, answer = call(app, body, request_id="req-m")
     lines, [m] = records(capsys)
     assert lines[-1] is m  # last line of the invocation
     assert KEYS <= set(m) and set(m) <= KEYS | OPTIONAL
@@ -55,7 +47,7 @@ def test_move_record_counts_jobs_covers_and_requests(cos, make_app, capsys):
     assert isinstance(m["ms"], float) and m["ms"] >= 0
 
     cos.clear_requests()  # the same delivery again: a warm instance, nothing left to move
-    call(app, devkit.http_event(body), request_id="req-m2")
+    assert call(app, body, request_id="req-m2")[0] == 200
     _, [m2] = records(capsys)
     assert m2["cold"] is False and m2["requestId"] == "req-m2"
     assert m2["coverOutcomes"] == {"already-moved": 5} and m2["cosRequests"] == len(cos.requests)
@@ -67,8 +59,8 @@ def test_move_record_counts_jobs_covers_and_requests(cos, make_app, capsys):
 def test_refusal_record(cos, make_app, capsys, token, method, status, error):
     app = make_app(**MOVE)
     capsys.readouterr()
-    code, answer = call(app, devkit.http_event(devkit.sample(SAMPLE), token=token, method=method))
-    assert code == status
+    code, answer = call(app, devkit.sample(SAMPLE), token=token, method=method)
+    assert code == status and answer["error"] == error
     _, [m] = records(capsys)
     assert (m["status"], m["outcome"], m["error"], m["shape"]) == (status, "error", error, "function_url")
     assert (m["jobs"], m["covers"], m["cosRequests"], m["jobOutcomes"], m["coverOutcomes"]) == (0, 0, 0, {}, {})
@@ -78,8 +70,8 @@ def test_refusal_record(cos, make_app, capsys, token, method, status, error):
 def test_forbidden_bucket_and_unknown_event_shape(cos, make_app, capsys):
     app = make_app(**dict(MOVE, SMARTCOVER_ALLOWED_BUCKETS="other-123456789"))
     capsys.readouterr()
-    assert call(app, devkit.http_event(devkit.sample(SAMPLE)))[0] == 403
-    assert call(app, {"not": "an event"})[0] == 400
+    assert call(app, devkit.sample(SAMPLE))[0] == 403
+    assert invoke(app, {"not": "an event"})[0] == 400
     _, (forbidden, unknown) = records(capsys)
     assert (forbidden["status"], forbidden["error"], forbidden["cold"]) == (403, "Forbidden", True)
     assert (unknown["status"], unknown["error"], unknown["cold"]) == (400, "BadRequest", False)
@@ -96,7 +88,7 @@ def test_conflict_and_retry_are_counted_by_outcome(cos, make_app, capsys):
     cos.inject(Fault(op="PutObjectCopy", key=f"covers/demo/{job}/3.jpg", status=503))
     app = make_app(**dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}"))
     capsys.readouterr()
-    status, answer = call(app, devkit.http_event(body))
+    status, answer = call(app, body)
     _, [m] = records(capsys)
     expected = {}
     for c in answer["jobs"][0]["covers"]:
@@ -109,7 +101,7 @@ def test_conflict_and_retry_are_counted_by_outcome(cos, make_app, capsys):
 def test_record_is_written_whatever_the_log_level(cos, make_app, capsys):
     app = make_app(**dict(MOVE, SMARTCOVER_LOG_LEVEL="ERROR"))
     capsys.readouterr()
-    call(app, devkit.http_event(devkit.sample(SAMPLE), token="wrong-token-0000000000"))
+    assert call(app, devkit.sample(SAMPLE), token="wrong-token-0000000000")[0] == 401
     lines, [m] = records(capsys)
     assert lines == [m] and m["status"] == 401  # the refusal and answer lines are below the level
 
@@ -121,7 +113,7 @@ def test_queue_batch_record(cos, make_app, capsys):
                          {"Ckafka": {"topic": "cb", "partition": 0, "offset": 2, "msgKey": "k", "msgBody": "<Response>"}}]}
     app = make_app(**MOVE)
     capsys.readouterr()
-    status, _ = call(app, event)
+    status, _ = invoke(app, event)
     _, [m] = records(capsys)
     assert (m["status"], m["shape"], m["messages"]) == (status, "queue", 2) and status == 400
     assert m["jobOutcomes"] == {"done": 1} and m["coverOutcomes"] == {"moved": 5}
@@ -141,23 +133,18 @@ def test_queue_batch_failed_for_redelivery_still_writes_one_record(cos, make_app
 
 def test_reconcile_record_counts_the_run(cos, make_app, capsys):
     cos.create_bucket(BUCKET, REGION)
-    now = datetime.now(timezone(timedelta(hours=8)))
-    for i in range(2):
-        xml = devkit.make_job_xml(job_id=f"j{i:031d}", keys=[f"output/j{i}/cover-{k}.jpg" for k in range(2)],
-                                  template=f"output/j{i}/cover-${{Number}}.jpg", input_key=f"input/video{i}.mp4",
-                                  creation_time=(now - timedelta(minutes=5 + i)).strftime("%Y-%m-%dT%H:%M:%S%z"))
-        devkit.seed(cos, devkit.make_callback(xml))
+    seed_recent_jobs(cos)
     app = make_app(**dict(MOVE, SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}"))
-    timer = {"Type": "Timer", "TriggerName": "reconcile", "Time": "2024-05-01T11:49:00Z", "Message": '{"reconcile": {"hours": 1}}'}
+    timer = timer_event('{"reconcile": {"hours": 1}}')
     capsys.readouterr()
-    status, answer = call(app, timer)
+    status, answer = invoke(app, timer)
     _, [m] = records(capsys)
     assert status == 200 and answer["outcome"] == "reconciled"
     assert (m["status"], m["outcome"], m["shape"]) == (200, "reconciled", "timer")
     assert m["jobOutcomes"] == {"done": 2} and m["jobs"] == 2 and m["cosRequests"] == answer["cosRequests"] > 0
 
     cos.inject(Fault(op="ListMediaJobs", status=503, times=None))  # the listing fails: a reconcile failure
-    status, answer = call(app, timer)
+    status, answer = invoke(app, timer)
     _, [m] = records(capsys)
     assert status == 503 and (m["status"], m["outcome"], m["shape"], m["level"]) == (503, "incomplete", "timer", "ERROR")
 

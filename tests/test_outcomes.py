@@ -4,8 +4,15 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smartcover.core.outcomes import (COVER_DONE, MANIFEST_OK, answer_status, input_tagging_status, is_fresh, job_outcome,
-                                      manifest_due)
+from smartcover.core.outcomes import (
+    COVER_DONE,
+    MANIFEST_OK,
+    answer_status,
+    input_tagging_status,
+    is_fresh,
+    job_outcome,
+    manifest_due,
+)
 
 COVERS = sorted(COVER_DONE | {"retry", "conflict", "missing", "rejected", "failed"})
 MANIFESTS = ["", "written", "unchanged", "rewritten", "planned", "skipped", "conflict", "retry", "failed"]

@@ -38,7 +38,8 @@ def test_every_seed_node_is_modelled():
     assert op.output_file.keys == tuple(f"output/smartcover-{i}.jpg" for i in range(5))
     assert (op.output_file.bucket, op.output_file.region, op.output_file.object_prefix, op.output_file.md5_info) == (
         "test-123456789", "ap-chongqing", "", ())
-    assert (op.output.bucket, op.output.region, op.output.object) == ("test-123456789", "ap-chongqing", "output/smartcover-${Number}.jpg")
+    assert (op.output.bucket, op.output.region, op.output.object) == (
+        "test-123456789", "ap-chongqing", "output/smartcover-${Number}.jpg")
     sc = op.smart_cover
     assert (sc.count, sc.delete_duplicates, sc.format, sc.width, sc.height) == (5, False, "jpg", 1280, 960)
     assert type(sc.count) is int and type(sc.delete_duplicates) is bool
@@ -100,7 +101,8 @@ def test_utf8_keys_parse_and_unsupported_declared_encodings_are_400():
 ])
 def test_junk_in_a_typed_field_is_400(field, value):
     body = XML.decode().replace(
-        {"Count": "<Count>5</Count>", "Width": "<Width>1280</Width>", "DeleteDuplicates": "<DeleteDuplicates>false</DeleteDuplicates>"}[field],
+        {"Count": "<Count>5</Count>", "Width": "<Width>1280</Width>",
+         "DeleteDuplicates": "<DeleteDuplicates>false</DeleteDuplicates>"}[field],
         f"<{field}>{value}</{field}>").encode()
     with pytest.raises(BadRequest):
         parse_body(body)
@@ -162,6 +164,7 @@ def test_workflow_finish_is_parsed_as_an_event_without_jobs():
 
 
 def test_ci_query_answer_parses_without_event_name():
-    body = b"<Response>" + devkit.make_job_xml(keys=["output/smartcover-0.jpg"]).encode() + b"<NonExistJobIds>jx</NonExistJobIds></Response>"
+    job = devkit.make_job_xml(keys=["output/smartcover-0.jpg"]).encode()
+    body = b"<Response>" + job + b"<NonExistJobIds>jx</NonExistJobIds></Response>"
     cb = parse_body(body, require_event=False)
     assert cb.jobs[0].job_id == "j6842765cf84611ecb8546d80f2baf56f" and cb.non_exist_job_ids == ("jx",)

@@ -27,7 +27,7 @@ from collections import Counter
 import pytest
 
 import devkit
-from smartcover.scf.response import is_valid
+from tests.helpers import call
 
 BUCKET = "test-123456789"
 TARGET = {"SMARTCOVER_TARGET_KEY": "covers/${jobid}/${Number}.${ext}"}
@@ -46,19 +46,13 @@ def job(n: int) -> bytes:
     return devkit.make_callback(devkit.make_job_xml(keys=[f"output/smartcover-{i}.jpg" for i in range(n)]))
 
 
-def run(app, body: bytes):
-    answer = app(devkit.http_event(body), devkit.context())
-    assert is_valid(answer)
-    return answer["statusCode"], json.loads(answer["body"])
-
-
 @pytest.mark.parametrize("n", [1, 5, 10])
 @pytest.mark.parametrize("action", list(ACTIONS))
 def test_requests_per_job(cos, make_app, action, n):
     env, expected = ACTIONS[action]
     body = job(n)
     devkit.seed(cos, body)
-    status, answer = run(make_app(SMARTCOVER_ACTIONS=action, **env), body)
+    status, answer = call(make_app(SMARTCOVER_ACTIONS=action, **env), body)
     assert status == 200 and answer["outcome"] == "done", answer
     ops = Counter(r.op for r in cos.requests)
     assert ops == Counter(expected(n))
@@ -71,9 +65,9 @@ def test_tag_redelivery_reads_only(cos, make_app, n):
     body = job(n)
     devkit.seed(cos, body)
     app = make_app()
-    assert run(app, body)[0] == 200
+    assert call(app, body)[0] == 200
     cos.clear_requests()
-    status, answer = run(app, body)
+    status, answer = call(app, body)
     assert status == 200 and {c["outcome"] for c in answer["jobs"][0]["covers"]} == {"already-tagged"}
     assert Counter(r.op for r in cos.requests) == Counter({"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n})
 

@@ -23,7 +23,8 @@ def test_sample_move_plan_targets_and_tags():
     (job,) = p.jobs
     assert job.disposition == "act" and [c.index for c in job.covers] == [0, 1, 2, 3, 4]
     c = job.covers[2]
-    assert (c.action, c.source.key, c.target.key) == ("move", "output/smartcover-2.jpg", "covers/demo/j6842765cf84611ecb8546d80f2baf56f-2.jpg")
+    assert (c.action, c.source.key, c.target.key) == (
+        "move", "output/smartcover-2.jpg", "covers/demo/j6842765cf84611ecb8546d80f2baf56f-2.jpg")
     assert dict(c.tags) == {"smartcover:jobid": "j6842765cf84611ecb8546d80f2baf56f", "smartcover:index": "2",
                             "smartcover:input": "input/demo.mp4", "smartcover:runid": "ic90edd59f84f11ec9d4f525400a3c59f"}
 
@@ -118,7 +119,8 @@ def test_overwrite_always_applies_only_to_collision_free_targets_outside_the_job
     identity only when the target template has ``${jobid}`` and the target key does not fit the
     job's own ``Output.Object`` template (a key CI writes this job's covers to)."""
     jid = "j6842765cf84611ecb8546d80f2baf56f"
-    job = devkit.make_job_xml(job_id=jid, keys=[f"output/{jid}/1.jpg", f"output/{jid}/2.jpg"], template="output/${jobid}/${Number}.jpg")
+    job = devkit.make_job_xml(job_id=jid, keys=[f"output/{jid}/1.jpg", f"output/{jid}/2.jpg"],
+                              template="output/${jobid}/${Number}.jpg")
 
     def may_replace(target_key: str, overwrite: str = "always"):
         (j,) = planned(job, **dict(MOVE, SMARTCOVER_TARGET_KEY=target_key, SMARTCOVER_OVERWRITE=overwrite)).jobs

@@ -7,16 +7,13 @@ skipped), one whose target is taken by a foreign object (conflict), and jobs out
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import devkit
 from localcos import Fault
 from smartcover.cli import commands as cli
-from smartcover.scf.app import App
-from smartcover.core.config import Config
-from smartcover.scf.response import is_valid
+from tests.helpers import add_job, ago, app_from, invoke, jid, job_covers, timer_event
 
 BUCKET = "test-123456789"
 REGION = "ap-chongqing"
@@ -25,26 +22,8 @@ MOVE = {"SMARTCOVER_ACTIONS": "move,tag", "SMARTCOVER_TARGET_KEY": "covers/${Inp
 WINDOW = ["--bucket", BUCKET, "--region", REGION, "--since", "2024-05-01T00:00:00+08:00", "--until", "2024-05-01T23:59:59+08:00"]
 
 
-def jid(i: int) -> str:
-    return f"j{i:031d}"
-
-
-def covers(i: int, n: int = 3):
-    return [f"output/{jid(i)}/cover-{k}.jpg" for k in range(n)]
-
-
 def targets(i: int, n: int = 3):
     return [f"covers/video{i}/{k}.jpg" for k in range(n)]
-
-
-def add_job(cos, i: int, *, created: str = "", keys=None, state: str = "Success", code: str = "Success") -> bytes:
-    """Seed one job: its input video, its covers at their source and its CI record. Returns its callback."""
-    created = created or f"2024-05-01T10:{i:02d}:00+0800"
-    xml = devkit.make_job_xml(job_id=jid(i), keys=covers(i) if keys is None else keys, template=f"output/{jid(i)}/cover-${{Number}}.jpg",
-                              input_key=f"input/video{i}.mp4", creation_time=created, state=state, code=code)
-    body = devkit.make_callback(xml)
-    devkit.seed(cos, body)
-    return body
 
 
 def run(capsys, env, *args):
@@ -59,7 +38,7 @@ def world(cos):
     """The mixed bucket; returns (env, groups of job numbers)."""
     cos.create_bucket(BUCKET, REGION)
     env = devkit.env(cos, **MOVE)
-    app = App(Config.from_env(env), env)
+    app = app_from(env)
     groups = {"untouched": range(0, 8), "done": range(8, 16), "half": range(16, 22), "invalid": [22], "conflict": [23],
               "outside": [24, 25]}
     for i in range(26):
@@ -100,12 +79,12 @@ def test_reconcile_over_pages_heals_lost_and_half_done_jobs(cos, world, capsys):
     for i in [*groups["untouched"], *groups["done"], *groups["half"]]:
         assert cos.keys(BUCKET, f"output/{jid(i)}/") == [], i
         for k, key in enumerate(targets(i)):
-            assert cos.get(BUCKET, key).body == devkit.cover_bytes(covers(i)[k])
+            assert cos.get(BUCKET, key).body == devkit.cover_bytes(job_covers(i)[k])
             assert cos.tags(BUCKET, key)["smartcover:jobid"] == jid(i)
     assert cos.keys(BUCKET, f"output/{jid(22)}/") == [f"output/{jid(22)}/other-0.jpg"]  # refused: untouched
-    assert cos.get(BUCKET, targets(23)[1]).body == b"not ours" and cos.get(BUCKET, covers(23)[1]) is not None
+    assert cos.get(BUCKET, targets(23)[1]).body == b"not ours" and cos.get(BUCKET, job_covers(23)[1]) is not None
     for i in groups["outside"]:
-        assert cos.keys(BUCKET, f"output/{jid(i)}/") == covers(i) and cos.keys(BUCKET, f"covers/video{i}/") == []
+        assert cos.keys(BUCKET, f"output/{jid(i)}/") == job_covers(i) and cos.keys(BUCKET, f"covers/video{i}/") == []
     # jobs already done cost reads only: no CI verification (jobs come from CI), no write
     done_writes = [r for r in cos.writes() if any(f"video{i}/" in (r.key or "") for i in groups["done"])]
     assert done_writes == [] and not any(r.op == "GetMediaJobs" for r in cos.requests)
@@ -127,10 +106,11 @@ def test_dry_run_lists_every_request_and_writes_nothing(cos, world, capsys):
     assert summary["pages"] == 6 and summary["jobs"]["planned"] == 23 and summary["jobs"]["failed"] == 1
     plan = {j["jobId"]: j for j in summary["plan"]}
     steps = plan[jid(0)]["covers"][2]["detail"]
-    assert f"HEAD {BUCKET}/{covers(0)[2]}" in steps and f"PUT {BUCKET}/{targets(0)[2]} copy-source={BUCKET}/{covers(0)[2]}" in steps
-    assert f"POST {BUCKET}/?delete {covers(0)[2]}" in steps
+    assert f"HEAD {BUCKET}/{job_covers(0)[2]}" in steps
+    assert f"PUT {BUCKET}/{targets(0)[2]} copy-source={BUCKET}/{job_covers(0)[2]}" in steps
+    assert f"POST {BUCKET}/?delete {job_covers(0)[2]}" in steps
     assert cos.writes() == [] and {r.op for r in cos.requests} == {"DescribeMediaQueues", "ListMediaJobs"}  # reads only
-    assert cos.keys(BUCKET, f"output/{jid(0)}/") == covers(0)
+    assert cos.keys(BUCKET, f"output/{jid(0)}/") == job_covers(0)
 
 
 def test_dry_run_text_output_shows_the_plan(cos, world, capsys):
@@ -155,10 +135,12 @@ def test_failed_jobs_are_tagged_when_configured(cos, world, capsys):
     env, _ = world
     env = dict(env, SMARTCOVER_ON_FAILURE="tag")
     code, summary, _ = run(capsys, env, *WINDOW)
+    assert code == 1 and summary["status"] == 422  # the refused job and the conflict still fail
     assert summary["jobs"]["seen"] == 25 and summary["jobs"]["failed"] == 2
     assert cos.tags(BUCKET, "input/video26.mp4") == {"smartcover:jobid": jid(26), "smartcover:state": "Failed",
                                                       "smartcover:error": "InternalError"}
     code, summary, _ = run(capsys, env, *WINDOW)
+    assert code == 1 and summary["status"] == 422
     assert summary["jobs"]["done"] == 0 and summary["jobs"]["alreadyDone"] == 23
 
 
@@ -172,36 +154,25 @@ def test_missing_bucket_or_bad_window_is_a_usage_error(cos, capsys):
 
 
 # -- the same code as an SCF timer trigger ----------------------------------------------------------
-def timer_event(message: str = ""):
-    return {"Type": "Timer", "TriggerName": "reconcile", "Time": "2024-05-01T11:49:00Z", "Message": message}
-
-
-def call(app, event):
-    answer = app(event, devkit.context())
-    assert is_valid(answer)
-    return answer["statusCode"], json.loads(answer["body"])
-
-
 @pytest.fixture()
 def recent(cos):
     """Three untouched jobs created in the last hour (the timer's window ends now)."""
     cos.create_bucket(BUCKET, REGION)
-    now = datetime.now(timezone(timedelta(hours=8)))
     for i in range(3):
-        add_job(cos, i, created=(now - timedelta(minutes=10 + i)).strftime("%Y-%m-%dT%H:%M:%S%z"))
+        add_job(cos, i, created=ago(10 + i))
     return cos
 
 
 def test_timer_trigger_reconciles_the_allowed_bucket(recent, make_app):
-    status, body = call(make_app(**MOVE), timer_event('{"reconcile": {"hours": 1}}'))
+    status, body = invoke(make_app(**MOVE), timer_event('{"reconcile": {"hours": 1}}'))
     assert status == 200 and body["outcome"] == "reconciled" and body["jobs"]["done"] == 3, body
     assert all(recent.keys(BUCKET, f"covers/video{i}/") == targets(i) for i in range(3))
-    status, body = call(make_app(**MOVE), timer_event())  # empty message: defaults (24 h, the allowed bucket)
+    status, body = invoke(make_app(**MOVE), timer_event())  # empty message: defaults (24 h, the allowed bucket)
     assert status == 200 and body["jobs"]["alreadyDone"] == 3
 
 
 def test_timer_dry_run_writes_nothing(recent, make_app):
-    status, body = call(make_app(**MOVE, SMARTCOVER_DRY_RUN="true"),
+    status, body = invoke(make_app(**MOVE, SMARTCOVER_DRY_RUN="true"),
                         timer_event(json.dumps({"reconcile": {"bucket": BUCKET, "region": REGION, "hours": 2}})))
     assert status == 200 and body["outcome"] == "dry-run" and body["jobs"]["planned"] == 3
     assert recent.writes() == [] and len(body["plan"]) == 3
@@ -215,14 +186,14 @@ def test_timer_dry_run_writes_nothing(recent, make_app):
 ])
 def test_timer_with_a_bad_message_is_refused_without_cos_calls(recent, make_app, message, status):
     recent.clear_requests()
-    code, body = call(make_app(**MOVE), timer_event(message))
+    code, body = invoke(make_app(**MOVE), timer_event(message))
     assert code == status and body["error"] and recent.requests == []
 
 
 def test_timer_without_a_known_bucket_is_refused(recent, make_app):
     recent.clear_requests()
     env = {k: v for k, v in MOVE.items() if k != "SMARTCOVER_ALLOWED_BUCKETS"}
-    code, body = call(make_app(**env), timer_event())
+    code, body = invoke(make_app(**env), timer_event())
     assert code == 400 and "bucket" in body["message"] and recent.requests == []
 
 

@@ -10,10 +10,11 @@ import json
 import pytest
 
 import devkit
+from smartcover.core.config import Config
 from smartcover.scf.app import App
 from smartcover.scf.auth import Authenticator, SsmSecret
-from smartcover.core.config import Config
 from smartcover.scf.response import is_valid
+from tests.helpers import app_from, call, invoke
 
 BUCKET = "test-123456789"
 SAMPLE = devkit.sample("smartcover-workflow.xml")
@@ -36,14 +37,8 @@ def logs(capsys):
     return Captured()
 
 
-def answer(app, event):
-    out = app(event, devkit.context())
-    assert is_valid(out)
-    return out["statusCode"], json.loads(out["body"])
-
-
 def refused(cos, app, event, status, reads_allowed=False):
-    code, body = answer(app, event)
+    code, body = invoke(app, event)
     assert code == status, body
     assert cos.writes() == []
     if not reads_allowed:
@@ -72,7 +67,7 @@ def test_missing_token_401(seeded, make_app):
 
 def test_token_in_header_is_accepted(seeded, make_app):
     event = devkit.http_event(SAMPLE, token=None, headers={"X-SmartCover-Token": devkit.TOKEN})
-    assert answer(make_app(**MOVE), event)[0] == 200
+    assert invoke(make_app(**MOVE), event)[0] == 200
 
 
 def test_token_of_other_length_or_prefix_401(seeded, make_app):
@@ -88,7 +83,7 @@ def test_no_token_configured_refuses_every_callback(seeded, make_app):
 def test_auth_none_accepts_and_warns_at_start(seeded, make_app, logs):
     app = make_app(SMARTCOVER_TOKEN=None, SMARTCOVER_AUTH="none", **MOVE)
     assert "SMARTCOVER_AUTH=none" in logs.getvalue()
-    assert answer(app, devkit.http_event(SAMPLE, token=None))[0] == 200
+    assert call(app, SAMPLE, token=None)[0] == 200
 
 
 def test_body_is_not_parsed_before_auth(seeded, make_app):
@@ -106,22 +101,23 @@ def test_ssm_token_cached_and_rotation_picked_up(seeded, cos):
     secret = SsmSecret("smartcover-token", "ap-chongqing", config.ssm_endpoint, 300, env=env, clock=lambda: now[0])
     app = App(config, env, Authenticator(config, secret))
     ssm_calls = lambda: sum(r.op == "GetSecretValue" for r in cos.requests)  # noqa: E731
-    assert answer(app, devkit.http_event(SAMPLE, token="first-secret-value-0001"))[0] == 200
-    assert answer(app, devkit.http_event(SAMPLE, token="first-secret-value-0001"))[0] == 200
+    assert call(app, SAMPLE, token="first-secret-value-0001")[0] == 200
+    assert call(app, SAMPLE, token="first-secret-value-0001")[0] == 200
     assert ssm_calls() == 1  # cached across warm invocations
     cos.set_secret("smartcover-token", "second-secret-value-002")
-    assert answer(app, devkit.http_event(SAMPLE, token="second-secret-value-002"))[0] == 401  # refetch floor not reached
+    assert call(app, SAMPLE, token="second-secret-value-002")[0] == 401  # refetch floor not reached
     now[0] += 31
     cos.clear_requests()
-    assert answer(app, devkit.http_event(SAMPLE, token="second-secret-value-002"))[0] == 200  # rotation picked up
+    assert call(app, SAMPLE, token="second-secret-value-002")[0] == 200  # rotation picked up
     assert ssm_calls() == 1
-    assert answer(app, devkit.http_event(SAMPLE, token="first-secret-value-0001"))[0] == 401
+    assert call(app, SAMPLE, token="first-secret-value-0001")[0] == 401
 
 
 def test_ssm_unreachable_is_503_without_cos_calls(seeded, cos):
     env = devkit.env(cos, SMARTCOVER_TOKEN=None, SMARTCOVER_TOKEN_SECRET="absent", SMARTCOVER_SSM_REGION="ap-chongqing",
                      SMARTCOVER_SSM_ENDPOINT=cos.endpoint)
-    code, body = answer(App(Config.from_env(env), env), devkit.http_event(SAMPLE))
+    code, body = call(app_from(env), SAMPLE)
+    assert body["error"] == "Unavailable" and "SSM" in body["message"]
     assert code == 503 and [r.op for r in cos.requests] == ["GetSecretValue"]
 
 
@@ -193,7 +189,7 @@ def test_ci_disagreeing_with_the_callback_422(cos, make_app, ci_says):
 
 def test_verification_can_be_turned_off(cos, make_app):
     devkit.seed(cos, job(), register_job=False)
-    assert answer(make_app(**MOVE, SMARTCOVER_VERIFY_JOB="false"), devkit.http_event(job()))[0] == 200
+    assert call(make_app(**MOVE, SMARTCOVER_VERIFY_JOB="false"), job())[0] == 200
     assert "GetMediaJobs" not in {r.op for r in cos.requests}
 
 
@@ -224,8 +220,8 @@ def test_too_many_jobs_400(seeded, make_app):
 
 def test_secrets_never_logged(seeded, make_app, logs):
     app = make_app(**MOVE)
-    answer(app, devkit.http_event(SAMPLE))
-    answer(app, devkit.http_event(SAMPLE, token="wrong-token-0123456789"))
+    assert call(app, SAMPLE)[0] == 200
+    assert call(app, SAMPLE, token="wrong-token-0123456789")[0] == 401
     text = logs.getvalue()
     assert '"message":"cover"' in text and '"message":"refused"' in text  # the lines were captured
     for secret in (devkit.TOKEN, devkit.SECRET_KEY, devkit.SESSION_TOKEN):
@@ -257,8 +253,10 @@ def test_failed_job_with_forged_input_cannot_tag_other_objects(cos, make_app):
     cos.create_bucket(BUCKET, "ap-chongqing")
     cos.put(BUCKET, "private/contract.pdf", b"pdf", tags={"owner": "legal"})
     cos.add_job(BUCKET, real)
-    forged = devkit.make_callback(devkit.make_job_xml(keys=[], state="Failed", code="InvalidInput", input_key="private/contract.pdf"))
-    code, body = answer(make_app(**MOVE, SMARTCOVER_ON_FAILURE="tag"), devkit.http_event(forged))
+    forged = devkit.make_callback(devkit.make_job_xml(keys=[], state="Failed", code="InvalidInput",
+                                                      input_key="private/contract.pdf"))
+    code, body = call(make_app(**MOVE, SMARTCOVER_ON_FAILURE="tag"), forged)
+    assert code == 200 and body["jobs"][0]["outcome"] == "job-failed"  # reported, not retried
     assert body["jobs"][0]["inputTagging"] == "rejected" and cos.writes() == []
     assert cos.tags(BUCKET, "private/contract.pdf") == {"owner": "legal"}
 
@@ -281,7 +279,7 @@ def test_lone_surrogates_in_json_text_400(seeded, make_app):
     refused(seeded, make_app(**MOVE), devkit.http_event(json.dumps(tree)), 400)
     out = make_app(**MOVE)({"EventName": "\ud800x", "JobsDetail": []}, devkit.context())
     assert is_valid(out) and out["statusCode"] == 400
-    out["body"].encode("utf-8")
+    assert json.loads(out["body"].encode("utf-8"))["error"] == "BadRequest"  # the answer is encodable UTF-8
 
 
 @pytest.mark.parametrize("key", ["output/\ufffe-0.jpg", "output/\uffff-0.jpg", "output/\x85-0.jpg"])
@@ -331,7 +329,7 @@ def test_a_target_that_is_another_covers_source_422(seeded, make_app):
 def test_missing_target_bucket_is_failed_502_not_a_missing_cover(seeded, make_app):
     app = make_app(**dict(MOVE, SMARTCOVER_TARGET_BUCKET="nowhere-1250000000",
                           SMARTCOVER_ALLOWED_BUCKETS="test-123456789,nowhere-1250000000"))
-    code, body = answer(app, devkit.http_event(SAMPLE))
+    code, body = call(app, SAMPLE)
     assert code == 502 and {c["outcome"] for c in body["jobs"][0]["covers"]} == {"failed"}
     assert seeded.keys(BUCKET, "output/") == [f"output/smartcover-{i}.jpg" for i in range(5)]
 

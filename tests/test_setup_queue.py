@@ -3,16 +3,14 @@ CI calls against localcos's queue and job endpoints, and a job's callback reachi
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 
 import devkit
 from smartcover.cli import commands as cli
-from smartcover.ops import ciops
-from smartcover.scf.app import App
 from smartcover.core.config import Config
-from smartcover.cli.serve import make_server
+from smartcover.ops import ciops
+from tests.helpers import app_from, serving
 
 BUCKET, REGION = "test-123456789", "ap-chongqing"
 FUNCTION_URL = "https://1250000000-abcd1234.ap-chongqing.tencentscf.com/"
@@ -82,7 +80,8 @@ def test_queue_choice(cos, env, capsys):
     assert cos.queues.get(BUCKET, a)["NotifyConfig"] == {"State": "Off"}
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:9001/", "http://10.0.0.8/", "http://localhost/", "ftp://example.com/", "example.com"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9001/", "http://10.0.0.8/", "http://localhost/", "ftp://example.com/",
+                                 "example.com"])
 def test_urls_ci_refuses_are_refused_before_any_request(cos, env, capsys, url):
     cos.add_queue(BUCKET)
     code, _, err = run(capsys, ["setup-queue", "--url", url, "--apply"], env)
@@ -93,7 +92,8 @@ def test_localcos_refuses_a_private_url_as_ci_documents(cos, env):
     qid = cos.add_queue(BUCKET)
     ci = ciops.client(Config.from_env(env), env, REGION)
     change = ciops.QueueChange(BUCKET, REGION, qid, "queue-1", "Active", {},
-                               {"State": "On", "Type": "Url", "Url": "http://192.168.1.2/", "Event": "TaskFinish", "ResultFormat": "XML"})
+                               {"State": "On", "Type": "Url", "Url": "http://192.168.1.2/", "Event": "TaskFinish",
+                                "ResultFormat": "XML"})
     from qcloud_cos.cos_exception import CosServiceError
     with pytest.raises(CosServiceError) as info:
         ciops.apply_queue(ci, change)
@@ -132,11 +132,8 @@ def function(cos):
     """The function behind a loopback URL, against ``cos``; ``(url, env)``."""
     fn_env = devkit.env(cos, SMARTCOVER_ACTIONS="move,tag", SMARTCOVER_TARGET_KEY="covers/${InputName}/${jobid}/${Number}.${ext}",
                         SMARTCOVER_MANIFEST_KEY="manifests/${InputName}/${jobid}.json", **ALLOW)
-    server = make_server(App(Config.from_env(fn_env), fn_env), 0)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/", fn_env
-    server.shutdown()
-    server.server_close()
+    with serving(app_from(fn_env)) as port:
+        yield f"http://127.0.0.1:{port}/", fn_env
 
 
 def test_submit_prints_the_job_id_and_the_callback_is_the_function(cos, env, function, capsys):
@@ -192,20 +189,27 @@ def test_submit_usage_errors(cos, env, capsys, target):
 def test_a_callback_to_a_non_loopback_url_is_not_sent(cos, env, capsys):
     cos.put(BUCKET, "input/demo.mp4", b"video")
     code, out, _ = run(capsys, ["submit", f"{BUCKET}/input/demo.mp4", "--url", FUNCTION_URL], env)
-    assert code == 0
+    assert code == 0 and out.strip().startswith("j")  # the JobId
     cos.wait_jobs()
     assert cos.callbacks[0]["status"] is None and "loopback" in cos.callbacks[0]["error"]
     assert len(cos.keys(BUCKET, "output/")) == 3  # CI still wrote the covers
 
 
-def test_queue_notify_config_is_used_when_the_job_has_no_callback(cos, env, function):
-    url, _ = function
+def submit_to_a_notifying_queue(cos, env, url, callback):
+    """Submit a job for ``input/demo.mp4`` with ``callback`` (``""``: none, ``"no"``: none sent) to a
+    queue whose NotifyConfig points at ``url``; wait for CI. Returns (CI client, JobId)."""
     qid = cos.add_queue(BUCKET, notify={"State": "On", "Type": "Url", "Url": f"{url}?token={devkit.TOKEN}",
                                         "Event": "TaskFinish", "ResultFormat": "XML"})
     cos.put(BUCKET, "input/demo.mp4", b"video")
     ci = ciops.client(Config.from_env(env), env, REGION)
-    job_id = ciops.submit_job(ci, BUCKET, REGION, "input/demo.mp4", "", queue_id=qid)
+    job_id = ciops.submit_job(ci, BUCKET, REGION, "input/demo.mp4", callback, queue_id=qid)
     cos.wait_jobs()
+    return ci, job_id
+
+
+def test_queue_notify_config_is_used_when_the_job_has_no_callback(cos, env, function):
+    url, _ = function
+    ci, job_id = submit_to_a_notifying_queue(cos, env, url, "")
     assert cos.callbacks[0]["jobId"] == job_id and cos.callbacks[0]["status"] == 200
     assert ciops.job_state(ci, BUCKET, job_id)[0] == "Success"
 
@@ -218,12 +222,7 @@ def test_commands_without_an_app_print_unknown_names(cos, env, capsys):
 
 def test_callback_no_sends_no_callback_even_with_a_queue_url(cos, env, function):
     url, _ = function
-    qid = cos.add_queue(BUCKET, notify={"State": "On", "Type": "Url", "Url": f"{url}?token={devkit.TOKEN}",
-                                        "Event": "TaskFinish", "ResultFormat": "XML"})
-    cos.put(BUCKET, "input/demo.mp4", b"video")
-    ci = ciops.client(Config.from_env(env), env, REGION)
-    job_id = ciops.submit_job(ci, BUCKET, REGION, "input/demo.mp4", "no", queue_id=qid)
-    cos.wait_jobs()
+    ci, job_id = submit_to_a_notifying_queue(cos, env, url, "no")
     assert cos.callbacks == [] and ciops.job_state(ci, BUCKET, job_id)[0] == "Success"
 
 

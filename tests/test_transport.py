@@ -13,12 +13,12 @@ from qcloud_cos import CosConfig, CosS3Client
 
 import devkit
 from localcos.faults import Fault
-from smartcover.core.config import Config
 from smartcover.cloud.cos import Cos, CosFault, _session
-from smartcover.core.deadline import Deadline
-from smartcover.core.model import ObjectRef
 from smartcover.cloud.pool import THREAD_PREFIX, Pool
 from smartcover.cloud.transport import LeanSession
+from smartcover.core.config import Config
+from smartcover.core.deadline import Deadline
+from smartcover.core.model import ObjectRef
 
 BUCKET, REGION = "test-123456789", "ap-chongqing"
 

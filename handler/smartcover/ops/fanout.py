@@ -172,10 +172,10 @@ def run_batch(config: Config, env: Mapping[str, str], batch: Batch, deadline: De
         BadRequest / Forbidden: the bucket or region is outside ``SMARTCOVER_ALLOWED_*``.
         ConfigError: no role credentials.
     """
-    from ..flow.session import Session
     from ..cloud.cos import CosFault
     from ..core.model import ObjectRef
     from ..core.parse import MAX_LIST_JOBS, parse_body
+    from ..flow.session import Session
 
     target_of(config, env, batch.bucket, batch.region, "fan-out batch")
     config = replace(config, verify_job=False)
@@ -340,9 +340,9 @@ def run_lister(config: Config, env: Mapping[str, str], window: Window, deadline:
     Raises:
         ConfigError: no role credentials, or no function to invoke.
     """
-    from ..flow.session import Session
     from ..cloud.cos import CosFault
     from ..core.model import ObjectRef
+    from ..flow.session import Session
 
     config = replace(config, verify_job=False)
     session = Session(config, env, deadline)
