@@ -1,17 +1,18 @@
-"""``python -m handler <command>``: the local command line (see ``smartcover/cli.py``).
+"""``python -m handler <command>``: the local command line (see ``smartcover/cli/commands.py``).
 
-Run from the repository root. The function's code lives in ``handler/`` with ``smartcover`` as a
-top-level package (that is how SCF loads it: ``index.main_handler`` at the package root), so
-``handler/`` is put on ``sys.path``; the repository root too, for the local tools (``localcos``,
-``devkit``) that ``--local-cos`` uses.
+Run from the repository root (or with it on ``PYTHONPATH``).
+
+The function's code lives in ``handler/`` with ``smartcover`` as a top-level package (that is how
+SCF loads it: ``index.main_handler`` at the package root), so ``handler/`` is put on ``sys.path``.
+Nothing here imports the repository's local tools: ``--local-cos`` starts them as a child process
+(``smartcover/cli/local.py``).
 """
 import os
 import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-for _path in (os.path.dirname(_HERE), _HERE):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
 
 from smartcover.cli.commands import main  # noqa: E402
 
