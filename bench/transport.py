@@ -10,7 +10,7 @@ fan-out of 10-11 requests per stage is serialised by the GIL. This script swaps
 ``smartcover.cloud.cos.Cos._once`` (one attempt of one request) for a version that signs with the SDK's
 own ``CosS3Auth`` and sends with a ``urllib3.PoolManager``, and times both against localcos as
 ``bench/run.py`` section 1 does. It patches a private method: an experiment to size a change to
-``smartcover/cos.py``, not a supported code path. Both variants must finish every job (checked).
+``smartcover/cloud/cos.py``, not a supported code path. Both variants must finish every job (checked).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Platform modes: switch localcos into each answer the real CI/COS might give where Tencent's docs
-are silent or differ from localcos's default (see ``shared/reference/platform-facts.md`` section 8).
+are silent or differ from localcos's default (README, Testing; each mode's docstring below cites its Tencent doc).
 
     srv = LocalCOS(quirks={"missing-key-403"})
     srv.quirks.add("ci-no-workflow")        # a mutable set; takes effect on the next request

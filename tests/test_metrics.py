@@ -1,4 +1,4 @@
-"""The per-invocation ``metrics`` record (smartcover/metrics.py): exactly one per invocation, last,
+"""The per-invocation ``metrics`` record (smartcover/scf/metrics.py): exactly one per invocation, last,
 with the documented shape, and counts that match the answer - for a move, a refusal, a conflict, a
 queue batch, a reconcile run (timer trigger) and a misconfigured function."""
 from __future__ import annotations

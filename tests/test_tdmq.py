@@ -1,6 +1,6 @@
 """Callbacks delivered through a message queue (CI ``CallBackType=TDMQ``) via SCF queue triggers.
 
-Event shapes (see smartcover/events.py for the sources): ``{"Records": [{"CMQ"|"TDMQ"|"Ckafka":
+Event shapes (see smartcover/scf/events.py for the sources): ``{"Records": [{"CMQ"|"TDMQ"|"Ckafka":
 {..., "msgBody": "<callback>"}}]}`` and the EventBridge CloudEvent ``{"specversion", "type":
 "connector:tdmq", "data": {..., "msgBody"}}``. No URL token: SCF invokes the function (CAM).
 """

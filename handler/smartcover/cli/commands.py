@@ -566,7 +566,7 @@ def cmd_submit(args: argparse.Namespace, env: dict[str, str]) -> int:
     print(f"submit: no manifest after {args.timeout:g} s (job {result.state or 'unknown'})", file=sys.stderr)
     return 1
 LOCAL_JOB_ID = "j6842765cf84611ecb8546d80f2baf56f"
-"""The JobId of the official samples (``shared/samples``), which ``--local-cos`` seeds."""
+"""The JobId of the official samples (``tests/events/``), which ``--local-cos`` seeds."""
 
 
 def cmd_doctor(args: argparse.Namespace, env: dict[str, str]) -> int:

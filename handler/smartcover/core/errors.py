@@ -1,6 +1,6 @@
 """Error hierarchy: every error the handler raises on purpose carries its HTTP status.
 
-The SCF shell (``smartcover.app``) turns a :class:`SmartCoverError` into an integration response
+The SCF shell (``smartcover.scf.app``) turns a :class:`SmartCoverError` into an integration response
 with ``statusCode = error.status`` and a JSON body ``{"error": error.code, "message": error.public}``.
 Messages are written for the caller: they never echo secrets or internal detail. Anything that is
 not a ``SmartCoverError`` is logged with its traceback and answered with a generic 500.

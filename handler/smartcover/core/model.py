@@ -1,8 +1,8 @@
 """Typed, immutable model of a CI job-finished notification (and of CI's job query answer).
 
 Covers every node of CI's "Intelligent Thumbnail" callback document (CI doc, SmartCover callback
-content; samples in shared/samples/). XML and JSON forms of the same callback parse to equal
-objects (see :mod:`smartcover.parse`). Times are timezone-aware ``datetime``; numbers ``int``;
+content; the official samples are in ``tests/events/``). XML and JSON forms of the same callback parse to equal
+objects (see :mod:`smartcover.core.parse`). Times are timezone-aware ``datetime``; numbers ``int``;
 booleans ``bool``; absent optional nodes ``None``; repeated nodes tuples (a single item is a tuple
 of one).
 

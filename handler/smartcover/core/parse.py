@@ -1,4 +1,4 @@
-"""Parse a CI notification body (XML or JSON) into the typed :mod:`smartcover.model`.
+"""Parse a CI notification body (XML or JSON) into the typed :mod:`smartcover.core.model`.
 
 XML goes through defusedxml only (DTDs, entities and external references are refused; CI never
 sends them), with explicit depth and element-count limits. JSON is read with the standard

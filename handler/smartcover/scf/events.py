@@ -11,11 +11,11 @@ Shapes are told apart by small ``infer`` checks tried in order (as Mangum does):
   string (XML or JSON) or an already-decoded dict. Only callers with CAM permission to invoke the
   function can do this, so it carries no URL token.
 * Doctor (a direct invocation by an operator, e.g. an SCF console test event): ``{"doctor": {...}}``
-  with ``doctor`` as the only key; its value names what to check (:mod:`smartcover.doctor`).
+  with ``doctor`` as the only key; its value names what to check (:mod:`smartcover.ops.doctor`).
 * Timer trigger (SCF doc 583/9708; 583/31927 "Timer"): ``{"Type": "Timer", "TriggerName": "...",
   "Time": "2019-02-21T11:49:00Z", "Message": "..."}`` (serverless-components/tencent-scf
   docs/events/timer.md spells ``"Type": "timer"``: both are accepted). The message is the trigger's
-  ``argument`` and asks for a reconcile run (:mod:`smartcover.reconcile`).
+  ``argument`` and asks for a reconcile run (:mod:`smartcover.ops.reconcile`).
 * Message-queue triggers that carry a CI callback sent with ``CallBackType=TDMQ``: a batch
   ``{"Records": [{"<kind>": {..., "msgBody": "<callback XML or JSON>"}}, ...]}`` where ``<kind>``
   is ``CMQ`` (CMQ/TDMQ-CMQ topic or queue trigger, SCF docs 583/11517 and 583/31927: ``type``,
@@ -26,7 +26,7 @@ Shapes are told apart by small ``infer`` checks tried in order (as Mangum does):
   ``{"specversion", "id", "type": "connector:tdmq", "source": "tdmq.cloud.tencent", ...,
   "data": {"topic", "subscriptionName", "msgId", "msgBody", ...}}``. Like a direct invocation
   these come from SCF itself (the caller needs CAM permission), so they carry no URL token.
-* Fan-out batch (:mod:`smartcover.fanout`): ``{"smartcoverBatch": {...}}``, the ``ClientContext``
+* Fan-out batch (:mod:`smartcover.ops.fanout`): ``{"smartcoverBatch": {...}}``, the ``ClientContext``
   of an asynchronous ``Invoke`` sent by this function's own lister (SCF API doc 583/17243); like a
   direct invocation it needs CAM permission to invoke the function, so it carries no URL token.
 
