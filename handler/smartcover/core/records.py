@@ -1,7 +1,8 @@
 """Immutable records without :mod:`dataclasses`, for the modules a refused request loads.
 
 ``import dataclasses`` imports :mod:`inspect` (and with it ``ast``, ``dis``, ``tokenize``...):
-about 10 ms of every cold start, a fifth of what a refused request costs (``bench/run.py``). The
+about 10 ms (``-X importtime``), next to the 22-29 ms a refused request takes in all (README,
+Performance). The
 modules on the path before authentication (:mod:`config`, :mod:`events`) declare their records
 with :func:`record` instead, and so do :mod:`model` and :mod:`plan`, which every callback loads
 after it: building their 17 classes as frozen dataclasses cost 7 ms of each cold callback, as
