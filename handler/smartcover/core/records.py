@@ -2,10 +2,9 @@
 
 ``import dataclasses`` imports :mod:`inspect` (and with it ``ast``, ``dis``, ``tokenize``...):
 about 10 ms (``-X importtime``), next to the 22-29 ms a refused request takes in all (README,
-Performance). The
-modules on the path before authentication (:mod:`config`, :mod:`events`) declare their records
-with :func:`record` instead, and so do :mod:`model` and :mod:`plan`, which every callback loads
-after it: building their 17 classes as frozen dataclasses cost 7 ms of each cold callback, as
+Performance). The modules on the path before authentication (:mod:`config`, :mod:`events`)
+declare their records with :func:`record` instead, and so do :mod:`model` and :mod:`plan`, which
+every callback loads after it: building their 17 classes as frozen dataclasses cost 7 ms of each cold callback, as
 records about 2 ms (README, Where the CPU went). The other modules use dataclasses.
 
 Unlike a dataclass, a record is a tuple: it compares equal to a tuple (or another record) with the
