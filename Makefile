@@ -54,4 +54,4 @@ serve: $(STAMP)
 		--env SMARTCOVER_ALLOWED_BUCKETS=test-123456789 --env SMARTCOVER_ALLOWED_REGIONS=ap-chongqing
 
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) build .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -44,7 +44,8 @@ def send(srv, title: str, event: dict) -> dict:
     srv.clear_requests()
     answer = index.main_handler(event, devkit.context(request_id=title))
     body = json.loads(answer["body"])
-    print(f"  answer: HTTP {answer['statusCode']} outcome={body.get('outcome') or body.get('error')}")
+    result = f"outcome={body['outcome']}" if "outcome" in body else f"error={body.get('error')}"
+    print(f"  answer: HTTP {answer['statusCode']} {result}")
     for job in body.get("jobs", []):
         for c in job.get("covers", []):
             target = f" -> {c['targetKey']}" if "targetKey" in c else ""

@@ -120,3 +120,15 @@ def test_serve_command_with_local_cos():
         stop(proc)
         proc.stdout.close()
     assert proc.returncode == 0
+
+
+def test_serve_on_a_port_in_use_says_so_and_exits_2(capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = cli.main(["serve", "--port", str(port)], env={"SMARTCOVER_AUTH": "none"})
+    assert code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     sq.add_argument("--region", help="region (default: the single entry of SMARTCOVER_ALLOWED_REGIONS, else TENCENTCLOUD_REGION)")
     sq.add_argument("--queue-id", default="", help="the media queue (default: the bucket's only one)")
     sq.add_argument("--events", default="TaskFinish", choices=["TaskFinish", "TaskFinish,WorkflowFinish"],
+                    metavar="TaskFinish|TaskFinish,WorkflowFinish",
                     help="NotifyConfig Event (default TaskFinish)")
     sq.add_argument("--format", default="XML", choices=["XML", "JSON"], help="NotifyConfig ResultFormat (default XML)")
     sq.add_argument("--token", help="callback token (default: SMARTCOVER_TOKEN, or the SMARTCOVER_TOKEN_SECRET value from SSM)")
@@ -378,7 +379,12 @@ def cmd_serve(args: argparse.Namespace, env: dict[str, str]) -> int:
             return 2
         log.setup(config.log_level, stream="stderr")
         app = App(config, env)
-        server = make_server(sample_switch(local, app) if local is not None else app, args.port, args.time_limit_ms)
+        try:
+            server = make_server(sample_switch(local, app) if local is not None else app, args.port, args.time_limit_ms)
+        except OSError as exc:
+            print(f"serve: cannot listen on 127.0.0.1:{args.port}: {exc.strerror} (try --port 0 for any free port)",
+                  file=sys.stderr)
+            return 2
         port = server.server_address[1]
         print(f"smartcover function on http://127.0.0.1:{port}/ (Function URL events; Ctrl-C to stop)", flush=True)
         if local is not None:
