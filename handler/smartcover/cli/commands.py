@@ -60,7 +60,9 @@ def _time(text: str) -> datetime:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (subcommands reconcile, serve, invoke, doctor, setup-queue, submit)."""
     parser = argparse.ArgumentParser(prog="python -m handler", description="Local tools for the SmartCover callback function: "
-                                     "recover lost callbacks, run it behind a loopback URL, send it one body.")
+                                     "recover lost callbacks (reconcile), run it behind a loopback URL (serve), send it one "
+                                     "body (invoke), check the account (doctor), point a CI queue at it (setup-queue), "
+                                     "submit a SmartCover job (submit).")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--env", type=_assignment, action="append", default=[], metavar="NAME=VALUE",
                         help="set an environment variable for the function (repeatable), e.g. SMARTCOVER_ACTIONS=move,tag")
@@ -159,11 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Send FILE (XML or JSON callback; - for stdin) as a Function URL event and print the answer. "
                                      "Exit status 0 only for a 2xx answer.",
                          epilog="example: python -m handler invoke tests/events/smartcover-job-api.xml --local-cos")
-    inv.add_argument("file", metavar="FILE")
+    inv.add_argument("file", metavar="FILE", help="the callback body, XML or JSON; - for stdin")
     inv.add_argument("--local-cos", action="store_true",
                      help="use a local COS server seeded with the official samples and FILE's covers")
     inv.add_argument("--token", help="token for ?token= (default SMARTCOVER_TOKEN)")
-    inv.add_argument("--time-limit-ms", type=int, default=30000)
+    inv.add_argument("--time-limit-ms", type=int, default=30000, help="the SCF context's time limit (default 30000)")
     inv.set_defaults(func=cmd_invoke)
 
     doc = sub.add_parser("doctor", parents=[common], help="check the account against every assumption the function makes",
