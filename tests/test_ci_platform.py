@@ -168,6 +168,23 @@ def test_failed_job_with_dash_times_tags_its_input_in_every_ci_mode(srv):
                     "smartcover:error": "InvalidInput"}
 
 
+def test_a_failed_jobs_answer_keeps_its_verification_in_every_ci_mode(srv):
+    """The input tagging of a failed job waits for CI's check; the answer carries what the check
+    found (runId, unconfirmed) as for a job that acts (found by a differential run: it was dropped
+    when the check had not finished by the time the answer was assembled)."""
+    body = devkit.sample("smartcover-workflow-failed.xml")
+    devkit.seed(srv, body)
+    status, answer = call(app_for(srv, SMARTCOVER_ON_FAILURE="tag"), body)
+    job = answer["jobs"][0]
+    assert status == 200 and job["outcome"] == "job-failed" and job["inputTagging"] == "tagged", answer
+    if "ci-no-workflow" in srv.quirks:
+        assert job["runId"] == "unused" and "Workflow" in job["unconfirmed"]
+    else:
+        assert job["runId"] == "confirmed"
+    if "ci-template" in srv.quirks:
+        assert "SmartCover" in job["unconfirmed"]
+
+
 def test_padded_enumerations_are_processed_like_clean_ones(srv):
     devkit.seed(srv, WORKFLOW)
     padded = (WORKFLOW.replace(b"<State>Success</State>", b"<State> Success\n</State>")

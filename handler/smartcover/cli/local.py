@@ -38,7 +38,7 @@ class LocalCos:
 
     def __init__(self, env: Mapping[str, str]) -> None:
         if not (ROOT / "devkit" / "localrun.py").is_file() or not (ROOT / "localcos").is_dir():
-            raise LocalCosUnavailable(f"--local-cos needs the repository checkout (devkit/ and localcos/ beside "
+            raise LocalCosUnavailable(f"this needs the repository checkout (devkit/ and localcos/ beside "
                                       f"handler/); not found under {ROOT}")
         child_env = dict(os.environ)
         child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), child_env.get("PYTHONPATH", "")) if p)

@@ -237,11 +237,12 @@ def execute(plan: Plan, cos: Cos, config: Config) -> list[JobResult]:
         for j in plan.jobs:
             jid = j.job.job_id
             j = effective.get(jid, j)
-            results[jid] = replace(
-                _verified(JobResult(j.job, j.disposition, j.reason,
-                                    tuple(done[(jid, c.index)] for c in j.covers) if j.disposition == "act" else (), plan=j),
-                          checks.get(jid)),
-                input_tagging=inputs[jid].result() if jid in inputs else "")
+            # the input tagging first: a failed job's CI check is waited for only inside it, and
+            # _verified reads the check's result only once it is done
+            tagging: InputTagging = inputs[jid].result() if jid in inputs else ""
+            covers_done = tuple(done[(jid, c.index)] for c in j.covers) if j.disposition == "act" else ()
+            result = JobResult(j.job, j.disposition, j.reason, covers_done, plan=j, input_tagging=tagging)
+            results[jid] = _verified(result, checks.get(jid))
     return [results[j.job.job_id] for j in plan.jobs]
 
 
