@@ -13,6 +13,7 @@ def test_defaults():
     c = Config.from_env({})
     assert c.actions == frozenset({"tag"}) and c.verify_job and not c.overwrite and c.preserve_tags
     assert c.max_body_bytes == 256 * 1024 and c.concurrency == 10 and c.cos_endpoint is None
+    assert c.public()["overwrite"] == "never"  # the start log names the variable's value, not a bool
 
 
 def test_full_configuration():
@@ -27,7 +28,7 @@ def test_full_configuration():
     assert c.tags == (("team", "video"), ("stage", "raw cover"))
     assert (c.cos_endpoint.scheme, c.cos_endpoint.host, c.cos_endpoint.port) == ("http", "127.0.0.1", 9000)
     assert c.allowed_buckets == frozenset({"test-123456789", "pub-1250000000"})
-    assert not c.verify_job and c.overwrite
+    assert not c.verify_job and c.overwrite and c.public()["overwrite"] == "always"
     assert "x" * 20 not in repr(c) and "x" * 20 not in str(c.public())
 
 

@@ -78,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="bucket region (default: the single entry of SMARTCOVER_ALLOWED_REGIONS, else TENCENTCLOUD_REGION)")
     when = rec.add_mutually_exclusive_group()
     when.add_argument("--hours", type=float, help="jobs created in the last HOURS hours (default 24)")
-    when.add_argument("--since", type=_time, help="jobs created at or after this time (ISO 8601 with offset)")
-    rec.add_argument("--until", type=_time, help="jobs created at or before this time (default now)")
+    when.add_argument("--since", type=_time,
+                      help="jobs created at or after this time (ISO 8601; without an offset it is taken as UTC, SCF's time zone)")
+    rec.add_argument("--until", type=_time, help="jobs created at or before this time (default now; without an offset, UTC)")
     rec.add_argument("--queue-id", default="",
                      help="only jobs of this CI queue (default: SMARTCOVER_QUEUE_IDS, else the media queues CI lists)")
     rec.add_argument("--dry-run", action="store_true",
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     srv = sub.add_parser("serve", parents=[common], help="run the function behind http://127.0.0.1:PORT/",
                          description="Serve the function on 127.0.0.1: each request becomes an SCF Function URL event.",
                          epilog="example: python -m handler serve --local-cos --env SMARTCOVER_ACTIONS=move,tag "
-                                "--env 'SMARTCOVER_TARGET_KEY=covers/${InputName}/${Number}.${ext}'")
+                                "--env 'SMARTCOVER_TARGET_KEY=covers/${InputName}/${jobid}/${Number}.${ext}'")
     srv.add_argument("--port", type=int, default=9001, help="TCP port on 127.0.0.1 (default 9001; 0 = any free port)")
     srv.add_argument("--local-cos", action="store_true", help="start a local COS server seeded with every official sample's "
                      "video, covers and CI job and use it (sets the allow-lists and, unless SMARTCOVER_TOKEN, SMARTCOVER_AUTH=none "
@@ -185,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--write", metavar="PREFIX", help="also check writes on scratch keys under PREFIX (removed at the end)")
     doc.add_argument("--function-url", help="the function's URL: a call without a token must be refused (401)")
     doc.add_argument("--json", action="store_true", help="print the report as JSON")
-    doc.add_argument("--local-cos", action="store_true", help="run against a local COS server seeded with the official samples")
+    doc.add_argument("--local-cos", action="store_true", help="run against a local COS server seeded with the official samples "
+                     f"(without --callback, {LOCAL_CALLBACK} is the callback compared)")
     doc.set_defaults(func=cmd_doctor)
     return parser
 
@@ -575,6 +577,8 @@ def cmd_submit(args: argparse.Namespace, env: dict[str, str]) -> int:
     return 1
 LOCAL_JOB_ID = "j6842765cf84611ecb8546d80f2baf56f"
 """The JobId of the official samples (``tests/events/``), which ``--local-cos`` seeds."""
+LOCAL_CALLBACK = "smartcover-workflow.xml"
+"""The sample ``doctor --local-cos`` compares with CI's record when no ``--callback`` is given."""
 
 
 def cmd_doctor(args: argparse.Namespace, env: dict[str, str]) -> int:
@@ -595,8 +599,11 @@ def cmd_doctor(args: argparse.Namespace, env: dict[str, str]) -> int:
         log.setup("WARNING", stream="stderr")
         try:
             job_id = args.job_id or (LOCAL_JOB_ID if local is not None else "")
+            body = callback
+            if body is None and local is not None and not args.job_id:
+                body = local.sample(LOCAL_CALLBACK)  # so that ci-compare has a callback to compare
             options = Options(bucket=args.bucket, region=args.region, queue_id=args.queue_id, job_id=job_id,
-                              hours=args.hours, callback=callback, write_prefix=args.write,
+                              hours=args.hours, callback=body, write_prefix=args.write,
                               function_url=args.function_url).checked()
             report = run(config, env, options)
         except SmartCoverError as exc:

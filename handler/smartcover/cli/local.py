@@ -77,6 +77,19 @@ class LocalCos:
         registers that sample's CI job first (the samples share one JobId). True if it was one."""
         return bool(self._post("/sample", data).get("known"))
 
+    def sample(self, name: str) -> bytes:
+        """The bytes of the official sample ``name`` (one of :attr:`samples`, a file under
+        ``tests/events/``), after making the server know that sample's CI job (:meth:`note_body`).
+
+        Raises:
+            ValueError: ``name`` is not one of the samples the server is seeded with.
+        """
+        if name not in self.samples:
+            raise ValueError(f"not an official sample: {name!r} (one of {', '.join(self.samples)})")
+        data = (ROOT / "tests" / "events" / name).read_bytes()
+        self.note_body(data)
+        return data
+
     def stop(self) -> None:
         """Stop the child (close its stdin; kill it if it has not exited within 10 s)."""
         try:

@@ -257,7 +257,7 @@ class Config:
             "targetRegion": self.target_region,
             "tags": [k for k, _ in self.tags],
             "preserveTags": self.preserve_tags,
-            "overwrite": self.overwrite,
+            "overwrite": "always" if self.overwrite else "never",
             "cosEndpoint": None if not self.cos_endpoint else f"{self.cos_endpoint.scheme}://{self.cos_endpoint.host}:{self.cos_endpoint.port}",
             "cosTimeout": self.cos_timeout,
             "cosRetries": self.cos_retries,
