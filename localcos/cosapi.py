@@ -106,7 +106,7 @@ def put_object(app: LocalCOS, req: Request) -> Response:
                             content_type=req.headers.get("content-type") or "application/octet-stream",
                             metadata=_meta(req), tags=_header_tags(req),
                             forbid_overwrite=_flag(req, "x-cos-forbid-overwrite"),
-                            versioned="bucket-versioning" in _quirks(app))
+                            versioned=_versioned(app))
     except COSError as err:
         raise _overwrite_refusal(app, err) from None
     return Response(200, b"", {"ETag": obj.etag, "x-cos-hash-crc64ecma": obj.crc64})
@@ -156,7 +156,7 @@ def copy_object(app: LocalCOS, req: Request) -> Response:
                              forbid_overwrite=_flag(req, "x-cos-forbid-overwrite"),
                              if_match=req.headers.get("x-cos-copy-source-if-match"),
                              if_none_match=req.headers.get("x-cos-copy-source-if-none-match"),
-                             versioned="bucket-versioning" in _quirks(app))
+                             versioned=_versioned(app))
     except COSError as err:
         raise _overwrite_refusal(app, err) from None
     root = ET.Element("CopyObjectResult")
@@ -277,11 +277,22 @@ def list_objects(app: LocalCOS, req: Request) -> Response:
 
 def get_versioning(app: LocalCOS, req: Request) -> Response:
     """GET Bucket versioning (436/19889): ``<VersioningConfiguration>`` with ``<Status>Enabled</Status>``
-    in mode ``bucket-versioning``, else empty (versioning never enabled)."""
+    in mode ``bucket-versioning``, ``Suspended`` in mode ``bucket-versioning-suspended``, else
+    without ``Status`` (versioning never enabled, 436/35849)."""
     root = ET.Element("VersioningConfiguration")
     if "bucket-versioning" in _quirks(app):
         sub(root, "Status", "Enabled")
+    elif "bucket-versioning-suspended" in _quirks(app):
+        sub(root, "Status", "Suspended")
     return _xml(root)
+
+
+def _versioned(app: LocalCOS) -> bool:
+    """Whether writes ignore x-cos-forbid-overwrite and keep what they replace: modes
+    ``bucket-versioning`` and ``bucket-versioning-suspended`` (COS does not say how a suspended
+    bucket treats the header; localcos answers the unsafe way)."""
+    quirks = _quirks(app)
+    return "bucket-versioning" in quirks or "bucket-versioning-suspended" in quirks
 
 
 def head_bucket(app: LocalCOS, req: Request) -> Response:

@@ -23,6 +23,8 @@ QUIRKS = {
                             "instead of 409 FileAlreadyExists (COS does not state the status, 436/10881)",
     "bucket-versioning": "every bucket has versioning Enabled (GET ?versioning, 436/19889): x-cos-forbid-overwrite "
                          "is not honoured (436/10881, 436/7749) and a replaced object survives as a noncurrent version",
+    "bucket-versioning-suspended": "every bucket has versioning Suspended (GET ?versioning answers Suspended): COS does not "
+                                   "say whether x-cos-forbid-overwrite holds there; localcos answers as bucket-versioning does",
     # -- CI job record and list -------------------------------------------------------------------
     "ci-no-workflow": "GET /jobs/<JobId> carries no Workflow node (documented for callbacks only, 436/76945)",
     "ci-template": "GET /jobs/<JobId> of a template job shows Operation.TemplateId and no SmartCover node",

@@ -34,3 +34,16 @@ def seeded(cos):
     for name in devkit.SAMPLES:
         devkit.seed(cos, devkit.sample(name))
     return cos
+
+
+@pytest.fixture(autouse=True)
+def _fresh_bucket_facts():
+    """Each test starts as a cold process would: nothing known of any bucket's versioning
+    (``cos.honours_forbid_overwrite`` remembers it per process). Imported lazily: the cold-path
+    tests check what a fresh interpreter loads, not this one."""
+    import sys
+
+    cos = sys.modules.get("smartcover.cloud.cos")
+    if cos is not None:
+        cos.forget_bucket_facts()
+    yield

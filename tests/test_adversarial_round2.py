@@ -40,19 +40,16 @@ def check_invariant(srv, jobs):
     return holders
 
 
-@pytest.mark.xfail(strict=True, reason="known limit (README Guarantees): COS ignores x-cos-forbid-overwrite on a "
-                   "versioning-enabled bucket; the first job's cover survives only as a noncurrent version; doctor warns")
 @pytest.mark.parametrize("overwrite", ["never", "always"])
-def test_versioned_bucket_second_job_replaces_first_jobs_moved_cover(overwrite):
+def test_versioned_bucket_second_job_does_not_replace_first_jobs_moved_cover(overwrite):
     """Platform mode ``bucket-versioning`` (COS ignores x-cos-forbid-overwrite, 436/10881). Jobs A
     and B (``a/demo.mp4``, ``b/demo.mp4``) render the same targets ``covers/demo/<n>.jpg``;
-    delivered one after the other. A moves its 3 covers (sources deleted). B's copy sent with
-    forbid-overwrite (execute._copy, ``cos.copy(..., forbid_overwrite=True, ...)``) is not refused,
-    so B replaces A's covers, which carry ``smartcover:jobid`` = A: both answer 200 ``moved``, A's
-    bytes remain only as noncurrent versions and A's answer names targets that hold B's bytes.
-    Issue 9 item 1: an object carrying another job's jobid is never overwritten, whatever
-    SMARTCOVER_OVERWRITE says; item 3: the second job gets 409 naming the first. Issue 10 item 9:
-    safe under each platform mode."""
+    delivered one after the other. A moves its 3 covers (sources deleted). B reads the bucket's
+    versioning (Enabled), so it looks at each target before copying onto it: the first key holds
+    A's cover, so B copies nothing and answers 409 naming A. Issue 9 item 1: an object carrying
+    another job's jobid is never overwritten, whatever SMARTCOVER_OVERWRITE says; item 3: the
+    second job gets 409 naming the first. Issue 10 item 9: safe under each platform mode.
+    (A strict xfail until the function read the bucket's versioning.)"""
     srv = devkit.server(quirks=["bucket-versioning"])
     try:
         a, b = job_body(JOB_A, "a"), job_body(JOB_B, "b")
@@ -68,6 +65,39 @@ def test_versioned_bucket_second_job_replaces_first_jobs_moved_cover(overwrite):
         assert sb == 409 and JOB_A in json.dumps(body_b), (sb, body_b)
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("mode", ["bucket-versioning", "bucket-versioning-suspended"])
+def test_versioned_bucket_two_jobs_at_once_take_no_cover_from_each_other(mode):
+    """Jobs A and B (colliding targets, as above) delivered at the same moment, 8 times, on a
+    bucket whose versioning is Enabled or Suspended (forbid-overwrite not honoured), localcos at
+    10 ms per request: however their HEADs and copies interleave, the invariant holds (every cover
+    current at its source, or at its target tagged with its own job: a source is deleted only
+    while its target is verifiably its own), each answer is 200 or 409 naming the other, and a
+    redelivery of both changes nothing more than finishing what a retry left."""
+    from tests.helpers import together
+
+    for _ in range(8):
+        srv = devkit.server(latency=0.01, quirks=[mode])  # a race would need a copy 5 round trips late
+        try:
+            a, b = job_body(JOB_A, "a"), job_body(JOB_B, "b")
+            devkit.seed(srv, a)
+            devkit.seed(srv, b)
+            env = devkit.env(srv, SMARTCOVER_ACTIONS="move,tag", SMARTCOVER_TARGET_KEY=SHARED, SMARTCOVER_ALLOWED_BUCKETS=BUCKET)
+            got = together({"a": (app_from(env), a, "a"), "b": (app_from(env), b, "b")})
+            check_invariant(srv, [(JOB_A, "a"), (JOB_B, "b")])
+            for name, other in (("a", JOB_B), ("b", JOB_A)):
+                status, answer = got[name]
+                assert status in (200, 409), answer
+                if status == 409:
+                    assert other in json.dumps(answer), answer
+            app = app_from(env)
+            for body, rid in ((a, "a2"), (b, "b2")):
+                deliver(app, body, rid)
+            holders = check_invariant(srv, [(JOB_A, "a"), (JOB_B, "b")])
+            assert None not in holders.values(), holders  # every key is taken by one of them
+        finally:
+            srv.stop()
 
 
 # -- doctor --write leaves scratch objects behind --------------------------------------------------

@@ -126,6 +126,16 @@ def test_missing_key_404_passes(srv):
     assert check.status == "pass" and "404" in check.observed
 
 
+def test_forbid_overwrite_ignored_without_versioning_fails(srv):
+    """A bucket that reports no versioning but replaces a target anyway is the one case the
+    function cannot guard against (it relies on forbid-overwrite there): doctor fails it."""
+    srv.quirks.add("bucket-versioning")
+    srv.inject(Fault(op="GetBucketVersioning", empty_body=True, times=None))  # "never enabled"
+    report = run(srv, doctor.Options(job_id=JOB, write_prefix="scratch/"), **MOVE)
+    assert row(report, f"versioning:{BUCKET}").observed == "versioning never enabled"
+    assert row(report, "write-forbid-overwrite").status == "fail"
+
+
 def test_forbid_overwrite_412_is_reported(srv):
     srv.quirks.add("forbid-overwrite-412")
     report = run(srv, doctor.Options(job_id=JOB, write_prefix="scratch/"))
@@ -139,7 +149,8 @@ def test_bucket_versioning_is_reported(srv):
     report = run(srv, doctor.Options(job_id=JOB, write_prefix="scratch/"), **MOVE)
     assert row(report, f"versioning:{BUCKET}").status == "warn"
     assert "Enabled" in row(report, f"versioning:{BUCKET}").observed
-    assert row(report, "write-forbid-overwrite").status == "fail"  # the second copy replaced the target
+    # the second copy replaced the target, as the versioning row says: the function guards itself there
+    assert row(report, "write-forbid-overwrite").status == "warn"
     assert srv.keys(BUCKET, "scratch/") == []
 
 

@@ -5,7 +5,10 @@ costs, in requests localcos sees (``SMARTCOVER_VERIFY_JOB`` on, covers without t
 
 * ``tag``: 1 CI query + N HEAD + N GET tagging + N PUT tagging = 3N + 1;
 * ``copy``: 1 CI query + N HEAD + N GET tagging + N copies (tags set on the copy) = 3N + 1;
-* ``move`` and ``move,tag``: the same + 1 batch delete = 3N + 2.
+* ``move`` and ``move,tag``: the same + 1 batch delete = 3N + 2;
+* ``copy``, ``move``, ``move,tag``: + 1 GET Bucket versioning per target bucket, once per process
+  (whether ``x-cos-forbid-overwrite`` holds there; a warm process asks no more for 60 s, and never
+  again for a versioned bucket). On a bucket with versioning, + N HEADs of the targets.
 
 Every cover's source is read twice, side by side (one round trip): HEAD for its ETag, CRC64 and
 Last-Modified (provenance, :func:`plan.source_problem`) and GET tagging for its tags (another
@@ -34,10 +37,12 @@ TARGET = {"SMARTCOVER_TARGET_KEY": "covers/${jobid}/${Number}.${ext}"}
 ACTIONS = {
     # tag: a HEAD after each PUT tagging (PUT tagging takes no If-Match: a rewrite during it is found so)
     "tag": ({}, lambda n: {"GetMediaJobs": 1, "HeadObject": 2 * n, "GetObjectTagging": n, "PutObjectTagging": n}),
-    "copy": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n, "PutObjectCopy": n}),
-    "move": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n, "PutObjectCopy": n, "DeleteObjects": 1}),
+    "copy": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n, "PutObjectCopy": n,
+                                "GetBucketVersioning": 1}),
+    "move": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n, "PutObjectCopy": n, "DeleteObjects": 1,
+                                "GetBucketVersioning": 1}),
     "move,tag": (TARGET, lambda n: {"GetMediaJobs": 1, "HeadObject": n, "GetObjectTagging": n, "PutObjectCopy": n,
-                                    "DeleteObjects": 1}),
+                                    "DeleteObjects": 1, "GetBucketVersioning": 1}),
 }
 
 
@@ -56,8 +61,16 @@ def test_requests_per_job(cos, make_app, action, n):
     assert status == 200 and answer["outcome"] == "done", answer
     ops = Counter(r.op for r in cos.requests)
     assert ops == Counter(expected(n))
-    assert sum(ops.values()) == answer["cosRequests"] == (4 if action == "tag" else 3) * n + (2 if action.startswith("move") else 1)
+    cold = 0 if action == "tag" else 1  # the versioning read of the target bucket
+    expected_total = (4 if action == "tag" else 3) * n + (2 if action.startswith("move") else 1) + cold
+    assert sum(ops.values()) == answer["cosRequests"] == expected_total
     assert all(r.status < 300 for r in cos.requests)
+    if action != "tag":  # a warm process knows the bucket: 3N+1 (copy) or 3N+2 (move) again
+        devkit.seed(cos, body)
+        cos.clear_requests()
+        app = make_app(SMARTCOVER_ACTIONS=action, **env)  # a new app, the same process
+        status, answer = call(app, body)
+        assert "GetBucketVersioning" not in {r.op for r in cos.requests}
 
 
 @pytest.mark.parametrize("n", [1, 10])

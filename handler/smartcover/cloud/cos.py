@@ -410,6 +410,51 @@ class Cos:
             params["marker"] = marker
         return self._read("ListObjects", "GET", bucket, region, "/", params=params, read=read)
 
+    def versioning(self, bucket: str, region: str, reserve_s: float = 0.0) -> str:
+        """GET Bucket versioning (COS doc 436/19889): ``"Enabled"``, ``"Suspended"``, or ``""``
+        when versioning was never enabled (COS then answers a ``VersioningConfiguration`` without
+        ``Status``; once enabled, versioning can only be suspended, never switched off: 436/35849).
+
+        Raises:
+            CosFault: as :meth:`_send` (403 AccessDenied without ``cos:GetBucketVersioning``).
+        """
+        def read(resp: requests.Response) -> str:
+            if not resp.content.strip():
+                return ""
+            return (parse_xml("GetBucketVersioning", resp.content).findtext("Status") or "").strip()
+
+        return self._read("GetBucketVersioning", "GET", bucket, region, "/", params={"versioning": ""}, read=read,
+                          reserve_s=reserve_s)
+
+    def honours_forbid_overwrite(self, bucket: str, region: str, reserve_s: float = 0.0) -> bool:
+        """Whether ``x-cos-forbid-overwrite`` can be relied on for copies into ``bucket``: True
+        only when versioning was never enabled there. COS honours the header on unversioned
+        buckets and not on versioning-enabled ones (436/10881, 436/7749); for a suspended bucket
+        COS does not say, so it counts as versioned. Any fault, 403 included, answers False (the
+        safe side: the caller then checks each target before copying onto it).
+
+        Remembered per process (warm invocations ask no more): ``Enabled``/``Suspended`` for good
+        (it cannot go back), "never enabled" and a refusal for :data:`VERSIONING_TTL_S` seconds,
+        so that versioning switched on later is noticed within that time; other faults not at all.
+        One request, ``GetBucketVersioning``, on a miss; never raises."""
+        key = (self._config.cos_endpoint.host if self._config.cos_endpoint else "",
+               self._config.cos_endpoint.port if self._config.cos_endpoint else 0, bucket, region)
+        now = time.monotonic()
+        with _VERSIONING_LOCK:
+            known = _VERSIONING.get(key)
+        if known is not None and (known[1] is None or now < known[1]):
+            return known[0] == ""
+        try:
+            status = self.versioning(bucket, region, reserve_s=reserve_s)
+        except CosFault as exc:
+            if exc.status == 403:
+                with _VERSIONING_LOCK:
+                    _VERSIONING[key] = ("refused", now + VERSIONING_TTL_S)
+            return False
+        with _VERSIONING_LOCK:
+            _VERSIONING[key] = (status, None if status else now + VERSIONING_TTL_S)
+        return status == ""
+
     def request(self, op: str, method: str, bucket: str, region: str, path: str, params: dict[str, str] | None = None,
                 headers: dict[str, str] | None = None, data: bytes | None = None, ci: bool = False) -> requests.Response:
         """One signed request as :meth:`_send` sends it (retries, deadline), for the checks of
@@ -544,7 +589,7 @@ def in_flight_limit(concurrency: int) -> int:
     ``SMARTCOVER_CONCURRENCY`` = ``concurrency``: ``2 * concurrency + 10``. The session's per-host
     connection pool keeps that many connections (:func:`_session`), and every worker pool that
     sends requests is bounded by it: :func:`execute.execute` (two requests a cover at once plus
-    the CI queries beside them, at most :data:`parse.MAX_JOBS` = 10) and
+    the CI queries and target-bucket versioning reads beside them, at most :data:`parse.MAX_JOBS` = 10) and
     :func:`manifest.write_all` (one flat pool for the HEADs and the manifests of all jobs). A
     request beyond the per-host pool would open a connection (a TLS handshake against COS) that
     urllib3 then drops. Connections are only opened when needed, so a cold start pays nothing
@@ -553,6 +598,18 @@ def in_flight_limit(concurrency: int) -> int:
 
 
 _SESSIONS: dict[int, requests.Session] = {}
+_VERSIONING: dict[tuple[str, int, str, str], tuple[str, float | None]] = {}
+"""What :meth:`Cos.honours_forbid_overwrite` learnt, per (endpoint host, port, bucket, region):
+the versioning status (or ``"refused"``) and when it expires (monotonic seconds; ``None``: never)."""
+_VERSIONING_LOCK = threading.Lock()
+VERSIONING_TTL_S = 60.0
+"""Seconds a bucket without versioning (or a refused versioning read) is remembered."""
+
+
+def forget_bucket_facts() -> None:
+    """Forget what :meth:`Cos.honours_forbid_overwrite` learnt (tests start each case afresh)."""
+    with _VERSIONING_LOCK:
+        _VERSIONING.clear()
 HOSTS = 4 * 10
 """Host connection pools kept (urllib3 PoolManager ``num_pools``): what one run can touch, per job
 (at most 10 a callback, :data:`parse.MAX_JOBS`) the input bucket's COS and CI hosts, the output

@@ -49,7 +49,7 @@ import logging
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
-from ..cloud.cos import Cos, CosFault, ObjectInfo, SourceChanged, SourceMissing, TargetExists
+from ..cloud.cos import Cos, CosFault, ObjectInfo, SourceChanged, SourceMissing, TargetExists, in_flight_limit
 from ..cloud.pool import Pool
 from ..core import log
 from ..core.config import Config
@@ -96,7 +96,9 @@ class CoverResult:
     failed (COS refused, e.g. AccessDenied or tag limit); planned (dry run). ``owner``: the other
     job that holds the target or the source, when that is why. ``overwrote``: the copy replaced an
     object without identity (``SMARTCOVER_OVERWRITE=always``), so the target is checked again
-    before the source is deleted.
+    before the source is deleted. ``recheck``: the copy went to a bucket that may not honour
+    ``x-cos-forbid-overwrite`` (versioning) under a template that can collide across jobs, so
+    another job's copy may have replaced it since: checked again in the same way.
     """
 
     index: int
@@ -111,6 +113,7 @@ class CoverResult:
     delete_source: bool = False
     owner: str = ""
     overwrote: bool = False
+    recheck: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary used in the HTTP answer and the logs."""
@@ -201,7 +204,10 @@ def execute(plan: Plan, cos: Cos, config: Config) -> list[JobResult]:
     # The CI queries run beside the covers, not in their slots: with 10 covers and 10 workers the
     # last cover would wait for the query's worker, one more round trip (bench/run.py, N=10).
     queries = len(acting) + len(tagging_failed) if config.verify_job else 0
-    with Pool(max_workers=2 * config.concurrency + queries, thread_name_prefix="cos") as pool:
+    targets = sorted({(c.target.bucket, c.target.region) for j in acting for c in j.covers if c.target is not None})
+    # the versioning reads share the CI queries' slots: never more in flight than the connection pool keeps
+    workers = min(in_flight_limit(config.concurrency), 2 * config.concurrency + queries + len(targets))
+    with Pool(max_workers=workers, thread_name_prefix="cos") as pool:
         checks: dict[str, Future[Any] | None] = {
             j.job.job_id: pool.submit(verify_job, cos, j.job, reserve(config, 2 if config.moves else 1), uses_run_id(j, config))
             if config.verify_job else None
@@ -209,6 +215,8 @@ def execute(plan: Plan, cos: Cos, config: Config) -> list[JobResult]:
         }
         reads = {(j.job.job_id, c.index): _submit_reads(pool, cos, c, reserve(config, 2 if c.action == "move" else 1))
                  for j in acting for c in j.covers}
+        # beside the reads (no round trip of its own): does each target bucket honour forbid-overwrite?
+        trusted = {t: pool.submit(cos.honours_forbid_overwrite, t[0], t[1], reserve(config, 2)) for t in targets}
         covers: dict[tuple[str, int], Future[CoverResult]] = {}
         effective: dict[str, JobPlan] = {}
         taken: dict[ObjectRef, Future[CoverResult]] = {}  # shared target key -> the earlier job's copy of it
@@ -218,7 +226,8 @@ def execute(plan: Plan, cos: Cos, config: Config) -> list[JobResult]:
             jid = j.job.job_id
             if not j.claim_first:
                 for c in j.covers:
-                    covers[(jid, c.index)] = pool.submit(_run_cover, cos, config, c, checks[jid], reads[(jid, c.index)])
+                    covers[(jid, c.index)] = pool.submit(_run_cover, cos, config, c, checks[jid], reads[(jid, c.index)],
+                                                         trusted=_trust(trusted, c))
                 continue
             # Target keys that can collide across jobs are taken one at a time, in ascending key
             # order, each copy gated on the one before (see _held); a key an earlier job of this
@@ -227,10 +236,15 @@ def execute(plan: Plan, cos: Cos, config: Config) -> list[JobResult]:
             for c in sorted(j.covers, key=lambda c: c.target.key if c.target else ""):
                 after = taken.get(c.target) if c.target else None
                 gate = covers[(jid, c.index)] = pool.submit(_run_cover, cos, config, c, checks[jid], reads[(jid, c.index)],
-                                                            gate, after)
+                                                            gate, after, _trust(trusted, c))
                 if c.target is not None:
                     taken.setdefault(c.target, gate)
         inputs = {j.job.job_id: pool.submit(_tag_input, cos, j, checks[j.job.job_id]) for j in tagging_failed}
+        for (bucket, region), fut in trusted.items():
+            if not fut.result():
+                log.event("targets looked at before copying", bucket=bucket, region=region,
+                          reason="the bucket has versioning, or its versioning could not be read: x-cos-forbid-overwrite "
+                                 "may not hold there")
         done = {key: fut.result() for key, fut in covers.items()}
         deleted = _delete_sources(pool, cos, list(done.values()))
         done = {key: deleted.get(id(r), r) for key, r in done.items()}
@@ -244,6 +258,12 @@ def execute(plan: Plan, cos: Cos, config: Config) -> list[JobResult]:
             result = JobResult(j.job, j.disposition, j.reason, covers_done, plan=j, input_tagging=tagging)
             results[jid] = _verified(result, checks.get(jid))
     return [results[j.job.job_id] for j in plan.jobs]
+
+
+def _trust(trusted: dict[tuple[str, str], Future[bool]], cover: CoverPlan) -> Future[bool] | None:
+    """The future of :meth:`Cos.honours_forbid_overwrite` for ``cover``'s target bucket (``None``
+    for a cover without a target)."""
+    return trusted.get((cover.target.bucket, cover.target.region)) if cover.target is not None else None
 
 
 def _submit_reads(pool: Pool, cos: Cos, cover: CoverPlan, reserve_s: float) -> Reads:
@@ -435,7 +455,8 @@ _ASK_DOCTOR = ("the source read answered 403: the key is missing or the role may
 
 
 def _run_cover(cos: Cos, config: Config, cover: CoverPlan, check: Future[Any] | None,
-               reads: Reads, gate: Future[Any] | None = None, after: Future[Any] | None = None) -> CoverResult:
+               reads: Reads, gate: Future[Any] | None = None, after: Future[Any] | None = None,
+               trusted: Future[bool] | None = None) -> CoverResult:
     base = CoverResult(cover.index, cover.source, cover.action, cover.target, "retry")
     # Time kept back for the stages that follow (copy, then batch delete): a slow cover gives up
     # in time for the others to be finished and reported.
@@ -445,7 +466,7 @@ def _run_cover(cos: Cos, config: Config, cover: CoverPlan, check: Future[Any] | 
         _confirm(check)
         if cover.action == "tag":
             return _tag(cos, config, cover, base, info, tags)
-        return _copy(cos, config, cover, base, info, tags, gate, after_copy, after)
+        return _copy(cos, config, cover, base, info, tags, gate, after_copy, after, trusted)
     except _Rejected as exc:
         return replace(base, outcome="rejected", detail=str(exc))
     except TagLimitError as exc:
@@ -530,7 +551,16 @@ def _tagged_other_bytes(cos: Cos, cover: CoverPlan, info: ObjectInfo, existing: 
 
 def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info: ObjectInfo | None | _Unknown,
           source_tags: Tags | None | _Unknown,
-          gate: Future[Any] | None, reserve_s: float, after: Future[Any] | None = None) -> CoverResult:
+          gate: Future[Any] | None, reserve_s: float, after: Future[Any] | None = None,
+          trusted: Future[bool] | None = None) -> CoverResult:
+    """Stage 2 of a copy or move: the copy (forbid-overwrite, If-Match on the source's ETag) and
+    what a taken target means. Where the target bucket may not honour ``x-cos-forbid-overwrite``
+    (``trusted`` answers False: versioning, COS docs 436/10881 and 436/19889), the target is looked
+    at (HEAD) before the copy and, if present, examined as a refused copy would be; for templates
+    that can collide, a moved cover's target is checked again before its source is deleted
+    (``recheck``). What is left is a race of one round trip between that HEAD and the copy: two
+    jobs copying onto one key at once both succeed, the later copy is current, and the earlier
+    job's check before deleting finds the key replaced and keeps its source (README, Known limits)."""
     if info is None or info is _UNKNOWN or source_tags is None:
         gone = _source_gone(cos, cover, base)
         return replace(gone, outcome="failed", detail=_ASK_DOCTOR) if info is _UNKNOWN and gone.outcome == "missing" else gone
@@ -553,7 +583,11 @@ def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info: O
     tags = merge(source_tags if config.preserve_tags else (), cover.tags)
     assert cover.target is not None
     overwrote = False
+    guarded = trusted is not None and not trusted.result()
     try:
+        if guarded and cos.head(cover.target, reserve_s=reserve_s) is not None:
+            raise TargetExists("HeadObject", "target key taken (looked at before copying: the bucket may not honour "
+                               "x-cos-forbid-overwrite)", False, 409)
         # Always forbid overwriting first: a target that already holds this cover (an earlier
         # or concurrent delivery) is then recognised and left as it is, even with
         # SMARTCOVER_OVERWRITE=always, which only replaces objects without this function's identity.
@@ -576,7 +610,8 @@ def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info: O
     if not _same_content(info, copied.crc64, copied.etag):
         return replace(base, detail="copy not verified: its CRC64/ETag differs from the source")
     return replace(base, outcome="copied", etag=copied.etag, crc64=copied.crc64, tags=tags,
-                   delete_source=cover.action == "move", overwrote=overwrote)
+                   delete_source=cover.action == "move", overwrote=overwrote,
+                   recheck=guarded and can_collide(config.target_key))
 
 
 _TAKEN = frozenset({"copied", "already-copied", "already-moved"})
@@ -719,10 +754,11 @@ _PERMANENT_DELETE_CODES = frozenset({"AccessDenied", "InvalidArgument", "MethodN
 
 def _delete_sources(pool: Pool, cos: Cos, results: list[CoverResult]) -> dict[int, CoverResult]:
     """Stage 3: one batch delete per bucket of the sources whose copy was verified. A copy that
-    replaced an object (``overwrote``) is checked once more first: another writer may have replaced
+    replaced an object (``overwrote``), or that may have been replaced by another job's
+    (``recheck``), is checked once more first: another writer may have replaced
     it in turn, and then the source is kept (``conflict``). Returns changed results by ``id``."""
     out: dict[int, CoverResult] = {}
-    rechecks = {id(r): pool.submit(_still_ours, cos, r) for r in results if r.delete_source and r.overwrote}
+    rechecks = {id(r): pool.submit(_still_ours, cos, r) for r in results if r.delete_source and (r.overwrote or r.recheck)}
     for r in results:
         if id(r) in rechecks:
             try:

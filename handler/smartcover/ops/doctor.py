@@ -28,8 +28,9 @@ The checks:
 * ``provenance``: the covers' Last-Modified lies in their job's StartTime..EndTime widened by
   ``SMARTCOVER_CLOCK_SKEW``, and their ETag equals CI's Md5Info when given (README "Several jobs").
 * ``input-tagging``: with ``SMARTCOVER_ON_FAILURE=tag``, the input video's tags can be read.
-* ``versioning:<bucket>``: GET Bucket versioning (436/19889): forbid-overwrite is not honoured on a
-  versioning-enabled bucket (436/10881).
+* ``versioning:<bucket>``: GET Bucket versioning (436/19889), which the function reads too: forbid-overwrite
+  is not honoured on a versioning-enabled bucket (436/10881), so there (and when the read is refused)
+  the function looks at each target before its copy: more requests, and a race of one round trip.
 * ``function-url``: the Function URL refuses a call without a token (401).
 * with a write prefix, on scratch keys under it that are removed at the end: ``write-put``,
   ``write-copy-tagging`` (copy with ``x-cos-tagging-directive: Replaced``), ``write-forbid-overwrite``
@@ -721,15 +722,16 @@ class _Doctor:
                 status = ((parse_xml("GetBucketVersioning", resp.content).findtext("Status") or "").strip()
                           if resp.content.strip() else "")
             except CosFault as exc:
-                self.report.add(cid, WARN, _fault(exc), "whether forbid-overwrite is honoured on this bucket is unknown",
-                                "allow cos:GetBucketVersioning, or check the bucket's versioning in the console")
+                self.report.add(cid, WARN, _fault(exc), "the function cannot tell whether forbid-overwrite holds here, so it "
+                                "takes the bucket for versioned: a HEAD of each target before its copy",
+                                "allow cos:GetBucketVersioning on the bucket")
                 continue
             if status in ("Enabled", "Suspended"):
                 self.report.add(cid, WARN, f"versioning {status}",
-                                "COS does not honour x-cos-forbid-overwrite here: "
-                                "a copy can replace another object at a target key, "
-                                "which then survives only as a noncurrent version",
-                                "use a target bucket without versioning, or keep ${jobid} in SMARTCOVER_TARGET_KEY")
+                                "COS does not honour x-cos-forbid-overwrite here: the function looks at each target "
+                                "before its copy (N more HEADs a callback; 2N more requests before deleting with a template "
+                                "that can collide), which leaves a race of one round trip between two jobs copying onto one key",
+                                "use a target bucket without versioning, and keep ${jobid} in SMARTCOVER_TARGET_KEY")
             else:
                 self.report.add(cid, PASS, "versioning never enabled", "x-cos-forbid-overwrite protects target keys")
 
@@ -793,9 +795,16 @@ class _Doctor:
         if dst.key in made:
             try:
                 self.cos.copy(src, dst, want, forbid_overwrite=True)
-                r.add("write-forbid-overwrite", FAIL, "a second copy with x-cos-forbid-overwrite: true replaced the target",
-                      "COS does not honour forbid-overwrite here (versioning?): another object at a target key could be replaced",
-                      "use a bucket without versioning for targets; keep ${jobid} in SMARTCOVER_TARGET_KEY")
+                row = next((c for c in self.report.checks if c.id == f"versioning:{dst.bucket}"), None)
+                if row is not None and row.observed != "versioning never enabled":
+                    r.add("write-forbid-overwrite", WARN, "a second copy with x-cos-forbid-overwrite: true replaced the target",
+                          "as expected on this bucket (see versioning:): the function looks at each target before its copy",
+                          "use a target bucket without versioning")
+                else:
+                    r.add("write-forbid-overwrite", FAIL, "a second copy with x-cos-forbid-overwrite: true replaced the target",
+                          "COS does not honour forbid-overwrite here although the bucket reports no versioning, and the "
+                          "function relies on it there: another object at a target key could be replaced",
+                          "do not use this bucket for targets; report it to Tencent Cloud")
             except TargetExists as exc:
                 r.add("write-forbid-overwrite", PASS, f"refused: {_fault(exc)}", "a taken target key is never replaced")
             except SourceChanged as exc:
