@@ -212,4 +212,7 @@ def test_dry_run_answers_the_plan_and_writes_nothing(cos, make_app):
     status, body = call(make_app(**MOVE, SMARTCOVER_DRY_RUN="true"), devkit.sample("smartcover-job-api.xml"))
     assert status == 200 and body["outcome"] == "dry-run" and {c["outcome"] for c in covers(body)} == {"planned"}
     assert "PUT test-123456789/covers/demo/0.jpg" in covers(body)[0]["detail"]
+    # the requests a real run may add: the target bucket's versioning, and on a versioned bucket the target's HEAD
+    assert "GET test-123456789/?versioning" in covers(body)[0]["detail"]
+    assert "HEAD test-123456789/covers/demo/0.jpg (only if" in covers(body)[0]["detail"]
     assert cos.requests == [] and cos.keys(BUCKET, "output/") == COVERS

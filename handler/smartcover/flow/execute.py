@@ -285,11 +285,16 @@ def dry_run(plan: Plan, config: Config) -> list[JobResult]:
                 steps += [f"HEAD {c.source}", f"GET {c.source}?tagging", f"PUT {c.source}?tagging (if tags change)",
                           f"HEAD {c.source} (after a PUT tagging: the ETag must still be the one read)"]
             else:
+                assert c.target is not None
                 steps += [f"HEAD {c.source}", f"GET {c.source}?tagging",
+                          f"GET {c.target.bucket}/?versioning (once per process, beside the reads)",
+                          f"HEAD {c.target} (only if that bucket has versioning, or its versioning cannot be read)",
                           f"PUT {c.target} copy-source={c.source} If-Match=<source ETag> forbid-overwrite"
                           + (" (after the copy to the next lower target key of this job, and only if that key is this job's)"
                              if j.claim_first else "")]
                 if c.action == "move":
+                    if j.claim_first:
+                        steps.append(f"GET {c.target}?tagging, HEAD {c.target} (again, only where the versioning HEAD was made)")
                     steps.append(f"POST {c.source.bucket}/?delete {c.source.key}")
             covers.append(CoverResult(c.index, c.source, c.action, c.target, "planned", "; ".join(steps), tags=c.tags))
         out.append(JobResult(j.job, j.disposition, j.reason, tuple(covers)))
