@@ -194,10 +194,10 @@ class _Rejected(Exception):
 def execute(plan: Plan, cos: Cos, config: Config) -> list[JobResult]:
     """Carry out ``plan``; never raises for COS faults (they become cover outcomes).
 
-    Tasks are submitted in dependency order (CI queries, then every read, then the covers, for
-    collidable templates each job's covers in target-key order, after the earlier jobs'), and a
-    task only ever waits for tasks submitted before it, so the pool cannot deadlock whatever its
-    size."""
+    Tasks are submitted in dependency order (CI queries, the target buckets' versioning reads, then
+    every read, then the covers, for collidable templates each job's covers in target-key order,
+    after the earlier jobs'), and a task only ever waits for tasks submitted before it, so the
+    pool cannot deadlock whatever its size."""
     acting = [j for j in plan.jobs if j.disposition == "act"]
     tagging_failed = [j for j in plan.jobs if j.disposition == "failed" and j.failure_tags]
     results: dict[str, JobResult] = {}
@@ -205,18 +205,22 @@ def execute(plan: Plan, cos: Cos, config: Config) -> list[JobResult]:
     # last cover would wait for the query's worker, one more round trip (bench/run.py, N=10).
     queries = len(acting) + len(tagging_failed) if config.verify_job else 0
     targets = sorted({(c.target.bucket, c.target.region) for j in acting for c in j.covers if c.target is not None})
-    # the versioning reads share the CI queries' slots: never more in flight than the connection pool keeps
-    workers = min(in_flight_limit(config.concurrency), 2 * config.concurrency + queries + len(targets))
+    # The versioning reads take the CI queries' slots beside the covers, up to the connection pool's size
+    # (in_flight_limit; a callback's warm redelivery opens no connection); a reconcile page's 100 CI
+    # queries keep a slot each, as before, and the versioning reads then share them.
+    beside = in_flight_limit(config.concurrency) - 2 * config.concurrency
+    workers = 2 * config.concurrency + max(queries, min(queries + len(targets), beside))
     with Pool(max_workers=workers, thread_name_prefix="cos") as pool:
         checks: dict[str, Future[Any] | None] = {
             j.job.job_id: pool.submit(verify_job, cos, j.job, reserve(config, 2 if config.moves else 1), uses_run_id(j, config))
             if config.verify_job else None
             for j in acting + tagging_failed
         }
+        # beside the reads (no round trip of its own), and first, since every copy waits for it:
+        # does each target bucket honour forbid-overwrite?
+        trusted = {t: pool.submit(cos.honours_forbid_overwrite, t[0], t[1], reserve(config, 2)) for t in targets}
         reads = {(j.job.job_id, c.index): _submit_reads(pool, cos, c, reserve(config, 2 if c.action == "move" else 1))
                  for j in acting for c in j.covers}
-        # beside the reads (no round trip of its own): does each target bucket honour forbid-overwrite?
-        trusted = {t: pool.submit(cos.honours_forbid_overwrite, t[0], t[1], reserve(config, 2)) for t in targets}
         covers: dict[tuple[str, int], Future[CoverResult]] = {}
         effective: dict[str, JobPlan] = {}
         taken: dict[ObjectRef, Future[CoverResult]] = {}  # shared target key -> the earlier job's copy of it
