@@ -32,6 +32,12 @@ def _flag(req: Request, name: str) -> bool:
     return req.headers.get(name, "").strip().lower() == "true"
 
 
+def _forbids(app: LocalCOS, req: Request) -> bool:
+    """Whether a write carries ``x-cos-forbid-overwrite: true`` and the mode honours it (not in
+    mode ``forbid-overwrite-ignored``)."""
+    return _flag(req, "x-cos-forbid-overwrite") and "forbid-overwrite-ignored" not in _quirks(app)
+
+
 def _check_md5(req: Request, required: bool = False) -> None:
     given = req.headers.get("content-md5")
     if given is None:
@@ -105,7 +111,7 @@ def put_object(app: LocalCOS, req: Request) -> Response:
         obj = app.store.put(req.bucket_name, req.object_key, req.body,
                             content_type=req.headers.get("content-type") or "application/octet-stream",
                             metadata=_meta(req), tags=_header_tags(req),
-                            forbid_overwrite=_flag(req, "x-cos-forbid-overwrite"),
+                            forbid_overwrite=_forbids(app, req),
                             versioned=_versioned(app))
     except COSError as err:
         raise _overwrite_refusal(app, err) from None
@@ -153,7 +159,7 @@ def copy_object(app: LocalCOS, req: Request) -> Response:
                              content_type=(req.headers.get("content-type") or "application/octet-stream") if replaced else None,
                              metadata=_meta(req) if replaced else None,
                              tags=_header_tags(req) if tag_dir == "Replaced" else None,
-                             forbid_overwrite=_flag(req, "x-cos-forbid-overwrite"),
+                             forbid_overwrite=_forbids(app, req),
                              if_match=req.headers.get("x-cos-copy-source-if-match"),
                              if_none_match=req.headers.get("x-cos-copy-source-if-none-match"),
                              versioned=_versioned(app))

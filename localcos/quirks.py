@@ -23,6 +23,9 @@ QUIRKS = {
                             "instead of 409 FileAlreadyExists (COS does not state the status, 436/10881)",
     "bucket-versioning": "every bucket has versioning Enabled (GET ?versioning, 436/19889): x-cos-forbid-overwrite "
                          "is not honoured (436/10881, 436/7749) and a replaced object survives as a noncurrent version",
+    "forbid-overwrite-ignored": "x-cos-forbid-overwrite is ignored although versioning was never enabled (contrary to "
+                                "436/10881; the one answer the function cannot guard against: doctor's write-forbid-overwrite "
+                                "fails)",
     "bucket-versioning-suspended": "every bucket has versioning Suspended (GET ?versioning answers Suspended): COS does not "
                                    "say whether x-cos-forbid-overwrite holds there; localcos answers as bucket-versioning does",
     # -- CI job record and list -------------------------------------------------------------------

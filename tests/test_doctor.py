@@ -129,8 +129,7 @@ def test_missing_key_404_passes(srv):
 def test_forbid_overwrite_ignored_without_versioning_fails(srv):
     """A bucket that reports no versioning but replaces a target anyway is the one case the
     function cannot guard against (it relies on forbid-overwrite there): doctor fails it."""
-    srv.quirks.add("bucket-versioning")
-    srv.inject(Fault(op="GetBucketVersioning", empty_body=True, times=None))  # "never enabled"
+    srv.quirks.add("forbid-overwrite-ignored")  # versioning never enabled, forbid-overwrite ignored anyway
     report = run(srv, doctor.Options(job_id=JOB, write_prefix="scratch/"), **MOVE)
     assert row(report, f"versioning:{BUCKET}").observed == "versioning never enabled"
     assert row(report, "write-forbid-overwrite").status == "fail"

@@ -416,12 +416,16 @@ class Cos:
         ``Status``; once enabled, versioning can only be suspended, never switched off: 436/35849).
 
         Raises:
-            CosFault: as :meth:`_send` (403 AccessDenied without ``cos:GetBucketVersioning``).
+            CosFault: as :meth:`_send` (403 AccessDenied without ``cos:GetBucketVersioning``); an
+            empty answer or another root element is unreadable (retryable).
         """
         def read(resp: requests.Response) -> str:
-            if not resp.content.strip():
-                return ""
-            return (parse_xml("GetBucketVersioning", resp.content).findtext("Status") or "").strip()
+            if not resp.content.strip():  # COS answers <VersioningConfiguration/> at least
+                raise CosFault("GetBucketVersioning", "empty answer", True, resp.status_code)
+            root = parse_xml("GetBucketVersioning", resp.content)
+            if _local(root.tag) != "VersioningConfiguration":
+                raise CosFault("GetBucketVersioning", f"unexpected answer <{_local(root.tag)}>", True, resp.status_code)
+            return (root.findtext("Status") or "").strip()
 
         return self._read("GetBucketVersioning", "GET", bucket, region, "/", params={"versioning": ""}, read=read,
                           reserve_s=reserve_s)

@@ -710,7 +710,7 @@ class _Doctor:
 
     def versioning(self) -> None:
         """GET Bucket versioning of each bucket the function writes."""
-        from ..cloud.cos import CosFault, parse_xml
+        from ..cloud.cos import CosFault
 
         buckets = {(b, rg) for b, rg, _ in self.output_prefixes} or {(self.bucket, self.region)}
         if self.config.copies and self.config.target_bucket:
@@ -718,9 +718,7 @@ class _Doctor:
         for bucket, region in sorted(buckets):
             cid = f"versioning:{bucket}"
             try:
-                resp = self.cos.request("GetBucketVersioning", "GET", bucket, region, "/", params={"versioning": ""})
-                status = ((parse_xml("GetBucketVersioning", resp.content).findtext("Status") or "").strip()
-                          if resp.content.strip() else "")
+                status = self.cos.versioning(bucket, region)  # as the function reads it
             except CosFault as exc:
                 self.report.add(cid, WARN, _fault(exc), "the function cannot tell whether forbid-overwrite holds here, so it "
                                 "takes the bucket for versioned: a HEAD of each target before its copy",
