@@ -425,7 +425,8 @@ class Cos:
             root = parse_xml("GetBucketVersioning", resp.content)
             if _local(root.tag) != "VersioningConfiguration":
                 raise CosFault("GetBucketVersioning", f"unexpected answer <{_local(root.tag)}>", True, resp.status_code)
-            return (root.findtext("Status") or "").strip()
+            # by local name: an answer in a namespace must not read as "never enabled"
+            return next(((e.text or "").strip() for e in root if _local(e.tag) == "Status"), "")
 
         return self._read("GetBucketVersioning", "GET", bucket, region, "/", params={"versioning": ""}, read=read,
                           reserve_s=reserve_s)

@@ -593,6 +593,9 @@ def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info: O
     assert cover.target is not None
     overwrote = False
     guarded = trusted is not None and not trusted.result()
+    recheck = guarded and can_collide(config.target_key)
+    if recheck:
+        reserve_s += reserve(config, 1)  # the target is read again (GET tagging, HEAD) after the copy
     try:
         if guarded and cos.head(cover.target, reserve_s=reserve_s) is not None:
             raise TargetExists("HeadObject", "target key taken (looked at before copying: the bucket may not honour "
@@ -620,7 +623,7 @@ def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info: O
         return replace(base, detail="copy not verified: its CRC64/ETag differs from the source")
     return replace(base, outcome="copied", etag=copied.etag, crc64=copied.crc64, tags=tags,
                    delete_source=cover.action == "move", overwrote=overwrote,
-                   recheck=guarded and can_collide(config.target_key))
+                   recheck=recheck)
 
 
 _TAKEN = frozenset({"copied", "already-copied", "already-moved"})
@@ -767,7 +770,9 @@ def _delete_sources(pool: Pool, cos: Cos, results: list[CoverResult]) -> dict[in
     (``recheck``), is checked once more first: another writer may have replaced
     it in turn, and then the source is kept (``conflict``). Returns changed results by ``id``."""
     out: dict[int, CoverResult] = {}
-    rechecks = {id(r): pool.submit(_still_ours, cos, r) for r in results if r.delete_source and (r.overwrote or r.recheck)}
+    # a copy (no delete) that may have been replaced is checked too: its answer must not claim a target another job holds
+    rechecks = {id(r): pool.submit(_still_ours, cos, r) for r in results
+                if (r.delete_source and (r.overwrote or r.recheck)) or (r.recheck and r.outcome == "copied")}
     for r in results:
         if id(r) in rechecks:
             try:

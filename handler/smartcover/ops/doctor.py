@@ -722,7 +722,12 @@ class _Doctor:
             except CosFault as exc:
                 self.report.add(cid, WARN, _fault(exc), "the function cannot tell whether forbid-overwrite holds here, so it "
                                 "takes the bucket for versioned: a HEAD of each target before its copy",
-                                "allow cos:GetBucketVersioning on the bucket")
+                                "allow cos:GetBucketVersioning on the bucket" if exc.status == 403 else
+                                "run doctor again: the read failed, not refused")
+                continue
+            if not self.config.copies:
+                self.report.add(cid, PASS, f"versioning {status or 'never enabled'}",
+                                "SMARTCOVER_ACTIONS makes no copies: versioning does not matter to the function")
                 continue
             if status in ("Enabled", "Suspended"):
                 self.report.add(cid, WARN, f"versioning {status}",
