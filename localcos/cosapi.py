@@ -284,8 +284,11 @@ def list_objects(app: LocalCOS, req: Request) -> Response:
 def get_versioning(app: LocalCOS, req: Request) -> Response:
     """GET Bucket versioning (436/19889): ``<VersioningConfiguration>`` with ``<Status>Enabled</Status>``
     in mode ``bucket-versioning``, ``Suspended`` in mode ``bucket-versioning-suspended``, else
-    without ``Status`` (versioning never enabled, 436/35849)."""
+    without ``Status`` (versioning never enabled, 436/35849); in the S3 namespace in mode
+    ``versioning-xmlns``."""
     root = ET.Element("VersioningConfiguration")
+    if "versioning-xmlns" in _quirks(app):
+        root.set("xmlns", "http://s3.amazonaws.com/doc/2006-03-01/")
     if "bucket-versioning" in _quirks(app):
         sub(root, "Status", "Enabled")
     elif "bucket-versioning-suspended" in _quirks(app):

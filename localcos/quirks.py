@@ -26,6 +26,8 @@ QUIRKS = {
     "forbid-overwrite-ignored": "x-cos-forbid-overwrite is ignored although versioning was never enabled (contrary to "
                                 "436/10881; the one answer the function cannot guard against: doctor's write-forbid-overwrite "
                                 "fails)",
+    "versioning-xmlns": "GET ?versioning answers in the S3 namespace (<VersioningConfiguration xmlns=...>), as S3 does; "
+                        "436/19889's example has none",
     "bucket-versioning-suspended": "every bucket has versioning Suspended (GET ?versioning answers Suspended): COS does not "
                                    "say whether x-cos-forbid-overwrite holds there; localcos answers as bucket-versioning does",
     # -- CI job record and list -------------------------------------------------------------------

@@ -14,9 +14,7 @@ import pytest
 import devkit
 from devkit import deliver
 from devkit import folder_callback as job_body
-from localcos import router
 from localcos.faults import Fault
-from localcos.protocol import Response
 from tests.helpers import app_from, call, outcomes, together
 
 BUCKET = "test-123456789"
@@ -34,15 +32,14 @@ def _holder(srv, i):
     return srv.tags(BUCKET, f"covers/demo/{i}.jpg").get("smartcover:jobid")
 
 
-# -- 1. action copy (no move): the race between the HEAD and the copy has no check after it -----------
+# -- 1. action copy (no move): the race between the HEAD and the copy is checked after the copy --------
 @pytest.mark.parametrize("mode", ["bucket-versioning", "bucket-versioning-suspended"])
-def test_copy_action_concurrent_colliding_jobs_silently_replace_each_other(mode):
-    """SMARTCOVER_ACTIONS=copy,tag (no delete, so no ``recheck``: execute._copy only sets it for a
-    move's delete). Jobs A and B render the same keys; both HEAD key 0 while it is free, then both
-    copy onto it (the copies take 0.3 s to land). COS ignores forbid-overwrite on the versioned
-    bucket, so the later copy silently replaces the earlier job's cover, and both answer 200
-    ``copied``: one answer names a target that now holds the other job's bytes, and the first
-    job's cover survives only as a noncurrent version. Nothing checks after the copy."""
+def test_copy_action_concurrent_colliding_jobs_answer_who_holds_the_key(mode):
+    """SMARTCOVER_ACTIONS=copy,tag (no delete). Jobs A and B render the same keys; both HEAD key 0
+    while it is free, then both copy onto it (the copies take 0.3 s to land). COS ignores
+    forbid-overwrite on the versioned bucket, so the later copy replaces the earlier one. Found
+    against 1771ac1: both answered 200 ``copied``, one naming a target that held the other job's
+    bytes, since only a move's delete checked the target again. Now a copy is checked too."""
     srv = devkit.server(quirks=[mode])
     try:
         a, b = job_body(JOB_A, "a"), job_body(JOB_B, "b")
@@ -67,21 +64,15 @@ def test_copy_action_concurrent_colliding_jobs_silently_replace_each_other(mode)
         srv.stop()
 
 
-# -- 4. a namespaced VersioningConfiguration is read as "never enabled" --------------------------------
-S3_NS = b'<?xml version="1.0" encoding="UTF-8"?>\n' \
-        b'<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>'
-
-
-def test_a_namespaced_versioning_answer_is_taken_for_never_enabled(monkeypatch):
-    """Cos.versioning accepts a namespaced root (``_local(root.tag)``) but reads
-    ``root.findtext("Status")`` without the namespace, so ``<VersioningConfiguration
-    xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status>`` (the S3 form, which
-    an S3-compatible endpoint or a COS answer with the xmlns gives) reads as "" = never enabled:
-    the bucket is trusted, no HEAD is made, and job B replaces job A's moved covers (localcos in
-    mode bucket-versioning, its GET ?versioning answer given the namespace)."""
-    monkeypatch.setitem(router.HANDLERS, "GetBucketVersioning",
-                        lambda app, req: Response(200, S3_NS, {"Content-Type": "application/xml"}))
-    srv = devkit.server(quirks=["bucket-versioning"])
+# -- 4. a namespaced VersioningConfiguration is read by local name ------------------------------------
+@pytest.mark.parametrize("xmlns", [False, True])
+def test_a_versioning_answer_with_or_without_a_namespace_is_read_alike(xmlns):
+    """436/19889's example has no namespace; S3 answers in one (localcos mode
+    ``versioning-xmlns``). Found against 1771ac1: ``<VersioningConfiguration xmlns=...><Status>
+    Enabled</Status>`` read as "never enabled" (``findtext("Status")`` without the namespace), so
+    the bucket was trusted and job B replaced job A's moved covers. Read either way, B copies
+    nothing onto A's covers."""
+    srv = devkit.server(quirks=["bucket-versioning"] + (["versioning-xmlns"] if xmlns else []))
     try:
         a, b = job_body(JOB_A, "a"), job_body(JOB_B, "b")
         devkit.seed(srv, a)
@@ -95,15 +86,14 @@ def test_a_namespaced_versioning_answer_is_taken_for_never_enabled(monkeypatch):
         srv.stop()
 
 
-# -- 5. the time reserve does not cover the check before the delete --------------------------------
-def test_the_time_reserve_does_not_hold_the_recheck_and_the_delete(cos):
+# -- 5. the time reserve covers the check before the delete ---------------------------------------
+def test_the_time_reserve_holds_the_recheck_and_the_delete(cos):
     """Versioned bucket, collidable template, move, 250 ms a request, a 3 s time limit (the same
-    callback on an unversioned bucket moves all 5 covers in ~1.8 s). The copy stage keeps
-    reserve(config, 1) = 0.5 s for the batch delete, but a moved cover now also needs the recheck
-    (execute._still_ours: GET tagging, then HEAD, one after the other, sent without any reserve)
-    before it. The claim chain's copies run up to the reserve, the rechecks eat it, and the delete
-    is not started or cut off: all 5 copies are made, no source is deleted, every cover is
-    ``retry`` (503). Redeliveries with the same limit then finish one cover each (5 more)."""
+    callback on an unversioned bucket moves all 5 covers in ~1.8 s). A moved cover also needs the
+    check after its copy (execute._still_ours: GET tagging, then HEAD) before the batch delete.
+    Found against 1771ac1: the copy stage kept time for the delete only, so the checks ate it, no
+    source was deleted and every cover was ``retry`` (503). Now the copy stage keeps time for both:
+    no cover is left with its copy made and its delete starved."""
     cos.latency = 0.25
     cos.quirks.add("bucket-versioning")
     devkit.seed(cos, BODY)

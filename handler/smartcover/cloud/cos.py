@@ -615,6 +615,8 @@ def forget_bucket_facts() -> None:
     """Forget what :meth:`Cos.honours_forbid_overwrite` learnt (tests start each case afresh)."""
     with _VERSIONING_LOCK:
         _VERSIONING.clear()
+
+
 HOSTS = 4 * 10
 """Host connection pools kept (urllib3 PoolManager ``num_pools``): what one run can touch, per job
 (at most 10 a callback, :data:`parse.MAX_JOBS`) the input bucket's COS and CI hosts, the output

@@ -296,9 +296,9 @@ def dry_run(plan: Plan, config: Config) -> list[JobResult]:
                           f"PUT {c.target} copy-source={c.source} If-Match=<source ETag> forbid-overwrite"
                           + (" (after the copy to the next lower target key of this job, and only if that key is this job's)"
                              if j.claim_first else "")]
+                if j.claim_first:
+                    steps.append(f"GET {c.target}?tagging, HEAD {c.target} (again, only where the versioning HEAD was made)")
                 if c.action == "move":
-                    if j.claim_first:
-                        steps.append(f"GET {c.target}?tagging, HEAD {c.target} (again, only where the versioning HEAD was made)")
                     steps.append(f"POST {c.source.bucket}/?delete {c.source.key}")
             covers.append(CoverResult(c.index, c.source, c.action, c.target, "planned", "; ".join(steps), tags=c.tags))
         out.append(JobResult(j.job, j.disposition, j.reason, tuple(covers)))
@@ -566,10 +566,10 @@ def _copy(cos: Cos, config: Config, cover: CoverPlan, base: CoverResult, info: O
     what a taken target means. Where the target bucket may not honour ``x-cos-forbid-overwrite``
     (``trusted`` answers False: versioning, COS docs 436/10881 and 436/19889), the target is looked
     at (HEAD) before the copy and, if present, examined as a refused copy would be; for templates
-    that can collide, a moved cover's target is checked again before its source is deleted
-    (``recheck``). What is left is a race of one round trip between that HEAD and the copy: two
-    jobs copying onto one key at once both succeed, the later copy is current, and the earlier
-    job's check before deleting finds the key replaced and keeps its source (README, Known limits)."""
+    that can collide, the copied target is checked again before the answer and before a move's
+    source is deleted (``recheck``). What is left is a race of one round trip between that HEAD and
+    the copy: two jobs copying onto one key at once both succeed, the later copy is current, and
+    the earlier job's check finds the key replaced: 409, source kept (README, Known limits)."""
     if info is None or info is _UNKNOWN or source_tags is None:
         gone = _source_gone(cos, cover, base)
         return replace(gone, outcome="failed", detail=_ASK_DOCTOR) if info is _UNKNOWN and gone.outcome == "missing" else gone
@@ -767,12 +767,13 @@ _PERMANENT_DELETE_CODES = frozenset({"AccessDenied", "InvalidArgument", "MethodN
 def _delete_sources(pool: Pool, cos: Cos, results: list[CoverResult]) -> dict[int, CoverResult]:
     """Stage 3: one batch delete per bucket of the sources whose copy was verified. A copy that
     replaced an object (``overwrote``), or that may have been replaced by another job's
-    (``recheck``), is checked once more first: another writer may have replaced
-    it in turn, and then the source is kept (``conflict``). Returns changed results by ``id``."""
+    (``recheck``, copies without a delete too), is checked once more first: another writer may
+    have replaced it in turn, and then the source is kept (``conflict``). Returns changed results
+    by ``id``."""
     out: dict[int, CoverResult] = {}
-    # a copy (no delete) that may have been replaced is checked too: its answer must not claim a target another job holds
-    rechecks = {id(r): pool.submit(_still_ours, cos, r) for r in results
-                if (r.delete_source and (r.overwrote or r.recheck)) or (r.recheck and r.outcome == "copied")}
+    # ``recheck`` is set only on a verified copy, with or without a delete: a copy's answer must not
+    # claim a target another job holds either
+    rechecks = {id(r): pool.submit(_still_ours, cos, r) for r in results if (r.delete_source and r.overwrote) or r.recheck}
     for r in results:
         if id(r) in rechecks:
             try:
